@@ -1,0 +1,30 @@
+"""Errors raised by the ARC training code. Every message names the bad value and, where there is one, the file."""
+
+from __future__ import annotations
+
+
+class ARCError(Exception):
+    """Base class of every ARC training error."""
+
+
+class ARCConfigError(ARCError, ValueError):
+    """A configuration value or file is invalid (unknown key, wrong type, out of range)."""
+
+
+class ARCShapeError(ARCError, ValueError):
+    """An input tensor or a resolution does not fit the network (e.g. not divisible by its downsampling factor)."""
+
+
+class PerceptualWeightsError(ARCError):
+    """The local VGG16 weights file is missing, unreadable or lacks a needed layer."""
+
+
+class StageError(ARCError):
+    """A training stage cannot run: unknown name, missing prerequisite checkpoint, or a corrupt checkpoint."""
+
+
+class VariantError(ARCError, KeyError):
+    """An unknown method (baseline or ablation) name."""
+
+    def __str__(self) -> str:  # KeyError would quote the message otherwise
+        return str(self.args[0]) if self.args else ""
