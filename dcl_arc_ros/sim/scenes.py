@@ -1,0 +1,345 @@
+"""Tabletop scenes: a table, a tray or the floor, with objects dropped and settled by physics.
+
+Each scene lives in its own DIRECT PyBullet client. Everything that is rendered is built from a :class:`TriMesh` this
+package owns (support boxes included), so the labels can use exactly the rendered geometry.
+
+Two families differ in content, not only in noise:
+
+* ``synthetic``: catalogue objects (random_urdfs "seen" classes and primitives) in vivid flat colours on a plain
+  support, white shadowless light from above.
+* ``real_like``: the same kind of objects with procedural textures and muted colours, plus distractor objects that
+  never occur in the synthetic family (duck, teddy, mug, ...), flat clutter (paper sheets, books, boards) on the
+  support, a textured back wall, and coloured light from a lower angle with shadows.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Literal
+
+import numpy as np
+import pybullet as pb
+
+from dcl_arc_ros.sim.errors import SceneError
+from dcl_arc_ros.sim.objects import (
+    CATALOGUE,
+    ObjectSpec,
+    TriMesh,
+    box_mesh,
+    distractor_names,
+    make_mesh,
+    novel_names,
+    seen_names,
+)
+from dcl_arc_ros.sim.render import (
+    TEXTURE_KINDS,
+    Lighting,
+    load_texture,
+    procedural_texture,
+    random_colour,
+    random_lighting,
+)
+
+Family = Literal["synthetic", "real_like"]
+Support = Literal["table", "tray", "floor"]
+FAMILIES: tuple[str, ...] = ("synthetic", "real_like")
+SUPPORTS: tuple[str, ...] = ("table", "tray", "floor")
+OBJECT_POOLS: tuple[str, ...] = ("seen", "novel", "all")
+
+_SETTLE_DT = 1.0 / 240.0
+_SETTLE_MAX_STEPS = 720
+_SETTLE_CHECK_EVERY = 40
+_SETTLE_SPEED = 0.01  # m/s and rad/s below which the scene counts as settled
+
+
+@dataclass(frozen=True)
+class SceneBody:
+    """A rendered body: a labelled object (``instance_id > 0``) or background (``instance_id == 0``)."""
+
+    body_id: int
+    instance_id: int
+    mesh: TriMesh
+    world_T_body: np.ndarray  # (4, 4), fixed once the scene has settled
+    spec: ObjectSpec | None = None  # None for background (support, clutter, walls)
+
+
+@dataclass(frozen=True)
+class SceneParams:
+    """What a scene may contain. Defaults give 3-8 objects on a random support."""
+
+    n_objects: tuple[int, int] = (3, 8)
+    supports: tuple[str, ...] = SUPPORTS
+    object_pool: str = "seen"
+    primitive_fraction: float = 0.3
+    n_distractors: tuple[int, int] = (2, 4)  # real_like only
+    n_clutter: tuple[int, int] = (2, 5)  # real_like only
+
+
+@dataclass
+class Scene:
+    """A settled scene in its own physics client. Close it (or use ``with``) to free the client."""
+
+    client: int
+    family: str
+    support: str
+    support_height: float  # world z of the surface the objects rest on
+    workspace_centre: np.ndarray  # (3,) world point the cameras look at
+    workspace_radius: float
+    lighting: Lighting
+    bodies: tuple[SceneBody, ...] = ()
+    _by_id: dict[int, SceneBody] = field(default_factory=dict, repr=False)
+
+    @property
+    def objects(self) -> tuple[SceneBody, ...]:
+        return tuple(b for b in self.bodies if b.instance_id > 0)
+
+    def body(self, body_id: int) -> SceneBody:
+        if not self._by_id:
+            self._by_id.update({b.body_id: b for b in self.bodies})
+        return self._by_id[body_id]
+
+    def close(self) -> None:
+        if self.client >= 0 and pb.isConnected(physicsClientId=self.client):
+            pb.disconnect(physicsClientId=self.client)
+        self.client = -1
+
+    def __enter__(self) -> Scene:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def _pose(position: Sequence[float], quaternion: Sequence[float]) -> np.ndarray:
+    t = np.eye(4)
+    t[:3, :3] = np.asarray(pb.getMatrixFromQuaternion(quaternion)).reshape(3, 3)
+    t[:3, 3] = position
+    return t
+
+
+def _random_quaternion(rng: np.random.Generator) -> list[float]:
+    q = rng.normal(size=4)
+    return (q / np.linalg.norm(q)).tolist()
+
+
+class _Builder:
+    """Creates bodies in one client and remembers what it made."""
+
+    def __init__(self, client: int, rng: np.random.Generator, real_like: bool) -> None:
+        self.client = client
+        self.rng = rng
+        self.real_like = real_like
+        self.static: list[SceneBody] = []
+        self.dynamic: list[tuple[int, TriMesh, ObjectSpec]] = []
+
+    def _visual(self, mesh: TriMesh) -> int:
+        return pb.createVisualShape(
+            pb.GEOM_MESH,
+            vertices=mesh.vertices.tolist(),
+            indices=mesh.faces.reshape(-1).tolist(),
+            uvs=mesh.uvs.tolist(),
+            normals=mesh.vertex_normals.tolist(),
+            physicsClientId=self.client,
+        )
+
+    def _appearance(self, body: int, *, textured_p: float, saturated: bool) -> None:
+        if self.rng.random() < textured_p:
+            kind = TEXTURE_KINDS[int(self.rng.integers(len(TEXTURE_KINDS)))]
+            tex = load_texture(self.client, procedural_texture(self.rng, kind))
+            pb.changeVisualShape(body, -1, textureUniqueId=tex, rgbaColor=[1, 1, 1, 1], physicsClientId=self.client)
+        else:
+            colour = random_colour(self.rng, saturated=saturated)
+            pb.changeVisualShape(body, -1, rgbaColor=list(colour), physicsClientId=self.client)
+
+    def static_box(
+        self,
+        half_extents: Sequence[float],
+        position: Sequence[float],
+        *,
+        textured_p: float,
+        yaw: float = 0.0,
+        pitch: float = 0.0,
+        roll: float = 0.0,
+    ) -> SceneBody:
+        mesh = box_mesh(np.asarray(half_extents, dtype=np.float64))
+        col = pb.createCollisionShape(pb.GEOM_BOX, halfExtents=list(half_extents), physicsClientId=self.client)
+        quat = pb.getQuaternionFromEuler([roll, pitch, yaw])
+        body = pb.createMultiBody(0.0, col, self._visual(mesh), list(position), quat, physicsClientId=self.client)
+        self._appearance(body, textured_p=textured_p, saturated=False)
+        sb = SceneBody(body, 0, mesh, _pose(position, quat))
+        self.static.append(sb)
+        return sb
+
+    def dynamic_object(self, spec: ObjectSpec, position: Sequence[float]) -> None:
+        mesh = make_mesh(spec, self.rng)
+        if spec.kind == "box":
+            col = pb.createCollisionShape(
+                pb.GEOM_BOX, halfExtents=(mesh.extents / 2).tolist(), physicsClientId=self.client
+            )
+        elif spec.kind == "sphere":
+            col = pb.createCollisionShape(
+                pb.GEOM_SPHERE, radius=float(mesh.extents[0] / 2), physicsClientId=self.client
+            )
+        elif spec.kind == "cylinder":
+            col = pb.createCollisionShape(
+                pb.GEOM_CYLINDER,
+                radius=float(mesh.extents[0] / 2),
+                height=float(mesh.extents[2]),
+                physicsClientId=self.client,
+            )
+        else:  # a file mesh: its convex hull
+            col = pb.createCollisionShape(pb.GEOM_MESH, vertices=mesh.vertices.tolist(), physicsClientId=self.client)
+        mass = float(np.clip(400.0 * np.prod(mesh.extents), 0.03, 0.6))  # ~ cardboard/plastic density
+        body = pb.createMultiBody(
+            mass, col, self._visual(mesh), list(position), _random_quaternion(self.rng), physicsClientId=self.client
+        )
+        pb.changeDynamics(
+            body,
+            -1,
+            lateralFriction=0.8,
+            rollingFriction=0.001,
+            spinningFriction=0.001,
+            linearDamping=0.1,
+            angularDamping=0.1,
+            physicsClientId=self.client,
+        )
+        self._appearance(body, textured_p=0.7 if self.real_like else 0.0, saturated=not self.real_like)
+        self.dynamic.append((body, mesh, spec))
+
+
+def _object_pool(pool: str) -> tuple[str, ...]:
+    if pool == "seen":
+        return seen_names()
+    if pool == "novel":
+        return novel_names()
+    if pool == "all":
+        return seen_names() + novel_names()
+    raise SceneError(f"unknown object pool {pool!r}; known: {', '.join(OBJECT_POOLS)}")
+
+
+def _draw_classes(rng: np.random.Generator, params: SceneParams, n: int) -> list[ObjectSpec]:
+    pool = _object_pool(params.object_pool)
+    meshes = [name for name in pool if CATALOGUE[name].kind == "mesh"]
+    primitives = [name for name in pool if CATALOGUE[name].kind != "mesh"]
+    names = []
+    for _ in range(n):
+        use_primitive = primitives and (not meshes or rng.random() < params.primitive_fraction)
+        choices = primitives if use_primitive else meshes
+        names.append(choices[int(rng.integers(len(choices)))])
+    return [CATALOGUE[name] for name in names]
+
+
+def _build_support(b: _Builder, support: str) -> tuple[float, float]:
+    """Floor plus the chosen support; returns (support top height, workspace radius)."""
+    rng = b.rng
+    texture_p = 0.9 if b.real_like else 0.0
+    b.static_box([2.0, 2.0, 0.01], [0.0, 0.0, -0.01], textured_p=texture_p)  # floor, top at z = 0
+    if support == "floor":
+        return 0.0, 0.2
+    if support == "tray":
+        hx, hy, wall_h, t = rng.uniform(0.17, 0.23), rng.uniform(0.13, 0.18), rng.uniform(0.04, 0.07), 0.006
+        b.static_box([hx, hy, t], [0.0, 0.0, t], textured_p=texture_p)
+        for sx in (-1, 1):
+            b.static_box([t, hy, wall_h / 2], [sx * (hx - t), 0.0, 2 * t + wall_h / 2], textured_p=texture_p)
+        for sy in (-1, 1):
+            b.static_box([hx - 2 * t, t, wall_h / 2], [0.0, sy * (hy - t), 2 * t + wall_h / 2], textured_p=texture_p)
+        return 2 * t, float(min(hx, hy)) - 0.03
+    if support == "table":
+        height, hx, hy, thick = rng.uniform(0.65, 0.8), rng.uniform(0.4, 0.6), rng.uniform(0.3, 0.4), 0.02
+        b.static_box([hx, hy, thick], [0.0, 0.0, height - thick], textured_p=texture_p)
+        for sx in (-1, 1):
+            for sy in (-1, 1):
+                leg_h = (height - 2 * thick) / 2
+                b.static_box([0.025, 0.025, leg_h], [sx * (hx - 0.05), sy * (hy - 0.05), leg_h], textured_p=0.0)
+        return float(height), 0.2
+    raise SceneError(f"unknown support {support!r}; known: {', '.join(SUPPORTS)}")
+
+
+def _add_clutter(b: _Builder, top: float, radius: float, n: int) -> None:
+    """Flat background clutter (paper sheets, books, boards) and a back wall, for the real-like family."""
+    rng = b.rng
+    for _ in range(n):
+        ang = rng.uniform(-np.pi, np.pi)
+        r = rng.uniform(0.6, 1.6) * radius
+        half = [rng.uniform(0.04, 0.11), rng.uniform(0.03, 0.08), rng.uniform(0.0008, 0.012)]
+        b.static_box(
+            half, [r * np.cos(ang), r * np.sin(ang), top + half[2]], textured_p=0.95, yaw=rng.uniform(0, np.pi)
+        )
+    if rng.random() < 0.7:
+        ang = rng.uniform(-np.pi, np.pi)
+        dist = rng.uniform(0.45, 0.7)
+        b.static_box([0.01, 0.9, 0.6], [dist * np.cos(ang), dist * np.sin(ang), top + 0.3], textured_p=1.0, yaw=ang)
+
+
+def _settle(client: int, bodies: Sequence[int]) -> None:
+    for step in range(1, _SETTLE_MAX_STEPS + 1):
+        pb.stepSimulation(physicsClientId=client)
+        if step % _SETTLE_CHECK_EVERY == 0 and step >= 2 * _SETTLE_CHECK_EVERY:
+            speeds = [np.abs(np.concatenate(pb.getBaseVelocity(b, physicsClientId=client))).max() for b in bodies]
+            if not speeds or max(speeds) < _SETTLE_SPEED:
+                return
+
+
+def build_scene(
+    seed: int,
+    family: str = "synthetic",
+    *,
+    params: SceneParams | None = None,
+    support: str | None = None,
+) -> Scene:
+    """Build and settle one scene; the same ``seed`` (and arguments) gives the same scene.
+
+    Objects that fall off the support are removed; instance ids are 1..M in a stable order.
+    """
+    if family not in FAMILIES:
+        raise SceneError(f"unknown scene family {family!r}; known: {', '.join(FAMILIES)}")
+    params = params or SceneParams()
+    rng = np.random.default_rng(np.random.SeedSequence([int(seed), 0x5CE7E]))
+    real_like = family == "real_like"
+    support = support or params.supports[int(rng.integers(len(params.supports)))]
+    if support not in SUPPORTS:
+        raise SceneError(f"unknown support {support!r}; known: {', '.join(SUPPORTS)}")
+
+    client = pb.connect(pb.DIRECT)
+    try:
+        pb.setGravity(0, 0, -9.81, physicsClientId=client)
+        pb.setTimeStep(_SETTLE_DT, physicsClientId=client)
+        b = _Builder(client, rng, real_like)
+        top, radius = _build_support(b, support)
+        n_obj = int(rng.integers(params.n_objects[0], params.n_objects[1] + 1))
+        specs = _draw_classes(rng, params, n_obj)
+        if real_like:
+            n_dis = int(rng.integers(params.n_distractors[0], params.n_distractors[1] + 1))
+            names = distractor_names()
+            specs += [CATALOGUE[names[int(rng.integers(len(names)))]] for _ in range(n_dis)]
+            _add_clutter(b, top, radius, int(rng.integers(params.n_clutter[0], params.n_clutter[1] + 1)))
+        order = rng.permutation(len(specs))
+        for k, i in enumerate(order):
+            r, ang = radius * 0.8 * np.sqrt(rng.random()), rng.uniform(-np.pi, np.pi)
+            b.dynamic_object(specs[i], [r * np.cos(ang), r * np.sin(ang), top + 0.08 + 0.07 * k])
+        _settle(client, [d[0] for d in b.dynamic])
+
+        kept: list[SceneBody] = []
+        for body, mesh, spec in b.dynamic:
+            pos, quat = pb.getBasePositionAndOrientation(body, physicsClientId=client)
+            on_support = pos[2] > top - 0.01 and np.hypot(pos[0], pos[1]) < 1.5 * radius + 0.05
+            if not on_support:
+                pb.removeBody(body, physicsClientId=client)
+                continue
+            kept.append(SceneBody(body, len(kept) + 1, mesh, _pose(pos, quat), spec))
+        if not kept:
+            raise SceneError(f"scene seed={seed} family={family!r} support={support!r}: every object fell off")
+        return Scene(
+            client=client,
+            family=family,
+            support=support,
+            support_height=float(top),
+            workspace_centre=np.array([0.0, 0.0, top]),
+            workspace_radius=float(radius),
+            lighting=random_lighting(rng, real_like=real_like),
+            bodies=tuple(b.static) + tuple(kept),
+        )
+    except BaseException:
+        pb.disconnect(physicsClientId=client)
+        raise
