@@ -1,0 +1,152 @@
+"""Pose maths: 6D rotation round trip, geodesic error, allocentric rotation, crops, translation, the pipeline."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+
+import numpy as np
+import pytest
+
+from dcl_arc_ros.core.camera import Intrinsics
+from dcl_arc_ros.core.errors import PipelineError
+from dcl_arc_ros.core.pose_pipeline import (
+    PoseCropParams,
+    PosePipeline,
+    allocentric_to_egocentric,
+    egocentric_to_allocentric,
+    geodesic_distance,
+    prepare_pose_input,
+    ray_rotation,
+    rotation_from_6d,
+    rotation_to_6d,
+    rotation_to_quaternion,
+    translation_from_depth,
+)
+from dcl_arc_ros.core.proposals import ObjectCrop
+from dcl_arc_ros.core.sidecar import ModelSidecar, TensorSpec
+
+
+def _random_rotations(n: int, seed: int = 0) -> np.ndarray:
+    q = np.random.default_rng(seed).normal(size=(n, 4))
+    q /= np.linalg.norm(q, axis=1, keepdims=True)
+    x, y, z, w = q.T
+    return np.stack(
+        [
+            np.stack([1 - 2 * (y * y + z * z), 2 * (x * y - z * w), 2 * (x * z + y * w)], -1),
+            np.stack([2 * (x * y + z * w), 1 - 2 * (x * x + z * z), 2 * (y * z - x * w)], -1),
+            np.stack([2 * (x * z - y * w), 2 * (y * z + x * w), 1 - 2 * (x * x + y * y)], -1),
+        ],
+        axis=1,
+    )
+
+
+def _rot_z(a: float) -> np.ndarray:
+    c, s = math.cos(a), math.sin(a)
+    return np.array([[c, -s, 0.0], [s, c, 0.0], [0.0, 0.0, 1.0]])
+
+
+def test_6d_round_trip() -> None:
+    r = _random_rotations(50)
+    np.testing.assert_allclose(rotation_from_6d(rotation_to_6d(r)), r, atol=1e-12)
+
+
+def test_6d_decodes_any_vector_to_a_rotation() -> None:
+    x = np.random.default_rng(3).normal(size=(100, 6)) * 5
+    r = rotation_from_6d(x)
+    np.testing.assert_allclose(r @ np.swapaxes(r, 1, 2), np.broadcast_to(np.eye(3), r.shape), atol=1e-10)
+    np.testing.assert_allclose(np.linalg.det(r), 1.0, atol=1e-10)
+    # The first column keeps the direction of the first vector.
+    np.testing.assert_allclose(r[:, :, 0], x[:, :3] / np.linalg.norm(x[:, :3], axis=1, keepdims=True), atol=1e-12)
+    # Scaling the two vectors or adding the first to the second does not change the rotation.
+    y = np.concatenate([2 * x[:, :3], 0.5 * x[:, 3:] + x[:, :3]], axis=1)
+    np.testing.assert_allclose(rotation_from_6d(y), r, atol=1e-9)
+
+
+def test_geodesic_distance() -> None:
+    r = _random_rotations(20, seed=1)
+    np.testing.assert_allclose(geodesic_distance(r, r), 0.0, atol=1e-6)
+    for angle in (0.1, 1.0, 2.5, math.pi):
+        assert float(geodesic_distance(np.eye(3), _rot_z(angle))) == pytest.approx(angle, abs=1e-6)
+    # Left-multiplying both by the same rotation keeps the distance.
+    a, b = r[:10], r[10:]
+    g = _random_rotations(1, seed=9)[0]
+    np.testing.assert_allclose(geodesic_distance(g @ a, g @ b), geodesic_distance(a, b), atol=1e-9)
+
+
+def test_ray_rotation_and_allocentric_round_trip() -> None:
+    rays = np.array([[0.0, 0.0, 1.0], [0.3, -0.2, 1.0], [-0.5, 0.4, 0.8]])
+    rr = ray_rotation(rays)
+    np.testing.assert_allclose(rr @ np.array([0.0, 0.0, 1.0]), rays / np.linalg.norm(rays, axis=1, keepdims=True),
+                               atol=1e-12)
+    np.testing.assert_allclose(rr[0], np.eye(3), atol=1e-12)
+    r = _random_rotations(3, seed=4)
+    np.testing.assert_allclose(egocentric_to_allocentric(allocentric_to_egocentric(r, rays), rays), r, atol=1e-12)
+
+
+def test_quaternion_of_rotation() -> None:
+    q = rotation_to_quaternion(_rot_z(1.0))
+    np.testing.assert_allclose(q, [0.0, 0.0, math.sin(0.5), math.cos(0.5)], atol=1e-12)
+
+
+def _crop_of_box(depth_value: float = 0.6) -> ObjectCrop:
+    mask = np.zeros((20, 40), bool)
+    mask[2:18, 5:35] = True
+    depth = np.where(mask, np.float32(depth_value), np.float32(np.nan)).astype(np.float32)
+    depth[10, 10] = depth_value + 0.03  # a bump: inside the normalised range
+    return ObjectCrop(label=1, box=(100, 50, 140, 70), mask=mask, depth=depth, pixels=int(mask.sum()), extent_m=0.1,
+                      centroid_m=np.zeros(3))
+
+
+def test_prepare_pose_input_is_object_centric() -> None:
+    params = PoseCropParams(crop_size=32, margin=0.2, depth_scale_m=0.15)
+    prepared = prepare_pose_input(_crop_of_box(), params)
+    assert prepared is not None
+    assert prepared.image.shape == (1, 32, 32) and prepared.image.dtype == np.float32
+    assert prepared.depth_m == pytest.approx(0.6)
+    assert prepared.centre_uv == pytest.approx((100 + 19.5, 50 + 9.5))
+    x0, y0, side = prepared.window
+    assert side == 48 and x0 == 120 - 24 and y0 == 60 - 24
+    img = prepared.image[0]
+    assert img[0, 0] == pytest.approx(params.background)  # the border is background
+    assert abs(float(img[16, 16])) < 1e-6  # the object's centre sits at its median depth -> 0
+    assert img.max() <= 1.0 and img.min() >= -1.0
+
+
+def test_translation_from_depth() -> None:
+    k = Intrinsics(fx=500.0, fy=400.0, cx=320.0, cy=240.0, width=640, height=480)
+    t = translation_from_depth((420.0, 140.0), 0.8, k, depth_offset_m=0.02)
+    np.testing.assert_allclose(t, [100 * 0.82 / 500, -100 * 0.82 / 400, 0.82])
+
+
+class _FakePoseModel:
+    """Returns fixed logits and the 6D form of a fixed allocentric rotation."""
+
+    def __init__(self, r_allo: np.ndarray, size: int = 32) -> None:
+        self.sidecar = ModelSidecar(
+            name="fake_pose", task="pose", model_version="0",
+            inputs=(TensorSpec("depth", (1, 1, size, size), "float32", "depth_crop"),),
+            outputs=(TensorSpec("logits", (1, 3), "float32", "class_logits"),
+                     TensorSpec("rot", (1, 6), "float32", "rotation_6d")),
+            deploy_resolution=(size, size), normalisation={}, training_config_sha256="0" * 64,
+        )
+        self.rot6d = rotation_to_6d(r_allo)
+        self.seen: list[np.ndarray] = []
+
+    def run(self, inputs: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+        self.seen.append(np.asarray(inputs["depth"]))
+        return {"logits": np.array([[0.1, 3.0, -1.0]], np.float32), "rot": self.rot6d[None].astype(np.float32)}
+
+
+def test_pose_pipeline_on_crops() -> None:
+    k = Intrinsics(fx=500.0, fy=500.0, cx=100.0, cy=60.0, width=200, height=120)
+    r_allo = _rot_z(0.4)
+    model = _FakePoseModel(r_allo)
+    (pose,) = PosePipeline(model).poses_for_crops([_crop_of_box()], k)
+    assert model.seen[0].shape == (1, 1, 32, 32)
+    assert pose.class_id == 1
+    assert pose.confidence == pytest.approx(math.exp(3.0) / (math.exp(0.1) + math.exp(3.0) + math.exp(-1.0)))
+    np.testing.assert_allclose(pose.translation, k.deproject(119.5, 59.5, 0.6), atol=1e-9)
+    np.testing.assert_allclose(egocentric_to_allocentric(pose.rotation, pose.translation), r_allo, atol=1e-9)
+    with pytest.raises(PipelineError):
+        PosePipeline(model, crop=PoseCropParams(crop_size=64))
