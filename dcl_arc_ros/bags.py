@@ -34,6 +34,7 @@ from rosbags.typesys.store import Typestore
 
 from dcl_arc_ros.core.camera import Intrinsics
 from dcl_arc_ros.core.errors import CoreError
+from dcl_arc_ros.core.grasps import robust_depth_at
 from dcl_arc_ros.core.image_codec import (
     ImageFields,
     array_to_image,
@@ -191,17 +192,7 @@ def grasp_poses_from_rects(rects: np.ndarray, depth_m: np.ndarray, intrinsics: I
     poses = np.tile(np.eye(4), (n, 1, 1))
     if n == 0:
         return poses
-    height, width = depth_m.shape
-    u = np.clip(np.rint(rects[:, 0]).astype(np.int64), 0, width - 1)
-    v = np.clip(np.rint(rects[:, 1]).astype(np.int64), 0, height - 1)
-    padded = np.pad(depth_m.astype(np.float64), 2, constant_values=np.nan)
-    offsets = np.arange(5)
-    windows = padded[v[:, None, None] + offsets[None, :, None], u[:, None, None] + offsets[None, None, :]]
-    windows = windows.reshape(n, -1)
-    counts = np.sum(np.isfinite(windows), axis=1)
-    z = np.full(n, np.nan)
-    if np.any(counts > 0):
-        z[counts > 0] = np.nanmedian(windows[counts > 0], axis=1)
+    z = robust_depth_at(depth_m, rects[:, 0], rects[:, 1], half_window=2)
     poses[:, :3, 3] = intrinsics.deproject(rects[:, 0], rects[:, 1], z)
     cos_a, sin_a = np.cos(rects[:, 2]), np.sin(rects[:, 2])
     poses[:, 0, 0], poses[:, 0, 1] = cos_a, -sin_a
@@ -522,8 +513,9 @@ class FrameRecord:
     source: str = ""  # where it came from (bag path, file name), for error messages
 
 
-def open_bag(path: str | Path) -> Reader:
-    """An opened rosbags Reader; use as a context manager. Raises BagError naming the path."""
+@contextlib.contextmanager
+def open_bag(path: str | Path) -> Iterator[Reader]:
+    """An opened rosbags Reader, closed on exit. Raises BagError naming the path."""
     bag = Path(path)
     if not (bag / "metadata.yaml").is_file():
         raise BagError(f"{bag} is not a rosbag2 directory (no metadata.yaml)")
@@ -532,7 +524,10 @@ def open_bag(path: str | Path) -> Reader:
         reader.open()
     except ReaderError as exc:
         raise BagError(f"cannot open bag {bag}: {exc}") from exc
-    return reader
+    try:
+        yield reader
+    finally:
+        reader.close()
 
 
 def _image_fields(msg: Any) -> ImageFields:
