@@ -1,0 +1,198 @@
+"""``sensor_msgs/Image`` fields <-> numpy arrays, with REP 118 depth units.
+
+No ROS types are needed: :class:`ImageFields` carries the fields of a ``sensor_msgs/Image`` (the ROS layer copies
+them from and to the real message). Decoding honours the row ``step`` (padded rows) and ``is_bigendian`` through
+numpy strides and byte-order-aware dtypes, so no Python code ever runs per pixel.
+
+Depth conventions (REP 118):
+
+* ``32FC1``: metres, NaN = no reading. Non-finite or non-positive values are read as NaN.
+* ``16UC1`` / ``mono16``: millimetres, 0 = no reading.
+
+Every decoded array is a fresh, C-contiguous, native-endian array: it never aliases the message buffer, which the
+middleware may reuse.
+"""
+
+from __future__ import annotations
+
+import array
+from dataclasses import dataclass
+from typing import Final
+
+import numpy as np
+
+from dcl_arc_ros.core.errors import EncodingError
+
+#: Millimetres per metre, for the 16-bit depth encodings.
+_MM_PER_M: Final = 1000.0
+_UINT16_MAX: Final = int(np.iinfo(np.uint16).max)
+
+
+@dataclass(frozen=True)
+class _Layout:
+    """How one encoding lays out a pixel: the channel dtype and the number of channels."""
+
+    dtype: np.dtype
+    channels: int
+
+    @property
+    def bytes_per_pixel(self) -> int:
+        return self.dtype.itemsize * self.channels
+
+
+_LAYOUTS: Final[dict[str, _Layout]] = {
+    "32FC1": _Layout(np.dtype(np.float32), 1),
+    "16UC1": _Layout(np.dtype(np.uint16), 1),
+    "mono8": _Layout(np.dtype(np.uint8), 1),
+    "mono16": _Layout(np.dtype(np.uint16), 1),
+    "rgb8": _Layout(np.dtype(np.uint8), 3),
+    "bgr8": _Layout(np.dtype(np.uint8), 3),
+    "rgba8": _Layout(np.dtype(np.uint8), 4),
+    "bgra8": _Layout(np.dtype(np.uint8), 4),
+}
+
+SUPPORTED_ENCODINGS: Final[tuple[str, ...]] = tuple(_LAYOUTS)
+DEPTH_ENCODINGS: Final[tuple[str, ...]] = ("32FC1", "16UC1", "mono16")
+COLOUR_ENCODINGS: Final[tuple[str, ...]] = ("rgb8", "bgr8", "rgba8", "bgra8", "mono8")
+
+
+@dataclass(frozen=True)
+class ImageFields:
+    """The fields of ``sensor_msgs/Image`` without rclpy.
+
+    ``data`` may be any object exposing the buffer protocol as bytes (``bytes``, ``bytearray``, ``memoryview`` or
+    the ``array.array('B')`` rclpy uses for ``uint8[]``).
+    """
+
+    height: int
+    width: int
+    encoding: str
+    is_bigendian: bool
+    step: int
+    data: bytes | bytearray | memoryview | array.array
+
+
+def _layout_for(encoding: str, allowed: tuple[str, ...] = SUPPORTED_ENCODINGS) -> _Layout:
+    if encoding not in allowed:
+        raise EncodingError(f"unsupported image encoding {encoding!r}; expected one of {', '.join(allowed)}")
+    return _LAYOUTS[encoding]
+
+
+def _strided_view(img: ImageFields, layout: _Layout) -> np.ndarray:
+    """A zero-copy (H, W, C) view of ``img.data`` with the message's byte order and row step."""
+    height, width, step = int(img.height), int(img.width), int(img.step)
+    sizes = f"height={height} width={width} step={step}"
+    if height <= 0 or width <= 0:
+        raise EncodingError(f"empty {img.encoding} image ({sizes})")
+    row_bytes = width * layout.bytes_per_pixel
+    if step < row_bytes:
+        raise EncodingError(
+            f"{img.encoding} image step {step} is smaller than width * bytes per pixel = {width} * "
+            f"{layout.bytes_per_pixel} = {row_bytes} ({sizes})"
+        )
+    try:
+        raw = np.frombuffer(img.data, dtype=np.uint8)
+    except (TypeError, ValueError) as exc:
+        raise EncodingError(f"{img.encoding} image data is not a contiguous byte buffer ({sizes}): {exc}") from exc
+    if raw.size != step * height:
+        raise EncodingError(
+            f"{img.encoding} image data has {raw.size} bytes but step * height = {step} * {height} = {step * height}"
+            f" ({sizes})"
+        )
+    dtype = layout.dtype.newbyteorder(">" if img.is_bigendian else "<")
+    return np.ndarray(
+        shape=(height, width, layout.channels),
+        dtype=dtype,
+        buffer=raw,
+        offset=0,
+        strides=(step, layout.bytes_per_pixel, layout.dtype.itemsize),
+    )
+
+
+def image_to_array(img: ImageFields) -> np.ndarray:
+    """Decode an image into a native-endian array: (H, W) for one channel, (H, W, C) otherwise."""
+    layout = _layout_for(img.encoding)
+    view = _strided_view(img, layout)
+    arr = np.array(view, dtype=layout.dtype.newbyteorder("="), order="C", copy=True)
+    return arr[:, :, 0] if layout.channels == 1 else arr
+
+
+def array_to_image(arr: np.ndarray, encoding: str) -> ImageFields:
+    """Encode an array as a little-endian image with unpadded rows (``step = width * bytes per pixel``).
+
+    Float arrays convert to ``32FC1`` by ``same_kind`` casting (e.g. float64 -> float32). Integer arrays must cast
+    safely to the encoding's channel type (uint8 -> uint16 is fine, int32 -> uint16 is not).
+    """
+    layout = _layout_for(encoding)
+    arr = np.asarray(arr)
+    expected = "(H, W)" if layout.channels == 1 else f"(H, W, {layout.channels})"
+    if layout.channels == 1 and arr.ndim == 3 and arr.shape[2] == 1:
+        arr = arr[:, :, 0]
+    shape_ok = arr.ndim == 2 if layout.channels == 1 else arr.ndim == 3 and arr.shape[2] == layout.channels
+    if not shape_ok:
+        raise EncodingError(f"cannot encode an array of shape {arr.shape} as {encoding}: expected {expected}")
+    if arr.shape[0] == 0 or arr.shape[1] == 0:
+        raise EncodingError(f"cannot encode an empty array of shape {arr.shape} as {encoding}")
+    casting = "same_kind" if layout.dtype.kind == "f" else "safe"
+    if not np.can_cast(arr.dtype, layout.dtype, casting=casting):
+        raise EncodingError(f"cannot encode a {arr.dtype} array as {encoding} (channel type {layout.dtype})")
+    little = np.ascontiguousarray(arr, dtype=layout.dtype.newbyteorder("<"))
+    height, width = int(arr.shape[0]), int(arr.shape[1])
+    return ImageFields(
+        height=height,
+        width=width,
+        encoding=encoding,
+        is_bigendian=False,
+        step=width * layout.bytes_per_pixel,
+        data=little.tobytes(),
+    )
+
+
+def depth_from_image(img: ImageFields) -> np.ndarray:
+    """Decode a depth image into float32 metres (H, W) with NaN where there is no reading (REP 118)."""
+    layout = _layout_for(img.encoding, DEPTH_ENCODINGS)
+    view = _strided_view(img, layout)[:, :, 0]
+    depth = np.empty(view.shape, dtype=np.float32)
+    if layout.dtype == np.float32:
+        np.copyto(depth, view, casting="equiv")
+        # NaN > 0 is False, so this one comparison catches NaN, -inf and <= 0; +inf is caught by the second.
+        invalid = ~(depth > 0.0)
+        invalid |= np.isinf(depth)
+    else:
+        np.multiply(view, np.float32(1.0 / _MM_PER_M), out=depth, casting="unsafe")
+        invalid = view == 0
+    depth[invalid] = np.nan
+    return depth
+
+
+def depth_to_image(depth_m: np.ndarray, encoding: str = "32FC1") -> ImageFields:
+    """Encode float metres as ``32FC1`` (metres, NaN kept) or ``16UC1`` (rounded millimetres, 0 = no reading).
+
+    For ``16UC1``, NaN, infinities, non-positive depths and depths beyond 65.535 m become 0 (no reading): a value
+    that cannot be represented is reported as missing rather than saturated.
+    """
+    _layout_for(encoding, ("32FC1", "16UC1"))
+    depth = np.asarray(depth_m)
+    if depth.ndim != 2:
+        raise EncodingError(f"depth must be a 2-D (H, W) array to encode as {encoding}, got shape {depth.shape}")
+    if depth.dtype.kind != "f":
+        raise EncodingError(f"depth must be a float array in metres to encode as {encoding}, got {depth.dtype}")
+    if encoding == "32FC1":
+        return array_to_image(depth, "32FC1")
+    mm = np.multiply(depth, _MM_PER_M, dtype=np.float64)
+    np.rint(mm, out=mm)
+    representable = (mm > 0.0) & (mm <= _UINT16_MAX)  # False for NaN
+    out = np.zeros(depth.shape, dtype=np.uint16)
+    np.copyto(out, mm, casting="unsafe", where=representable)
+    return array_to_image(out, "16UC1")
+
+
+def rgb_from_image(img: ImageFields) -> np.ndarray:
+    """Decode a colour or mono8 image into uint8 RGB (H, W, 3)."""
+    layout = _layout_for(img.encoding, COLOUR_ENCODINGS)
+    view = _strided_view(img, layout)
+    if img.encoding == "mono8":
+        return np.array(np.broadcast_to(view, (*view.shape[:2], 3)), order="C", copy=True)
+    if img.encoding in ("bgr8", "bgra8"):
+        return np.array(view[:, :, 2::-1], order="C", copy=True)
+    return np.array(view[:, :, :3], order="C", copy=True)

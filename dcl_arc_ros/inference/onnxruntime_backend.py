@@ -1,0 +1,150 @@
+"""ONNX Runtime backend: CPU, CUDA or TensorRT execution providers, chosen by ``device``.
+
+When a requested GPU provider is not available, the session falls back along the device's provider chain and a
+LOUD warning names the provider that was asked for and the one actually used (``model.provider``). Fallback is
+never silent.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, Final
+
+import numpy as np
+
+from dcl_arc_ros.core.sidecar import ModelSidecar
+from dcl_arc_ros.inference.errors import InferenceRunError, ModelLoadError
+from dcl_arc_ros.inference.signature import TensorSignature, check_signature, prepare_inputs
+
+_LOG = logging.getLogger(__name__)
+
+#: ``device`` -> execution providers in order of preference (the first is the one asked for).
+DEVICE_PROVIDERS: Final[dict[str, tuple[str, ...]]] = {
+    "cpu": ("CPUExecutionProvider",),
+    "cuda": ("CUDAExecutionProvider", "CPUExecutionProvider"),
+    "tensorrt": ("TensorrtExecutionProvider", "CUDAExecutionProvider", "CPUExecutionProvider"),
+}
+
+#: ONNX tensor element types as ONNX Runtime names them -> numpy dtype names used in sidecars.
+_ORT_DTYPES: Final[dict[str, str]] = {
+    "tensor(float)": "float32",
+    "tensor(float16)": "float16",
+    "tensor(double)": "float64",
+    "tensor(int8)": "int8",
+    "tensor(uint8)": "uint8",
+    "tensor(int16)": "int16",
+    "tensor(uint16)": "uint16",
+    "tensor(int32)": "int32",
+    "tensor(int64)": "int64",
+    "tensor(bool)": "bool",
+}
+
+
+def choose_providers(device: str, available: tuple[str, ...] | list[str]) -> tuple[str, ...]:
+    """The providers to request for ``device``, keeping only those this ONNX Runtime build has.
+
+    Logs a loud warning when the preferred provider is missing. Raises :class:`ValueError` for an unknown device.
+    """
+    chain = DEVICE_PROVIDERS.get(device)
+    if chain is None:
+        known = list(DEVICE_PROVIDERS)
+        raise ValueError(f"unknown device {device!r} for the onnxruntime backend; expected one of {known}")
+    chosen = tuple(p for p in chain if p in available)
+    if not chosen:  # CPUExecutionProvider is always compiled in, but do not rely on it
+        chosen = tuple(available)
+    if chosen[0] != chain[0]:
+        _warn_fallback(device, chain[0], chosen[0], f"this onnxruntime build only has {list(available)}")
+    return chosen
+
+
+def _warn_fallback(device: str, requested: str, used: str, why: str) -> None:
+    _LOG.warning(
+        "!!! onnxruntime device=%r asked for %s but it is NOT available (%s): running on %s instead. "
+        "Expect much slower inference. Install onnxruntime-gpu with matching CUDA/TensorRT libraries to use the GPU.",
+        device, requested, why, used,
+    )
+
+
+def _signature(args: list[Any]) -> list[TensorSignature]:
+    sigs = []
+    for arg in args:
+        shape = tuple(d if isinstance(d, int) and d > 0 else -1 for d in (arg.shape or ()))
+        sigs.append(TensorSignature(name=arg.name, shape=shape, dtype=_ORT_DTYPES.get(arg.type, arg.type)))
+    return sigs
+
+
+class OnnxRuntimeModel:
+    """A model running in one ``onnxruntime.InferenceSession``."""
+
+    def __init__(self, path: Path, sidecar: ModelSidecar, session: Any) -> None:
+        self.path = path
+        self.sidecar = sidecar
+        self._session = session
+        self.provider: str = session.get_providers()[0]
+        self._output_names = [spec.name for spec in sidecar.outputs]
+
+    def run(self, inputs: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+        feed = prepare_inputs(inputs, self.sidecar.inputs, self.path)
+        try:
+            results = self._session.run(self._output_names, feed)
+        except Exception as exc:  # onnxruntime raises its own (non-exported) exception types
+            raise InferenceRunError(f"{self.path}: onnxruntime failed: {exc}") from exc
+        return dict(zip(self._output_names, results, strict=True))
+
+    def __repr__(self) -> str:
+        return f"OnnxRuntimeModel({str(self.path)!r}, provider={self.provider!r})"
+
+
+def load_onnxruntime_model(
+    model_path: Path,
+    sidecar: ModelSidecar,
+    *,
+    device: str = "cpu",
+    intra_op_num_threads: int | None = None,
+    inter_op_num_threads: int | None = None,
+    trt_fp16: bool = True,
+    trt_engine_cache_dir: str | Path | None = None,
+) -> OnnxRuntimeModel:
+    """Open an ONNX file in ONNX Runtime and check it against its sidecar.
+
+    ``device``: ``"cpu"``, ``"cuda"`` or ``"tensorrt"`` (see :data:`DEVICE_PROVIDERS`). ``intra_op_num_threads`` /
+    ``inter_op_num_threads``: ONNX Runtime thread pools (``None`` = its default). ``trt_fp16`` and
+    ``trt_engine_cache_dir`` configure the TensorRT execution provider (the cache dir defaults to the engine cache
+    of :mod:`dcl_arc_ros.inference.engine_cache`).
+    """
+    import onnxruntime as ort
+
+    try:
+        providers = choose_providers(device, ort.get_available_providers())
+    except ValueError as exc:
+        raise ModelLoadError(f"{model_path}: {exc}") from exc
+    options = ort.SessionOptions()
+    if intra_op_num_threads is not None:
+        options.intra_op_num_threads = int(intra_op_num_threads)
+    if inter_op_num_threads is not None:
+        options.inter_op_num_threads = int(inter_op_num_threads)
+    provider_args: list[Any] = []
+    for provider in providers:
+        if provider == "TensorrtExecutionProvider":
+            from dcl_arc_ros.inference.engine_cache import default_cache_dir
+
+            cache_dir = Path(trt_engine_cache_dir) if trt_engine_cache_dir is not None else default_cache_dir()
+            cache_dir.mkdir(parents=True, exist_ok=True)
+            provider_args.append((provider, {
+                "trt_fp16_enable": bool(trt_fp16),
+                "trt_engine_cache_enable": True,
+                "trt_engine_cache_path": str(cache_dir),
+            }))
+        else:
+            provider_args.append(provider)
+    try:
+        session = ort.InferenceSession(str(model_path), sess_options=options, providers=provider_args)
+    except Exception as exc:  # InvalidProtobuf, Fail, NoSuchFile, ... are not importable types
+        raise ModelLoadError(f"{model_path}: onnxruntime cannot load the model: {exc}") from exc
+    used = session.get_providers()[0]
+    if used != providers[0]:
+        _warn_fallback(device, providers[0], used, "its libraries failed to load or it rejected this model")
+    check_signature(sidecar, _signature(session.get_inputs()), _signature(session.get_outputs()), model_path)
+    return OnnxRuntimeModel(model_path, sidecar, session)
