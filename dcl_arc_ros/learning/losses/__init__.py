@@ -1,0 +1,1 @@
+"""Losses: differential NCE (DCL), PatchNCE (CUT), GAN objectives, masked depth losses."""

@@ -1,0 +1,1 @@
+"""Networks; each module owns its config dataclass and PRESETS, indexed by :mod:`dcl_arc_ros.learning.registry`."""

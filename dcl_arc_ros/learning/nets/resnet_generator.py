@@ -1,0 +1,229 @@
+"""CUT-style ResNet generator for depth-to-depth synthesis: encoder phi, decoder psi, optional RGB encoder theta.
+
+Tensors are in the normalised depth space of :class:`~dcl_arc_ros.learning.config.DepthRange` ([-1, 1]; 0 m -> -1).
+
+The output head can make holes. Real sensors return "no reading" pixels, so a synthesizer must be able to output
+them as well as noise. The last convolution therefore gives two channels per output:
+
+* a depth channel ``z`` -> ``tanh`` (or, with ``residual``, ``clamp(input + tanh(z))``),
+* a hole logit ``h`` -> ``p = sigmoid(h)``, the probability that the sensor returns nothing there.
+
+In ``hole_head="straight_through"`` (the default) they are combined as ``keep * depth + (1 - keep) * hole_value``,
+with ``keep = 1[p < 0.5]`` in the forward pass and the gradient of ``1 - p`` in the backward pass. The output
+therefore has exactly ``hole_value`` (0 m) in its holes during training as well as at deployment. The discriminator
+never sees "half holes" that real data cannot contain, and the hole logit still gets gradients from every loss.
+``"soft"`` uses ``1 - p`` directly (smooth, but holes are only approximately 0 m). ``"none"`` has no hole channel.
+The hole logit's bias starts at ``hole_bias_init`` (negative: few holes at first), so early outputs are dense.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Literal
+
+import numpy as np
+import torch
+from torch import nn
+
+from dcl_arc_ros.learning.errors import ConfigError
+from dcl_arc_ros.learning.nets.blocks import BlurDownsample, BlurUpsample, NormKind, ResnetBlock, make_norm
+
+HoleHead = Literal["straight_through", "soft", "none"]
+
+__all__ = ["PRESETS", "GeneratorOutput", "HoleHead", "ResnetGenerator", "ResnetGeneratorConfig"]
+
+
+@dataclass(frozen=True)
+class ResnetGeneratorConfig:
+    """Architecture of :class:`ResnetGenerator`. ``rgb_channels > 0`` enables the RGB encoder theta."""
+
+    in_channels: int = 1
+    out_channels: int = 1
+    ngf: int = 32
+    n_blocks: int = 5
+    n_downsampling: int = 2
+    norm: NormKind = "batch"
+    anti_alias: bool = True
+    rgb_channels: int = 0
+    rgb_blocks: int = 2
+    hole_head: HoleHead = "straight_through"
+    hole_value: float = -1.0
+    hole_bias_init: float = -3.0
+    residual: bool = False
+    n_feature_layers: int = 5
+
+    def __post_init__(self) -> None:
+        for name in ("in_channels", "out_channels", "ngf"):
+            if getattr(self, name) < 1:
+                raise ConfigError(f"ResnetGeneratorConfig.{name} must be >= 1, got {getattr(self, name)}")
+        if self.n_blocks < 0 or self.n_downsampling < 0 or self.rgb_blocks < 0 or self.rgb_channels < 0:
+            raise ConfigError(
+                f"ResnetGeneratorConfig counts must be >= 0, got n_blocks={self.n_blocks} "
+                f"n_downsampling={self.n_downsampling} rgb_channels={self.rgb_channels} rgb_blocks={self.rgb_blocks}"
+            )
+        if self.residual and self.in_channels != self.out_channels:
+            raise ConfigError(
+                f"residual output needs in_channels == out_channels, got {self.in_channels} and {self.out_channels}"
+            )
+
+
+PRESETS: dict[str, ResnetGeneratorConfig] = {
+    # The DCL official defaults: resnet_5blocks, ngf 32, BatchNorm, anti-aliased resampling.
+    "default": ResnetGeneratorConfig(),
+    "tiny": ResnetGeneratorConfig(ngf=8, n_blocks=2, norm="instance"),
+    "rgb": ResnetGeneratorConfig(rgb_channels=3),
+    "tiny_rgb": ResnetGeneratorConfig(ngf=8, n_blocks=2, norm="instance", rgb_channels=3, rgb_blocks=1),
+    # The CUT paper's image generator (9 blocks, ngf 64, instance norm).
+    "cut9": ResnetGeneratorConfig(ngf=64, n_blocks=9, norm="instance"),
+}
+
+
+@dataclass
+class GeneratorOutput:
+    """The parts of one generator pass, all (B, C, H, W) in normalised units."""
+
+    output: torch.Tensor  # depth with holes = hole_value: what forward() returns
+    depth: torch.Tensor  # the depth channel before holes are cut in
+    hole_logit: torch.Tensor | None  # None when hole_head == "none"
+
+
+def _encoder_layers(in_ch: int, cfg: ResnetGeneratorConfig, n_blocks: int) -> tuple[list[nn.Module], int]:
+    bias = cfg.norm != "batch"
+    layers: list[nn.Module] = [
+        nn.ReflectionPad2d(3),
+        nn.Conv2d(in_ch, cfg.ngf, 7, bias=bias),
+        make_norm(cfg.norm, cfg.ngf),
+        nn.ReLU(inplace=True),
+    ]
+    ch = cfg.ngf
+    for _ in range(cfg.n_downsampling):
+        out = ch * 2
+        if cfg.anti_alias:
+            layers += [
+                nn.Conv2d(ch, out, 3, padding=1, bias=bias),
+                make_norm(cfg.norm, out),
+                nn.ReLU(inplace=True),
+                BlurDownsample(out),
+            ]
+        else:
+            layers += [nn.Conv2d(ch, out, 3, stride=2, padding=1, bias=bias), make_norm(cfg.norm, out), nn.ReLU(True)]
+        ch = out
+    layers += [ResnetBlock(ch, cfg.norm) for _ in range(n_blocks)]
+    return layers, ch
+
+
+class ResnetGenerator(nn.Module):
+    """psi(phi(d) [+ theta(rgb)]) with a depth + hole-logit head. See the module docstring for the hole design."""
+
+    def __init__(self, cfg: ResnetGeneratorConfig) -> None:
+        super().__init__()
+        self.cfg = cfg
+        enc, ch = _encoder_layers(cfg.in_channels, cfg, cfg.n_blocks)
+        self.encoder = nn.ModuleList(enc)  # phi, kept flat so features can be read at any layer index
+        self.bottleneck_channels = ch
+        self.rgb_encoder: nn.Sequential | None = None  # theta
+        self.fuse: nn.Module = nn.Identity()
+        if cfg.rgb_channels > 0:
+            rgb_layers, rgb_ch = _encoder_layers(cfg.rgb_channels, cfg, cfg.rgb_blocks)
+            self.rgb_encoder = nn.Sequential(*rgb_layers)
+            self.fuse = nn.Sequential(nn.Conv2d(ch + rgb_ch, ch, 1), nn.ReLU(inplace=True))
+        bias = cfg.norm != "batch"
+        dec: list[nn.Module] = []
+        for _ in range(cfg.n_downsampling):
+            out = ch // 2
+            if cfg.anti_alias:
+                dec += [BlurUpsample(ch), nn.Conv2d(ch, out, 3, padding=1, bias=bias)]
+            else:
+                dec += [nn.ConvTranspose2d(ch, out, 3, stride=2, padding=1, output_padding=1, bias=bias)]
+            dec += [make_norm(cfg.norm, out), nn.ReLU(inplace=True)]
+            ch = out
+        n_head = cfg.out_channels * (1 if cfg.hole_head == "none" else 2)
+        head_conv = nn.Conv2d(ch, n_head, 7)
+        if cfg.hole_head != "none":
+            with torch.no_grad():
+                head_conv.bias[cfg.out_channels :].fill_(cfg.hole_bias_init)
+        dec += [nn.ReflectionPad2d(3), head_conv]
+        self.decoder = nn.Sequential(*dec)  # psi
+
+    # ---------------------------------------------------------------------------------------------------------------
+    @property
+    def n_encoder_layers(self) -> int:
+        return len(self.encoder)
+
+    def default_feature_layers(self) -> tuple[int, ...]:
+        """``n_feature_layers`` encoder layer indices spread evenly from the first to the last (the paper uses 5)."""
+        n = min(self.cfg.n_feature_layers, self.n_encoder_layers)
+        return tuple(int(i) for i in np.unique(np.round(np.linspace(0, self.n_encoder_layers - 1, n)).astype(int)))
+
+    def _check_size(self, x: torch.Tensor) -> None:
+        mult = 2**self.cfg.n_downsampling
+        if x.dim() != 4 or x.shape[1] != self.cfg.in_channels:
+            raise ValueError(f"generator expects (B, {self.cfg.in_channels}, H, W), got {tuple(x.shape)}")
+        if x.shape[-1] % mult or x.shape[-2] % mult:
+            raise ValueError(f"generator input size {tuple(x.shape[-2:])} must be a multiple of {mult}")
+
+    def encode(self, x: torch.Tensor) -> torch.Tensor:
+        """phi(x): the bottleneck features."""
+        for layer in self.encoder:
+            x = layer(x)
+        return x
+
+    def encode_features(self, x: torch.Tensor, layers: Sequence[int]) -> list[torch.Tensor]:
+        """Activations of phi after each requested flat layer index (in the order asked), stopping at the last."""
+        wanted = list(layers)
+        if not wanted:
+            return []
+        bad = [i for i in wanted if not 0 <= i < self.n_encoder_layers]
+        if bad:
+            raise ValueError(f"feature layer indices {bad} outside the encoder's 0..{self.n_encoder_layers - 1}")
+        found: dict[int, torch.Tensor] = {}
+        last = max(wanted)
+        for idx, layer in enumerate(self.encoder):
+            x = layer(x)
+            if idx in wanted:
+                found[idx] = x
+            if idx == last:
+                break
+        return [found[i] for i in wanted]
+
+    def feature_channels(self, layers: Sequence[int]) -> list[int]:
+        """Channel count of each requested layer's features (computed from a tiny dummy pass)."""
+        mult = 2**self.cfg.n_downsampling
+        probe = torch.zeros(1, self.cfg.in_channels, 2 * mult, 2 * mult)
+        was_training = self.training
+        self.eval()
+        with torch.no_grad():
+            feats = self.encode_features(probe, layers)
+        self.train(was_training)
+        return [int(f.shape[1]) for f in feats]
+
+    def forward_parts(self, x: torch.Tensor, rgb: torch.Tensor | None = None) -> GeneratorOutput:
+        self._check_size(x)
+        z = self.encode(x)
+        if self.rgb_encoder is not None:
+            if rgb is None:
+                raise ValueError("this generator has an RGB encoder (rgb_channels > 0) and needs an rgb input")
+            z = self.fuse(torch.cat([z, self.rgb_encoder(rgb)], dim=1))
+        raw = self.decoder(z)
+        c = self.cfg.out_channels
+        depth = torch.tanh(raw[:, :c])
+        if self.cfg.residual:
+            depth = (x + depth).clamp(-1.0, 1.0)
+        if self.cfg.hole_head == "none":
+            return GeneratorOutput(output=depth, depth=depth, hole_logit=None)
+        hole_logit = raw[:, c:]
+        keep_soft = torch.sigmoid(-hole_logit)  # 1 - sigmoid(h)
+        if self.cfg.hole_head == "straight_through":
+            keep = (keep_soft > 0.5).to(depth.dtype) + keep_soft - keep_soft.detach()
+        else:
+            keep = keep_soft
+        out = keep * depth + (1.0 - keep) * self.cfg.hole_value
+        return GeneratorOutput(output=out, depth=depth, hole_logit=hole_logit)
+
+    def forward(self, x: torch.Tensor, rgb: torch.Tensor | None = None) -> torch.Tensor:
+        return self.forward_parts(x, rgb).output
+
+
+def build_resnet_generator(cfg: ResnetGeneratorConfig) -> ResnetGenerator:
+    return ResnetGenerator(cfg)
