@@ -445,7 +445,7 @@ def robust_depth_at(depth_m: np.ndarray, u: np.ndarray, v: np.ndarray, *, half_w
     offs = np.arange(-half_window, half_window + 1)
     rr = np.clip(vv[:, None, None] + offs[None, :, None], 0, h - 1)
     cc = np.clip(uu[:, None, None] + offs[None, None, :], 0, w - 1)
-    patch = d[rr, cc].reshape(uu.size, -1).astype(np.float64)
+    patch = d[rr, cc].reshape(uu.size, offs.size**2).astype(np.float64)
     patch[~(np.isfinite(patch) & (patch > 0))] = np.nan
     out = np.full(uu.size, np.nan)
     has = ~np.all(np.isnan(patch), axis=1)
