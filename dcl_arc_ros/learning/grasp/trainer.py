@@ -1,0 +1,190 @@
+"""GG-CNN / GG-CNN2 training: a sample adapter, the run config and the :class:`TrainTask` for the common loop.
+
+Data contract (``dcl_arc_ros.data.torch_datasets``): samples are dicts with ``"depth"`` (1, H, W) metres (0 =
+invalid) and the dense GG-CNN maps ``"grasp_quality"``, ``"grasp_cos2"``, ``"grasp_sin2"`` and ``"grasp_width"``
+(1, H, W; width in pixels). :class:`GraspSampleAdapter` crops (random position when training, centre otherwise),
+optionally mirrors, and prepares the depth exactly as the deployed pipeline does
+(:func:`dcl_arc_ros.core.grasp_pipeline.prepare_ggcnn_input`: fill holes, resize, minus mean, clip).
+
+Usage::
+
+    cfg = from_dict(GraspTrainConfig, load_yaml("training/configs/grasp_tiny.yaml"))
+    task = GraspTask(cfg)
+    run_training(task, {"train": GraspSampleAdapter(base, cfg.data, train=True)}, cfg.loop, out_dir, run_config=cfg)
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+import cv2
+import numpy as np
+import torch
+from torch import nn
+from torch.utils.data import Dataset
+
+from dcl_arc_ros.core.grasp_pipeline import prepare_ggcnn_input
+from dcl_arc_ros.learning.config import DepthRange, OptimConfig
+from dcl_arc_ros.learning.errors import DatasetError
+from dcl_arc_ros.learning.grasp.ggcnn import GGCNN2Config, GGCNNConfig
+from dcl_arc_ros.learning.grasp.losses import GRASP_MAP_KEYS, GraspLossConfig, grasp_maps_loss
+from dcl_arc_ros.learning.registry import NetworkSpec
+from dcl_arc_ros.learning.trainers.loop import LoopConfig
+
+__all__ = ["GraspDataConfig", "GraspSampleAdapter", "GraspTask", "GraspTrainConfig"]
+
+SAMPLE_MAP_KEYS: dict[str, str] = {
+    "quality": "grasp_quality",
+    "cos2": "grasp_cos2",
+    "sin2": "grasp_sin2",
+    "width": "grasp_width",
+}
+
+
+@dataclass(frozen=True)
+class GraspDataConfig:
+    """Where the frames come from and how they become network inputs."""
+
+    sources: tuple[str, ...] = ()  # dataset roots / bags, read by dcl_arc_ros.data.torch_datasets
+    sensor: str = "clean"  # which depth the network trains on: clean, empirical, dcl, ... (the dataset decides)
+    input_size: int = 300  # network input side in pixels
+    crop_size: int = 300  # side of the square taken from the frame before resizing to input_size
+    depth_range: DepthRange = field(default_factory=lambda: DepthRange(0.1, 4.0))  # outside = invalid
+    flip: bool = True  # random left-right mirror when training
+
+
+@dataclass(frozen=True)
+class GraspTrainConfig:
+    network: Literal["ggcnn", "ggcnn2"] = "ggcnn"
+    ggcnn: GGCNNConfig = field(default_factory=GGCNNConfig)
+    ggcnn2: GGCNN2Config = field(default_factory=GGCNN2Config)
+    loss: GraspLossConfig = field(default_factory=GraspLossConfig)
+    optim: OptimConfig = field(default_factory=lambda: OptimConfig(lr=1e-3, beta1=0.9, beta2=0.999))
+    loop: LoopConfig = field(default_factory=LoopConfig)
+    data: GraspDataConfig = field(default_factory=GraspDataConfig)
+
+    def network_spec(self) -> NetworkSpec:
+        return NetworkSpec(self.network, self.ggcnn if self.network == "ggcnn" else self.ggcnn2)
+
+    @property
+    def width_scale_px(self) -> float:
+        return (self.ggcnn if self.network == "ggcnn" else self.ggcnn2).width_scale_px
+
+
+class GraspSampleAdapter(Dataset[dict[str, torch.Tensor]]):
+    """Frames with dense grasp maps -> ``{"input", "quality", "cos2", "sin2", "width"}`` tensors of (1, S, S).
+
+    ``width`` is divided by ``width_scale_px`` (the network's output unit). Frames with no valid depth in the crop
+    give an all-zero input and all-zero targets (nothing to grasp), which keeps batches rectangular.
+    """
+
+    def __init__(
+        self,
+        base: Dataset[Mapping[str, Any]],
+        cfg: GraspDataConfig,
+        *,
+        train: bool,
+        width_scale_px: float = 150.0,
+        seed: int = 0,
+    ) -> None:
+        self.base, self.cfg, self.train, self.width_scale_px, self.seed = base, cfg, train, width_scale_px, seed
+
+    def __len__(self) -> int:
+        return len(self.base)  # type: ignore[arg-type]
+
+    def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
+        sample = self.base[index]
+        missing = [k for k in ("depth", *SAMPLE_MAP_KEYS.values()) if k not in sample]
+        if missing:
+            raise DatasetError(f"grasp sample {index} lacks {missing}; it has {sorted(sample)}")
+        depth = _plane(sample["depth"])
+        maps = {k: _plane(sample[v]) for k, v in SAMPLE_MAP_KEYS.items()}
+        h, w = depth.shape
+        side = min(self.cfg.crop_size, h, w)
+        if self.train:  # drawn from torch's stream, which the training loop seeds per rank and step
+            rng = np.random.default_rng((self.seed, index, int(torch.randint(0, 2**31 - 1, ()).item())))
+            y0, x0 = int(rng.integers(0, h - side + 1)), int(rng.integers(0, w - side + 1))
+            flip = self.cfg.flip and bool(rng.integers(0, 2))
+        else:
+            y0, x0, flip = (h - side) // 2, (w - side) // 2, False
+        window = (slice(y0, y0 + side), slice(x0, x0 + side))
+        d = depth[window]
+        lo, hi = self.cfg.depth_range.min_m, self.cfg.depth_range.max_m
+        d = np.where((d >= lo) & (d <= hi), d, np.float32(np.nan)).astype(np.float32)
+        crops = {k: m[window] for k, m in maps.items()}
+        if flip:  # mirroring u negates the angle: cos 2a is unchanged, sin 2a changes sign
+            d = d[:, ::-1]
+            crops = {k: m[:, ::-1] for k, m in crops.items()}
+            crops["sin2"] = -crops["sin2"]
+        size = self.cfg.input_size
+        net_input = prepare_ggcnn_input(np.ascontiguousarray(d), (size, size))
+        if net_input is None:
+            zeros = torch.zeros(1, size, size)
+            return {"input": zeros, **{k: zeros.clone() for k in SAMPLE_MAP_KEYS}}
+        scale = size / side
+        out = {"input": torch.from_numpy(net_input[0].copy())}
+        for key, m in crops.items():
+            m = np.ascontiguousarray(m, dtype=np.float32)
+            if side != size:
+                m = cv2.resize(m, (size, size), interpolation=cv2.INTER_LINEAR)
+            if key == "width":
+                m = m * np.float32(scale / self.width_scale_px)
+            out[key] = torch.from_numpy(m[None].copy())
+        return out
+
+
+def _plane(x: Any) -> np.ndarray:
+    arr = x.detach().cpu().numpy() if isinstance(x, torch.Tensor) else np.asarray(x)
+    arr = arr.astype(np.float32, copy=False)
+    while arr.ndim > 2:
+        arr = arr[0]
+    return arr
+
+
+class GraspTask:
+    """The :class:`~dcl_arc_ros.learning.trainers.loop.TrainTask` of GG-CNN: one network, Adam, summed map MSEs."""
+
+    primary = "ggcnn"
+
+    def __init__(self, cfg: GraspTrainConfig, device: str | torch.device = "cpu") -> None:
+        self.cfg = cfg
+        self.device = torch.device(device)
+        self.spec = cfg.network_spec()
+        self.net = self.spec.build().to(self.device)
+        self._forward: nn.Module = self.net
+        o = cfg.optim
+        self.opt = torch.optim.Adam(
+            self.net.parameters(), lr=o.lr, betas=(o.beta1, o.beta2), weight_decay=o.weight_decay
+        )
+
+    def networks(self) -> dict[str, tuple[NetworkSpec, nn.Module]]:
+        return {self.primary: (self.spec, self.net)}
+
+    def optimizers(self) -> dict[str, torch.optim.Optimizer]:
+        return {"ggcnn": self.opt}
+
+    def distribute(self, wrap: Callable[[nn.Module], nn.Module]) -> None:
+        self._forward = wrap(self.net)
+
+    def loss(self, batch: Mapping[str, torch.Tensor]) -> tuple[torch.Tensor, dict[str, float]]:
+        x = batch["input"].to(self.device)
+        target = {k: batch[k].to(self.device) for k in GRASP_MAP_KEYS}
+        return grasp_maps_loss(self._forward(x), target, self.cfg.loss)
+
+    def train_step(self, batch: Mapping[str, Mapping[str, torch.Tensor]], step: int) -> dict[str, float]:
+        self.net.train()
+        loss, parts = self.loss(batch["train"])
+        self.opt.zero_grad(set_to_none=True)
+        loss.backward()
+        self.opt.step()
+        return {"loss": float(loss.detach()), **parts}
+
+    def image_grids(self, batch: Mapping[str, Mapping[str, torch.Tensor]]) -> dict[str, torch.Tensor]:
+        b = batch["train"]
+        self.net.eval()
+        with torch.no_grad():
+            quality = self.net(b["input"].to(self.device))[0].clamp(0, 1).cpu()
+        self.net.train()
+        return {"depth": (b["input"] + 1) / 2, "quality_target": b["quality"].clamp(0, 1), "quality_pred": quality}
