@@ -1,0 +1,235 @@
+"""The per-frame depth-to-depth pipeline behind the ``depth_cleaner`` node (cleaner and DCL synthesis models).
+
+Everything it needs to know about the network comes from the model's sidecar: the deploy resolution, which input
+is depth and which (optional) input is a validity mask, and the normalisation. The model is anything with a
+``sidecar`` and a ``run`` method (:class:`DepthModel`; ``dcl_arc_ros.inference.backends.Model`` is one): this module
+does not import the inference layer.
+
+Per frame (``__call__``), for a depth image in metres of any size:
+
+1. sanitise: NaN for NaN, inf and <= 0;
+2. optionally fill holes (nearest valid pixel), see :func:`dcl_arc_ros.core.depth.fill_holes`;
+3. resize to the deploy resolution (INTER_AREA when shrinking, INTER_LINEAR when growing; INTER_NEAREST when holes
+   were not filled, so that holes stay holes instead of smearing NaN);
+4. normalise (``range``: [min_m, max_m] -> [-1, 1], holes -> -1; ``metres``: unchanged, holes -> 0);
+5. build the validity-mask input (1 = valid) when the sidecar declares an input with semantic ``valid_mask``: it
+   marks the pixels the sensor measured (before hole filling), resized with INTER_NEAREST;
+6. run, denormalise, resize back to the input size (INTER_LINEAR);
+7. NaN wherever the result is non-finite or outside (min_m, max_m].
+
+Raw output (``raw_output=True`` or :meth:`DepthCleaningPipeline.raw`) is for DCL generators, whose output is
+realistic noisy depth WITH holes: values <= min_m are holes (NaN), there is no upper clip, and the resize back
+uses INTER_NEAREST so hole edges stay sharp and no value is invented by interpolation.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any, Final, Protocol
+
+import cv2
+import numpy as np
+
+from dcl_arc_ros.core import depth as depth_ops
+from dcl_arc_ros.core.errors import DepthError, PipelineError
+from dcl_arc_ros.core.sidecar import ModelSidecar, TensorSpec
+
+DEPTH_SEMANTIC: Final = "depth"
+MASK_SEMANTIC: Final = "valid_mask"
+TASK: Final = "depth_to_depth"
+
+
+class DepthModel(Protocol):
+    """What the pipeline needs from a model (``inference.backends.Model`` satisfies it)."""
+
+    sidecar: ModelSidecar
+
+    def run(self, inputs: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]: ...
+
+
+@dataclass(frozen=True)
+class DepthNormalisation:
+    """How metres map to network values. ``range``: [min_m, max_m] <-> [-1, 1]; ``metres``: identity.
+
+    ``min_m``/``max_m`` also bound the valid output: a result is valid when ``min_m < value <= max_m``.
+    """
+
+    kind: str
+    min_m: float = 0.0
+    max_m: float = math.inf
+
+    @classmethod
+    def from_entry(cls, entry: Mapping[str, Any] | None, where: str) -> DepthNormalisation:
+        if entry is None:
+            raise PipelineError(f"{where}: the sidecar has no normalisation entry for it")
+        kind = entry.get("kind")
+        if kind == "range":
+            return cls("range", float(entry["min_m"]), float(entry["max_m"]))
+        if kind == "metres":
+            return cls("metres", float(entry.get("min_m", 0.0)), float(entry.get("max_m", math.inf)))
+        raise PipelineError(f"{where}: normalisation kind {kind!r} is not a depth normalisation ('range' or 'metres')")
+
+    @property
+    def hole_value(self) -> float:
+        """What an unknown pixel is fed as: the bottom of the range (-1), or 0 m."""
+        return -1.0 if self.kind == "range" else 0.0
+
+    def encode(self, depth_m: np.ndarray, out: np.ndarray) -> np.ndarray:
+        if self.kind == "range":
+            depth_ops.normalise_range(depth_m, self.min_m, self.max_m, out=out)
+        else:
+            np.copyto(out, depth_m, casting="unsafe")
+        np.copyto(out, np.float32(self.hole_value), where=np.isnan(out))
+        return out
+
+    def decode(self, values: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
+        if self.kind == "range":
+            return depth_ops.denormalise_range(values, self.min_m, self.max_m, out=out)
+        result = np.empty(values.shape, np.float32) if out is None else out
+        np.copyto(result, values, casting="unsafe")
+        return result
+
+
+def _net_shape(spec: TensorSpec, hw: tuple[int, int], model_name: str) -> tuple[int, ...]:
+    """The concrete tensor shape for one (H, W) image: leading dims 1, the last two the deploy resolution."""
+    if len(spec.shape) < 2:
+        raise PipelineError(f"model {model_name!r}: input {spec.name!r} shape {list(spec.shape)} has no (H, W)")
+    leading = [1 if d == -1 else d for d in spec.shape[:-2]]
+    if math.prod(leading) != 1:
+        raise PipelineError(
+            f"model {model_name!r}: input {spec.name!r} shape {list(spec.shape)} is not a single 1-channel image"
+        )
+    for declared, wanted in zip(spec.shape[-2:], hw, strict=True):
+        if declared not in (-1, wanted):
+            raise PipelineError(
+                f"model {model_name!r}: input {spec.name!r} shape {list(spec.shape)} does not end with the deploy"
+                f" resolution {list(hw)}"
+            )
+    return (*leading, *hw)
+
+
+class DepthCleaningPipeline:
+    """Depth (H, W) metres in -> float32 metres (H, W) out, NaN where unknown. See the module doc for the steps."""
+
+    def __init__(self, model: DepthModel, *, fill_holes: bool = True, raw_output: bool = False) -> None:
+        sidecar = model.sidecar
+        name = sidecar.name
+        if sidecar.task != TASK:
+            raise PipelineError(f"model {name!r} has task {sidecar.task!r}; the depth pipeline needs {TASK!r}")
+        depth_inputs = sidecar.inputs_with_semantic(DEPTH_SEMANTIC)
+        mask_inputs = sidecar.inputs_with_semantic(MASK_SEMANTIC)
+        others = [s.name for s in sidecar.inputs if s.semantic not in (DEPTH_SEMANTIC, MASK_SEMANTIC)]
+        if len(depth_inputs) != 1 or len(mask_inputs) > 1 or others:
+            raise PipelineError(
+                f"model {name!r} must have one input with semantic {DEPTH_SEMANTIC!r} and at most one with"
+                f" {MASK_SEMANTIC!r}; it declares {[(s.name, s.semantic) for s in sidecar.inputs]}"
+            )
+        outputs = sidecar.outputs_with_semantic(DEPTH_SEMANTIC) or (sidecar.outputs if len(sidecar.outputs) == 1
+                                                                   else ())
+        if not outputs:
+            raise PipelineError(
+                f"model {name!r} has no output with semantic {DEPTH_SEMANTIC!r}: {[s.name for s in sidecar.outputs]}"
+            )
+        self.model = model
+        self.fill_holes = bool(fill_holes)
+        self.raw_output = bool(raw_output)
+        self.deploy_resolution: tuple[int, int] = sidecar.deploy_resolution
+        self._depth_spec = depth_inputs[0]
+        self._mask_spec = mask_inputs[0] if mask_inputs else None
+        self._output_spec = outputs[0]
+        self.input_normalisation = DepthNormalisation.from_entry(
+            sidecar.normalisation_for(self._depth_spec), f"model {name!r} input {self._depth_spec.name!r}"
+        )
+        out_entry = sidecar.normalisation_for(self._output_spec)
+        self.output_normalisation = (
+            DepthNormalisation.from_entry(out_entry, f"model {name!r} output {self._output_spec.name!r}")
+            if out_entry is not None
+            else self.input_normalisation
+        )
+        height, width = self.deploy_resolution
+        self._depth_tensor = np.empty(_net_shape(self._depth_spec, (height, width), name), np.float32)
+        self._net_in = self._depth_tensor.reshape(height, width)
+        self._mask_tensor = (
+            np.empty(_net_shape(self._mask_spec, (height, width), name), np.dtype(self._mask_spec.dtype))
+            if self._mask_spec is not None
+            else None
+        )
+        self._sanitised: np.ndarray | None = None
+        self._resized = np.empty((height, width), np.float32)
+        self._decoded = np.empty((height, width), np.float32)
+
+    # -- steps --------------------------------------------------------------------------------------------------------
+
+    def _prepare(self, depth_m: np.ndarray) -> None:
+        depth = np.asarray(depth_m)
+        if depth.ndim != 2 or depth.size == 0:
+            raise DepthError(f"depth must be a non-empty (H, W) array, got shape {depth.shape}")
+        if self._sanitised is None or self._sanitised.shape != depth.shape:
+            self._sanitised = np.empty(depth.shape, np.float32)
+        sanitised, n_bad = depth_ops.sanitize_depth(depth, out=self._sanitised)
+        filled = self.fill_holes and n_bad > 0
+        if filled:
+            sanitised = depth_ops.fill_holes(sanitised, "nearest")
+        height, width = self.deploy_resolution
+        if sanitised.shape == (height, width):
+            np.copyto(self._resized, sanitised)
+        else:
+            shrinking = sanitised.shape[0] * sanitised.shape[1] > height * width
+            interpolation = (cv2.INTER_AREA if shrinking else cv2.INTER_LINEAR) if filled or n_bad == 0 \
+                else cv2.INTER_NEAREST
+            cv2.resize(sanitised, (width, height), dst=self._resized, interpolation=interpolation)
+        if self._mask_tensor is not None:
+            # The mask tells the network where the SENSOR had readings, so it comes from before hole filling.
+            valid = depth_ops.valid_mask(self._sanitised).view(np.uint8)
+            if valid.shape != (height, width):
+                valid = cv2.resize(valid, (width, height), interpolation=cv2.INTER_NEAREST)
+            np.copyto(self._mask_tensor.reshape(height, width), valid, casting="unsafe")
+        self.input_normalisation.encode(self._resized, out=self._net_in)
+
+    def _infer(self) -> np.ndarray:
+        inputs = {self._depth_spec.name: self._depth_tensor}
+        if self._mask_spec is not None and self._mask_tensor is not None:
+            inputs[self._mask_spec.name] = self._mask_tensor
+        results = self.model.run(inputs)
+        if self._output_spec.name not in results:
+            raise PipelineError(
+                f"model {self.model.sidecar.name!r} returned {sorted(results)}, not {self._output_spec.name!r}"
+            )
+        out = np.asarray(results[self._output_spec.name])
+        if out.ndim < 2 or math.prod(out.shape[:-2]) != 1:
+            raise PipelineError(
+                f"model {self.model.sidecar.name!r} output {self._output_spec.name!r} has shape {list(out.shape)};"
+                " expected a single (H, W) image"
+            )
+        plane = out.reshape(out.shape[-2:])
+        decoded = self._decoded if plane.shape == self._decoded.shape else None
+        return self.output_normalisation.decode(plane, out=decoded)
+
+    def _finish(self, decoded: np.ndarray, shape: tuple[int, int], raw: bool) -> np.ndarray:
+        interpolation = cv2.INTER_NEAREST if raw else cv2.INTER_LINEAR
+        if decoded.shape == shape:
+            result = decoded.copy()
+        else:
+            result = cv2.resize(decoded, (shape[1], shape[0]), interpolation=interpolation)
+        norm = self.output_normalisation
+        if raw:
+            invalid = ~(result > norm.min_m)
+            invalid |= np.isinf(result)
+        else:
+            invalid = ~((result > norm.min_m) & (result <= norm.max_m))
+        result[invalid] = np.nan
+        return result
+
+    # -- public -------------------------------------------------------------------------------------------------------
+
+    def __call__(self, depth_m: np.ndarray) -> np.ndarray:
+        """Cleaned depth (or raw output when ``raw_output``), float32 metres at the input resolution."""
+        self._prepare(depth_m)
+        return self._finish(self._infer(), np.shape(depth_m), self.raw_output)  # type: ignore[arg-type]
+
+    def raw(self, depth_m: np.ndarray) -> np.ndarray:
+        """The network's output in metres with holes (<= min_m, non-finite) as NaN, at the input resolution."""
+        self._prepare(depth_m)
+        return self._finish(self._infer(), np.shape(depth_m), True)  # type: ignore[arg-type]

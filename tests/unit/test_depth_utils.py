@@ -1,0 +1,113 @@
+"""Depth utilities: validity, sanitising, hole filling (checked against an exact Euclidean transform), ranges."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from scipy import ndimage
+
+from dcl_arc_ros.core.depth import denormalise_range, fill_holes, normalise_range, sanitize_depth, valid_mask
+from dcl_arc_ros.core.errors import DepthError
+
+RAW = np.array([[1.0, np.nan, np.inf], [-np.inf, 0.0, -0.5], [2.5, 1e-4, 3.0]], dtype=np.float64)
+
+
+def test_valid_mask() -> None:
+    np.testing.assert_array_equal(
+        valid_mask(RAW), [[True, False, False], [False, False, False], [True, True, True]]
+    )
+    np.testing.assert_array_equal(valid_mask(np.array([[0, 5]], dtype=np.uint16)), [[False, True]])
+
+
+def test_sanitize_depth_counts_and_does_not_modify_input() -> None:
+    before = RAW.copy()
+    clean, n_bad = sanitize_depth(RAW)
+    assert n_bad == 5 and clean.dtype == np.float32
+    np.testing.assert_array_equal(np.isnan(clean), ~valid_mask(RAW))
+    np.testing.assert_array_equal(clean[valid_mask(RAW)], RAW[valid_mask(RAW)].astype(np.float32))
+    np.testing.assert_array_equal(RAW, before)
+    buffer = np.empty((3, 3), np.float32)
+    again, _ = sanitize_depth(RAW, out=buffer)
+    assert again is buffer
+    with pytest.raises(DepthError, match="2-D"):
+        sanitize_depth(np.ones(4))
+
+
+def depth_with_holes(seed: int = 0, shape: tuple[int, int] = (60, 80)) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    depth = rng.uniform(0.5, 3.0, shape).astype(np.float32)  # unique values identify their pixel
+    holes = ndimage.binary_dilation(rng.random(shape) > 0.97, iterations=3)
+    depth[holes] = np.nan
+    depth[0, :10] = 0.0
+    depth[5, 5] = np.inf
+    return depth
+
+
+def test_fill_nearest_takes_a_nearest_valid_value() -> None:
+    depth = depth_with_holes()
+    before = depth.copy()
+    filled = fill_holes(depth, "nearest")
+    np.testing.assert_array_equal(depth, before, err_msg="input modified")
+    valid = valid_mask(depth)
+    holes = ~valid
+    assert holes.sum() > 500
+    assert np.isfinite(filled).all()
+    np.testing.assert_array_equal(filled[valid], depth[valid])
+    # Exact nearest distances; the 3x3 L2 approximation may pick a slightly farther pixel, never a far one.
+    exact_dist = ndimage.distance_transform_edt(holes)
+    source = {float(v): (r, c) for (r, c), v in np.ndenumerate(depth) if valid[r, c]}
+    rows, cols = np.nonzero(holes)
+    chosen = np.array([source[float(v)] for v in filled[rows, cols]])
+    dist = np.hypot(chosen[:, 0] - rows, chosen[:, 1] - cols)
+    assert np.all(dist <= exact_dist[rows, cols] * 1.1 + 1.0)
+    assert np.mean(dist <= exact_dist[rows, cols] + 1e-9) > 0.9
+
+
+def test_fill_nearest_two_regions() -> None:
+    depth = np.ones((5, 10), np.float32)
+    depth[:, 5:] = 2.0
+    depth[:, 3:7] = np.nan
+    filled = fill_holes(depth)
+    np.testing.assert_array_equal(filled[:, :5], 1.0)
+    np.testing.assert_array_equal(filled[:, 5:], 2.0)
+
+
+def test_fill_inpaint_follows_a_smooth_surface() -> None:
+    vv, uu = np.mgrid[0:120, 0:160].astype(np.float32)
+    surface = 1.0 + 0.01 * uu + 0.005 * vv
+    depth = surface.copy()
+    depth[40:70, 60:100] = np.nan
+    filled = fill_holes(depth, "inpaint")
+    assert np.isfinite(filled).all()
+    np.testing.assert_array_equal(filled[valid_mask(depth)], surface[valid_mask(depth)])
+    error = np.abs(filled - surface)[40:70, 60:100]
+    assert error.max() < 0.15  # the hole spans 0.4 m of depth; a nearest fill would be off by up to 0.2 m
+    assert error.mean() < 0.05
+
+
+@pytest.mark.parametrize("method", ["nearest", "inpaint"])
+def test_fill_degenerate_inputs(method: str) -> None:
+    empty = np.full((4, 4), np.nan, np.float32)
+    assert np.isnan(fill_holes(empty, method)).all()  # type: ignore[arg-type]
+    full = np.full((4, 4), 2.0, np.float32)
+    np.testing.assert_array_equal(fill_holes(full, method), full)  # type: ignore[arg-type]
+    single = empty.copy()
+    single[1, 2] = 0.7
+    np.testing.assert_allclose(fill_holes(single, method), 0.7)  # type: ignore[arg-type]
+
+
+def test_fill_unknown_method() -> None:
+    with pytest.raises(DepthError, match="'bilateral'"):
+        fill_holes(np.ones((2, 2)), "bilateral")  # type: ignore[arg-type]
+
+
+def test_normalise_range_round_trip_and_clipping() -> None:
+    depth = np.array([[0.5, 1.0, 4.5], [np.nan, 2.75, 0.1]], dtype=np.float32)
+    norm = normalise_range(depth, 0.5, 4.5)
+    np.testing.assert_allclose(norm, [[-1.0, -0.75, 1.0], [np.nan, 0.125, -1.0]], atol=1e-6)
+    back = denormalise_range(norm, 0.5, 4.5)
+    np.testing.assert_allclose(back, [[0.5, 1.0, 4.5], [np.nan, 2.75, 0.5]], atol=1e-6)
+    out = np.empty_like(depth)
+    assert normalise_range(depth, 0.5, 4.5, out=out) is out
+    with pytest.raises(DepthError, match="min_m < max_m"):
+        normalise_range(depth, 2.0, 2.0)
