@@ -12,6 +12,9 @@ the portion of pixels KEPT. Note that the paper's single Gumbel sample has mean 
 At inference there is no noise and the mask is thresholded at 0.5: sigmoid(log a / tau) > 0.5 exactly when
 log a > 0, whatever tau, so the hard mask is ``(logits > 0)`` and is exactly binary.
 
+Initialisation: the logits start near ``init_keep_logit`` (2.0: about 90% kept) rather than at a saturated value such
+as logit(0.99) = 4.6, where sigmoid((log a + g) / tau) has almost no gradient once tau has been annealed.
+
 rho schedule in pretrain_A: the official code uses rho = 0.99 while A is first trained and 0.85 in the joint step.
 Our Algorithm 1 freezes A after its pre-training, so pre-training runs both: ``rho_initial`` for the first
 ``rho_initial_fraction`` of the steps (A learns which pixels hurt D while keeping nearly everything), then ``rho``.
@@ -32,7 +35,7 @@ _EPS = 1e-6
 class AttentionModule(nn.Module):
     """RGB in [-1, 1] (B, 3, H, W) -> mask logits log a (B, 1, H, W) at full resolution."""
 
-    def __init__(self, *, ngf: int = 16, n_down: int = 2, n_blocks: int = 2, init_keep_logit: float = 4.6) -> None:
+    def __init__(self, *, ngf: int = 16, n_down: int = 2, n_blocks: int = 2, init_keep_logit: float = 2.0) -> None:
         super().__init__()
         self.net = ResnetGenerator(3, 1, ngf=ngf, n_down=n_down, n_blocks=n_blocks, out_activation="none")
         final_conv = self.net.head[-1]

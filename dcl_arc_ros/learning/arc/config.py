@@ -8,20 +8,16 @@ cycle weight 10 and identity weight 5, inpainting weights 1 / 1 / 1 / 0.01, five
 
 from __future__ import annotations
 
-import dataclasses
-import hashlib
-import json
-import types
-import typing
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TypeVar
-
-import yaml
+from typing import Any
 
 from dcl_arc_ros.learning.arc.errors import ARCConfigError
+from dcl_arc_ros.learning.config import apply_overrides, config_digest, from_dict, load_yaml, merge_dicts, to_dict
+from dcl_arc_ros.learning.errors import ConfigError
 
-T = TypeVar("T")
+__all__ = ["ARCConfig", "config_from_mapping", "config_sha256", "load_config", "to_dict"]
 
 
 @dataclass
@@ -58,7 +54,7 @@ class AttentionConfig:
     kl_weight: float = 1.0
     depth_weight: float = 1.0  # D's depth L1 on the masked, translated real image (D and T fixed)
     adv_weight: float = 0.01  # the synthetic-domain discriminator on the masked, translated real image
-    init_keep_logit: float = 4.6  # initial bias of the mask logits (sigmoid(4.6) ~ 0.99: start by keeping all)
+    init_keep_logit: float = 2.0  # initial bias of the mask logits: start keeping ~90%, unsaturated (see attention.py)
 
 
 @dataclass
@@ -187,81 +183,27 @@ class ARCConfig:
         return self
 
 
-def to_dict(obj: Any) -> Any:
-    """A dataclass tree as plain YAML/JSON-able values (tuples become lists)."""
-    if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
-        return {f.name: to_dict(getattr(obj, f.name)) for f in dataclasses.fields(obj)}
-    if isinstance(obj, (list, tuple)):
-        return [to_dict(v) for v in obj]
-    if isinstance(obj, dict):
-        return {str(k): to_dict(v) for k, v in obj.items()}
-    return obj
-
-
-def from_dict(cls: type[T], data: typing.Mapping[str, Any], source: str = "<config>", prefix: str = "") -> T:
-    """Build dataclass ``cls`` from a mapping; unknown keys and wrong types raise ARCConfigError naming them."""
-    if not isinstance(data, typing.Mapping):
-        raise ARCConfigError(f"{source}: {prefix or 'top level'} must be a mapping, got {type(data).__name__}")
-    hints = typing.get_type_hints(cls)
-    names = {f.name for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
-    unknown = sorted(set(data) - names)
-    if unknown:
-        where = prefix or "top level"
-        raise ARCConfigError(f"{source}: unknown key(s) {unknown} under {where}; known: {sorted(names)}")
-    kwargs = {name: _coerce(hints[name], value, source, f"{prefix}{name}") for name, value in data.items()}
-    return cls(**kwargs)
-
-
-def _coerce(hint: Any, value: Any, source: str, key: str) -> Any:
-    origin = typing.get_origin(hint)
-    if dataclasses.is_dataclass(hint):
-        return from_dict(hint, value, source, f"{key}.")  # type: ignore[arg-type]
-    if origin is tuple:
-        if not isinstance(value, (list, tuple)):
-            raise ARCConfigError(f"{source}: {key} = {value!r} must be a list")
-        (item,) = typing.get_args(hint)[:1]
-        return tuple(_coerce(item, v, source, key) for v in value)
-    if origin is dict or hint is dict:
-        if not isinstance(value, dict):
-            raise ARCConfigError(f"{source}: {key} = {value!r} must be a mapping")
-        return dict(value)
-    if origin in (typing.Union, types.UnionType) or hint is Any:
-        return value
-    if hint is float and isinstance(value, (int, float)) and not isinstance(value, bool):
-        return float(value)
-    if (isinstance(hint, type) and not isinstance(value, hint)) or (hint is int and isinstance(value, bool)):
-        raise ARCConfigError(f"{source}: {key} = {value!r} must be of type {getattr(hint, '__name__', hint)}")
-    return value
-
-
-def merge(base: dict[str, Any], override: typing.Mapping[str, Any]) -> dict[str, Any]:
-    """Recursive dict update (override wins), used to apply a YAML file or dotted CLI overrides onto defaults."""
-    out = dict(base)
-    for key, value in override.items():
-        if isinstance(value, typing.Mapping) and isinstance(out.get(key), dict):
-            out[key] = merge(out[key], value)
-        else:
-            out[key] = value
-    return out
-
-
-def config_from_mapping(data: typing.Mapping[str, Any], source: str = "<config>") -> ARCConfig:
-    """Defaults overlaid with ``data`` (partial mappings are fine), validated."""
-    return from_dict(ARCConfig, merge(to_dict(ARCConfig()), data), source).validate(source)
-
-
-def load_config(path: str | Path) -> ARCConfig:
-    """Read a YAML config (partial: missing keys keep their defaults)."""
-    path = Path(path)
+def config_from_mapping(
+    data: Mapping[str, Any], source: str = "<config>", overrides: Iterable[str] = ()
+) -> ARCConfig:
+    """Defaults overlaid with ``data`` (partial mappings are fine) and ``dotted.key=value`` overrides, validated."""
+    raw = apply_overrides(merge_dicts(to_dict(ARCConfig()), data), overrides)
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-    except OSError as exc:
-        raise ARCConfigError(f"{path}: cannot read config: {exc}") from exc
-    except yaml.YAMLError as exc:
-        raise ARCConfigError(f"{path}: invalid YAML: {exc}") from exc
-    return config_from_mapping(data, str(path))
+        config = from_dict(ARCConfig, raw, source=source)
+    except ConfigError as exc:
+        raise ARCConfigError(str(exc)) from exc
+    return config.validate(source)
+
+
+def load_config(path: str | Path, overrides: Iterable[str] = ()) -> ARCConfig:
+    """Read a YAML config (partial: missing keys keep their defaults), then apply ``overrides``."""
+    try:
+        data = load_yaml(path)
+    except ConfigError as exc:
+        raise ARCConfigError(str(exc)) from exc
+    return config_from_mapping(data, str(path), overrides)
 
 
 def config_sha256(config: ARCConfig) -> str:
     """A stable hash of the resolved config (the sidecar's training_config_sha256)."""
-    return hashlib.sha256(json.dumps(to_dict(config), sort_keys=True).encode()).hexdigest()
+    return config_digest(config)

@@ -1,4 +1,4 @@
-"""PatchGAN discriminators and the two GAN objectives ARC uses.
+"""ARC's discriminators (the shared PatchGAN of dcl_arc_ros.learning.nets, CycleGAN-style) and its GAN objectives.
 
 * "vanilla": the log-likelihood loss of the paper's Eq. 8 (binary cross-entropy on logits);
 * "lsgan": the least-squares loss CycleGAN trains T with.
@@ -10,28 +10,13 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from dcl_arc_ros.learning.nets.patchgan import PatchGAN, PatchGANConfig
 
-class PatchDiscriminator(nn.Module):
-    """The CycleGAN / pix2pix PatchGAN: 4x4 convs, ``n_layers`` stride-2 stages, one logit per patch."""
 
-    def __init__(self, in_channels: int = 3, *, ndf: int = 32, n_layers: int = 3) -> None:
-        super().__init__()
-        layers: list[nn.Module] = [nn.Conv2d(in_channels, ndf, 4, stride=2, padding=1), nn.LeakyReLU(0.2, True)]
-        ch = ndf
-        for i in range(1, n_layers + 1):
-            out = ndf * min(2**i, 8)
-            stride = 2 if i < n_layers else 1
-            layers += [
-                nn.Conv2d(ch, out, 4, stride=stride, padding=1),
-                nn.InstanceNorm2d(out, affine=False),
-                nn.LeakyReLU(0.2, True),
-            ]
-            ch = out
-        layers.append(nn.Conv2d(ch, 1, 4, stride=1, padding=1))
-        self.net = nn.Sequential(*layers)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.net(x)
+def patch_discriminator(in_channels: int = 3, *, ndf: int = 32, n_layers: int = 3) -> PatchGAN:
+    """CycleGAN's discriminator: the shared PatchGAN with InstanceNorm and plain stride-2 convolutions."""
+    config = PatchGANConfig(in_channels=in_channels, ndf=ndf, n_layers=n_layers, norm="instance", anti_alias=False)
+    return PatchGAN(config)
 
 
 def gan_loss(logits: torch.Tensor, target_is_real: bool, mode: str) -> torch.Tensor:

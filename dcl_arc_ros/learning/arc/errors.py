@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from dcl_arc_ros.learning.errors import CheckpointError, ConfigError, LearningError, RegistryError
 
-class ARCError(Exception):
+
+class ARCError(LearningError):
     """Base class of every ARC training error."""
 
 
-class ARCConfigError(ARCError, ValueError):
+class ARCConfigError(ARCError, ConfigError):
     """A configuration value or file is invalid (unknown key, wrong type, out of range)."""
 
 
@@ -19,12 +21,9 @@ class PerceptualWeightsError(ARCError):
     """The local VGG16 weights file is missing, unreadable or lacks a needed layer."""
 
 
-class StageError(ARCError):
+class StageError(ARCError, CheckpointError):
     """A training stage cannot run: unknown name, missing prerequisite checkpoint, or a corrupt checkpoint."""
 
 
-class VariantError(ARCError, KeyError):
+class VariantError(ARCError, RegistryError):
     """An unknown method (baseline or ablation) name."""
-
-    def __str__(self) -> str:  # KeyError would quote the message otherwise
-        return str(self.args[0]) if self.args else ""

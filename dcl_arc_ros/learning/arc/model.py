@@ -10,21 +10,20 @@ Modules a variant does not use are identities: no T -> the input; no A -> an all
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import torch
 from torch import nn
 
-from dcl_arc_ros.core.arc_pipeline import DEPTH_OUTPUT, IMAGE_OUTPUT, MASK_OUTPUT, RGB_INPUT, ARCNormalisation
+from dcl_arc_ros.core.arc_pipeline import DEPTH_OUTPUT, IMAGE_OUTPUT, MASK_OUTPUT, RGB_INPUT
 from dcl_arc_ros.learning.arc.attention import AttentionModule, hard_mask_from_logits
-from dcl_arc_ros.learning.arc.config import ARCConfig, config_sha256, to_dict
+from dcl_arc_ros.learning.arc.config import ARCConfig
 from dcl_arc_ros.learning.arc.depth_predictor import DepthPredictor, DepthRange
-from dcl_arc_ros.learning.arc.discriminators import PatchDiscriminator
+from dcl_arc_ros.learning.arc.discriminators import patch_discriminator
 from dcl_arc_ros.learning.arc.inpainting import InpaintingModule, compose
 from dcl_arc_ros.learning.arc.translator import StyleTranslator
 from dcl_arc_ros.learning.arc.variants import Variant
+from dcl_arc_ros.learning.nets.patchgan import PatchGAN
 
 
 class ARCSystem(nn.Module):
@@ -40,7 +39,7 @@ class ARCSystem(nn.Module):
         self.translator: StyleTranslator | None = None
         self.attention: AttentionModule | None = None
         self.inpainting: InpaintingModule | None = None
-        self.disc_inpaint: PatchDiscriminator | None = None
+        self.disc_inpaint: PatchGAN | None = None
         if variant.uses_translator:
             self.translator = StyleTranslator(
                 ngf=m.ngf, ndf=m.ndf, n_down=m.n_downsampling, n_blocks=m.translator_blocks, disc_layers=m.disc_layers
@@ -54,7 +53,9 @@ class ARCSystem(nn.Module):
             )
         if variant.uses_inpainting:
             self.inpainting = InpaintingModule(ngf=m.ngf, n_down=m.n_downsampling, n_blocks=m.inpainting_blocks)
-            self.disc_inpaint = PatchDiscriminator(3, ndf=m.ndf, n_layers=m.disc_layers)
+            self.disc_inpaint = patch_discriminator(3, ndf=m.ndf, n_layers=m.disc_layers)
+        # Facts about how the modules were trained that results must state (e.g. the perceptual-feature source).
+        self.provenance: dict[str, Any] = {}
         # Set by the freeze_A stage: from then on A is fixed and only its hard mask is used (the KL term is gone).
         self.register_buffer("attention_frozen", torch.zeros((), dtype=torch.bool))
 
@@ -116,58 +117,3 @@ class ARCInference(nn.Module):
         else:
             decluttered = translated
         return self.depth(decluttered), mask, decluttered
-
-
-@dataclass(frozen=True)
-class ExportDescription:
-    """What a sidecar for an exported ARC model says (kept as plain data; export.py turns it into a ModelSidecar)."""
-
-    name: str
-    task: str
-    deploy_resolution: tuple[int, int]
-    inputs: tuple[dict[str, Any], ...]
-    outputs: tuple[dict[str, Any], ...]
-    normalisation: dict[str, Any]
-    training_config_sha256: str
-    extra: dict[str, Any]
-
-
-def describe_export(config: ARCConfig, variant: Variant, *, extra: dict[str, Any] | None = None) -> ExportDescription:
-    """The sidecar fields of an ARCInference exported at the config's resolution."""
-    h, w = config.model.height, config.model.width
-    norm = ARCNormalisation(depth_min_m=config.model.depth_min_m, depth_max_m=config.model.depth_max_m)
-    return ExportDescription(
-        name=f"arc_{variant.name}" if not variant.name.startswith("arc") else variant.name,
-        task="rgb_to_depth",
-        deploy_resolution=(h, w),
-        inputs=({"name": RGB_INPUT, "shape": (1, 3, h, w), "dtype": "float32", "semantic": "rgb", "units": "[-1, 1]"},),
-        outputs=(
-            {"name": DEPTH_OUTPUT, "shape": (1, 1, h, w), "dtype": "float32", "semantic": "depth", "units": "[-1, 1]"},
-            {"name": MASK_OUTPUT, "shape": (1, 1, h, w), "dtype": "float32", "semantic": "keep_mask", "units": "{0,1}"},
-            {"name": IMAGE_OUTPUT, "shape": (1, 3, h, w), "dtype": "float32", "semantic": "rgb", "units": "[-1, 1]"},
-        ),
-        normalisation=norm.to_sidecar(),
-        training_config_sha256=config_sha256(config),
-        extra={"method": variant.name, "modules": list(variant.modules), "config": to_dict(config), **(extra or {})},
-    )
-
-
-def export_onnx(model: ARCInference, path: str | Path, height: int, width: int, *, opset: int = 18) -> Path:
-    """Export ``model`` at a static (1, 3, height, width) input with the torch.export-based exporter."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    model = model.eval()
-    example = torch.zeros(1, 3, height, width)
-    with torch.no_grad():
-        program = torch.onnx.export(
-            model,
-            (example,),
-            dynamo=True,
-            input_names=list(model.input_names),
-            output_names=list(model.output_names),
-            opset_version=opset,
-            verbose=False,
-        )
-    assert program is not None
-    program.save(str(path))
-    return path

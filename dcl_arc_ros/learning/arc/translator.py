@@ -12,7 +12,7 @@ import torch
 from torch import nn
 
 from dcl_arc_ros.learning.arc.blocks import ResnetGenerator
-from dcl_arc_ros.learning.arc.discriminators import PatchDiscriminator, discriminator_loss, gan_loss
+from dcl_arc_ros.learning.arc.discriminators import discriminator_loss, gan_loss, patch_discriminator
 
 
 @dataclass(frozen=True)
@@ -37,8 +37,8 @@ class StyleTranslator(nn.Module):
         super().__init__()
         self.g_r2s = ResnetGenerator(3, 3, ngf=ngf, n_down=n_down, n_blocks=n_blocks)
         self.g_s2r = ResnetGenerator(3, 3, ngf=ngf, n_down=n_down, n_blocks=n_blocks)
-        self.disc_real = PatchDiscriminator(3, ndf=ndf, n_layers=disc_layers)
-        self.disc_syn = PatchDiscriminator(3, ndf=ndf, n_layers=disc_layers)
+        self.disc_real = patch_discriminator(3, ndf=ndf, n_layers=disc_layers)
+        self.disc_syn = patch_discriminator(3, ndf=ndf, n_layers=disc_layers)
 
     def forward(self, x_real: torch.Tensor) -> torch.Tensor:
         """T(x): real image in [-1, 1] -> its synthetic-looking version."""
