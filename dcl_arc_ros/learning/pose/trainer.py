@@ -1,0 +1,193 @@
+"""Pose network training: frames -> object crops (the deployed crop code), the run config, and the TrainTask.
+
+Each object with enough visible pixels becomes one sample. Its crop comes from the ground-truth instance mask through
+:func:`dcl_arc_ros.core.proposals.crops_from_labels` and :func:`dcl_arc_ros.core.pose_pipeline.prepare_pose_input`,
+the same functions the deployed pipeline runs on proposals. The rotation target is the allocentric rotation (see
+:mod:`dcl_arc_ros.core.pose_pipeline`) about the ray the pipeline itself will use, in the 6D representation.
+
+Loss: cross-entropy on the class + ``rotation_weight`` x MSE on the 6D rotation (the DCL paper's pose set-up, with a
+continuous rotation representation).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torch.utils.data import Dataset
+
+from dcl_arc_ros.core.camera import Intrinsics
+from dcl_arc_ros.core.pose_pipeline import (
+    PoseCropParams,
+    egocentric_to_allocentric,
+    prepare_pose_input,
+    rotation_to_6d,
+    translation_from_depth,
+)
+from dcl_arc_ros.core.proposals import ProposalParams, crops_from_labels
+from dcl_arc_ros.learning.config import OptimConfig
+from dcl_arc_ros.learning.errors import ConfigError
+from dcl_arc_ros.learning.pose.posenet import PoseNetConfig, geodesic_angle, rotation_6d_to_matrix
+from dcl_arc_ros.learning.registry import NetworkSpec
+from dcl_arc_ros.learning.trainers.loop import LoopConfig
+
+__all__ = [
+    "PoseCropDataset",
+    "PoseDataConfig",
+    "PoseSample",
+    "PoseTask",
+    "PoseTrainConfig",
+    "pose_samples_from_frame",
+]
+
+
+@dataclass(frozen=True)
+class PoseDataConfig:
+    sources: tuple[str, ...] = ()  # dataset roots / bags, read by dcl_arc_ros.data.torch_datasets
+    sensor: str = "clean"  # which depth the crops are cut from
+    crop_size: int = 64
+    margin: float = 0.2
+    depth_scale_m: float = 0.15
+    min_visible_fraction: float = 0.3  # skip heavily occluded objects
+    min_pixels: int = 60
+
+    def crop_params(self) -> PoseCropParams:
+        return PoseCropParams(crop_size=self.crop_size, margin=self.margin, depth_scale_m=self.depth_scale_m)
+
+
+@dataclass(frozen=True)
+class PoseTrainConfig:
+    network: PoseNetConfig = field(default_factory=PoseNetConfig)
+    rotation_weight: float = 1.0
+    optim: OptimConfig = field(default_factory=lambda: OptimConfig(lr=1e-3, beta1=0.9, beta2=0.999))
+    loop: LoopConfig = field(default_factory=LoopConfig)
+    data: PoseDataConfig = field(default_factory=PoseDataConfig)
+
+    def __post_init__(self) -> None:
+        if self.rotation_weight < 0:
+            raise ConfigError(f"PoseTrainConfig.rotation_weight must be >= 0, got {self.rotation_weight}")
+        if self.network.crop_size != self.data.crop_size:
+            raise ConfigError(
+                f"network.crop_size ({self.network.crop_size}) must equal data.crop_size ({self.data.crop_size})"
+            )
+
+
+class _ObjectLike(Protocol):
+    instance_id: int
+    class_id: int
+    novel: bool
+    cam_T_obj: np.ndarray
+    visible_fraction: float
+
+
+@dataclass(frozen=True)
+class PoseSample:
+    instance_id: int
+    image: np.ndarray  # (1, S, S) float32
+    class_id: int
+    rotation_allo: np.ndarray  # (3, 3)
+    rotation_cam: np.ndarray  # (3, 3) camera_R_object, for evaluation
+    translation_est: np.ndarray  # (3,) from depth, as the pipeline computes it
+    novel: bool
+
+
+def pose_samples_from_frame(
+    depth_m: np.ndarray,
+    instances: np.ndarray,
+    objects: Sequence[_ObjectLike],
+    intrinsics: Intrinsics,
+    cfg: PoseDataConfig,
+) -> list[PoseSample]:
+    """One sample per sufficiently visible object of one frame (``sim.frame.Frame`` fields)."""
+    by_id = {int(o.instance_id): o for o in objects if o.visible_fraction >= cfg.min_visible_fraction}
+    params = ProposalParams(min_pixels=cfg.min_pixels, max_pixels=intrinsics.width * intrinsics.height,
+                            min_extent_m=0.0, max_extent_m=float("inf"))
+    crop_params = cfg.crop_params()
+    out: list[PoseSample] = []
+    for crop in crops_from_labels(instances, depth_m, intrinsics, params):
+        obj = by_id.get(crop.label)
+        if obj is None:
+            continue
+        prepared = prepare_pose_input(crop, crop_params)
+        if prepared is None:
+            continue
+        t = translation_from_depth(prepared.centre_uv, prepared.depth_m, intrinsics)
+        r_cam = np.asarray(obj.cam_T_obj, dtype=np.float64)[:3, :3]
+        r_allo = egocentric_to_allocentric(r_cam, t)
+        out.append(PoseSample(crop.label, prepared.image, int(obj.class_id), r_allo, r_cam, t, bool(obj.novel)))
+    return out
+
+
+class PoseCropDataset(Dataset[dict[str, torch.Tensor]]):
+    """Precomputed object crops -> ``{"input", "class_id", "rot6d", "rotation"}`` tensors."""
+
+    def __init__(self, samples: Sequence[PoseSample]) -> None:
+        self.samples = list(samples)
+
+    def __len__(self) -> int:
+        return len(self.samples)
+
+    def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
+        s = self.samples[index]
+        return {
+            "input": torch.from_numpy(np.ascontiguousarray(s.image, dtype=np.float32)),
+            "class_id": torch.tensor(s.class_id, dtype=torch.long),
+            "rot6d": torch.from_numpy(rotation_to_6d(s.rotation_allo).astype(np.float32)),
+            "rotation": torch.from_numpy(s.rotation_allo.astype(np.float32)),
+        }
+
+
+class PoseTask:
+    """The :class:`~dcl_arc_ros.learning.trainers.loop.TrainTask` of the pose network."""
+
+    primary = "posenet"
+
+    def __init__(self, cfg: PoseTrainConfig, device: str | torch.device = "cpu") -> None:
+        self.cfg = cfg
+        self.device = torch.device(device)
+        self.spec = NetworkSpec("posenet", cfg.network)
+        self.net = self.spec.build().to(self.device)
+        self._forward: nn.Module = self.net
+        o = cfg.optim
+        self.opt = torch.optim.Adam(
+            self.net.parameters(), lr=o.lr, betas=(o.beta1, o.beta2), weight_decay=o.weight_decay
+        )
+
+    def networks(self) -> dict[str, tuple[NetworkSpec, nn.Module]]:
+        return {self.primary: (self.spec, self.net)}
+
+    def optimizers(self) -> dict[str, torch.optim.Optimizer]:
+        return {"posenet": self.opt}
+
+    def distribute(self, wrap: Callable[[nn.Module], nn.Module]) -> None:
+        self._forward = wrap(self.net)
+
+    def loss(self, batch: Mapping[str, torch.Tensor]) -> tuple[torch.Tensor, dict[str, float]]:
+        x = batch["input"].to(self.device)
+        cls = batch["class_id"].to(self.device)
+        rot6d = batch["rot6d"].to(self.device)
+        logits, pred6d = self._forward(x)
+        ce = F.cross_entropy(logits, cls)
+        mse = F.mse_loss(pred6d, rot6d)
+        with torch.no_grad():
+            acc = (logits.argmax(dim=1) == cls).float().mean()
+            err = geodesic_angle(rotation_6d_to_matrix(pred6d), batch["rotation"].to(self.device)).mean()
+        logs = {"loss_ce": float(ce.detach()), "loss_rot": float(mse.detach()), "class_acc": float(acc),
+                "rot_err_deg": float(torch.rad2deg(err))}
+        return ce + self.cfg.rotation_weight * mse, logs
+
+    def train_step(self, batch: Mapping[str, Mapping[str, torch.Tensor]], step: int) -> dict[str, float]:
+        self.net.train()
+        loss, logs = self.loss(batch["train"])
+        self.opt.zero_grad(set_to_none=True)
+        loss.backward()
+        self.opt.step()
+        return {"loss": float(loss.detach()), **logs}
+
+    def image_grids(self, batch: Mapping[str, Mapping[str, Any]]) -> dict[str, torch.Tensor]:
+        return {"crops": (batch["train"]["input"].float() + 1) / 2}

@@ -1,0 +1,134 @@
+"""PoseNet: shapes, the 6D decoding twin of the core's, crops from frames, and a few steps that lower the loss."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from dcl_arc_ros.core.camera import Intrinsics
+from dcl_arc_ros.core.pose_pipeline import egocentric_to_allocentric, rotation_from_6d
+from dcl_arc_ros.learning.checkpoint import build_from_checkpoint
+from dcl_arc_ros.learning.pose import POSENET_PRESETS, PoseNet
+from dcl_arc_ros.learning.pose.posenet import geodesic_angle, rotation_6d_to_matrix
+from dcl_arc_ros.learning.pose.trainer import (
+    PoseCropDataset,
+    PoseDataConfig,
+    PoseTask,
+    PoseTrainConfig,
+    pose_samples_from_frame,
+)
+from dcl_arc_ros.learning.trainers.loop import LoopConfig, run_training
+
+torch.set_num_threads(1)
+
+K = Intrinsics(fx=150.0, fy=150.0, cx=47.5, cy=35.5, width=96, height=72)
+
+
+@dataclass(frozen=True)
+class _Obj:
+    instance_id: int
+    class_id: int
+    novel: bool
+    cam_T_obj: np.ndarray
+    visible_fraction: float
+
+
+def _rot_z(a: float) -> np.ndarray:
+    c, s = math.cos(a), math.sin(a)
+    return np.array([[c, -s, 0.0], [s, c, 0.0], [0.0, 0.0, 1.0]])
+
+
+def _frame(seed: int) -> tuple[np.ndarray, np.ndarray, list[_Obj]]:
+    """Two elongated objects on a table: the class sets the length, the yaw sets the in-image orientation."""
+    rng = np.random.default_rng(seed)
+    depth = np.full((K.height, K.width), 0.8, np.float32)
+    instances = np.zeros((K.height, K.width), np.int32)
+    yy, xx = np.mgrid[0 : K.height, 0 : K.width].astype(np.float64)
+    objects = []
+    for inst, cx in ((1, 25.0), (2, 70.0)):
+        cls = int(rng.integers(0, 2))
+        yaw = float(rng.uniform(-1.2, 1.2))
+        half_len = 14.0 if cls == 1 else 8.0
+        du, dv = xx - cx, yy - 36.0
+        along = du * math.cos(yaw) + dv * math.sin(yaw)
+        across = -du * math.sin(yaw) + dv * math.cos(yaw)
+        mask = (np.abs(along) <= half_len) & (np.abs(across) <= 4.0)
+        instances[mask] = inst
+        depth[mask] = 0.76 - 0.002 * along[mask]  # a slope along the object's axis makes its direction visible
+        t = np.array([(cx - K.cx) * 0.76 / K.fx, (36.0 - K.cy) * 0.76 / K.fy, 0.76])
+        pose = np.eye(4)
+        pose[:3, :3], pose[:3, 3] = _rot_z(yaw), t
+        objects.append(_Obj(inst, cls, False, pose, 1.0))
+    return depth, instances, objects
+
+
+def test_output_shapes() -> None:
+    for name in ("tiny", "deploy"):
+        cfg = POSENET_PRESETS[name]
+        net = PoseNet(cfg).eval()
+        logits, rot = net(torch.zeros(3, 1, cfg.crop_size, cfg.crop_size))
+        assert logits.shape == (3, cfg.num_classes) and rot.shape == (3, 6)
+        # Untrained, the rotation head decodes to the identity.
+        torch.testing.assert_close(rotation_6d_to_matrix(rot), torch.eye(3).expand(3, 3, 3))
+
+
+def test_torch_6d_decoding_matches_the_core() -> None:
+    x = np.random.default_rng(0).normal(size=(16, 6))
+    got = rotation_6d_to_matrix(torch.from_numpy(x)).numpy()
+    np.testing.assert_allclose(got, rotation_from_6d(x), atol=1e-10)
+    r = torch.from_numpy(rotation_from_6d(x))
+    assert float(geodesic_angle(r, r).max()) < 1e-3
+
+
+def test_samples_from_frame_use_allocentric_targets() -> None:
+    depth, instances, objects = _frame(0)
+    cfg = PoseDataConfig(crop_size=32, min_pixels=20)
+    samples = pose_samples_from_frame(depth, instances, objects, K, cfg)
+    samples = sorted(samples, key=lambda s: s.instance_id)
+    assert [s.class_id for s in samples] == [o.class_id for o in objects]
+    for s, o in zip(samples, objects, strict=True):
+        assert s.image.shape == (1, 32, 32)
+        np.testing.assert_allclose(s.rotation_cam, o.cam_T_obj[:3, :3])
+        np.testing.assert_allclose(s.rotation_allo, egocentric_to_allocentric(s.rotation_cam, s.translation_est))
+    occluded = [_Obj(o.instance_id, o.class_id, o.novel, o.cam_T_obj, 0.1) for o in objects]
+    assert pose_samples_from_frame(depth, instances, occluded, K, cfg) == []
+
+
+def test_a_few_training_steps_lower_the_loss(tmp_path: Path) -> None:
+    torch.manual_seed(0)
+    net_cfg = POSENET_PRESETS["tiny"]
+    cfg = PoseTrainConfig(
+        network=net_cfg,
+        loop=LoopConfig(max_steps=40, batch_size=8, log_every=10, image_every=1000, checkpoint_every=40,
+                        progress=False),
+        data=PoseDataConfig(crop_size=net_cfg.crop_size, min_pixels=20),
+    )
+    samples = [s for i in range(8) for s in pose_samples_from_frame(*_frame(i), K, cfg.data)]
+    data = PoseCropDataset(samples)
+    assert len(data) == 16
+    task = PoseTask(cfg)
+    batch = torch.utils.data.default_collate([data[i] for i in range(len(data))])
+    task.net.eval()
+    with torch.no_grad():
+        before, _ = task.loss(batch)
+    run_training(task, {"train": data}, cfg.loop, tmp_path, run_config=cfg)
+    task.net.eval()
+    with torch.no_grad():
+        after, logs = task.loss(batch)
+    assert float(after) < 0.7 * float(before), (float(before), float(after))
+    assert {"loss_ce", "loss_rot", "class_acc", "rot_err_deg"} <= set(logs)
+    rebuilt = build_from_checkpoint(tmp_path / "checkpoints" / "latest.pt")
+    with torch.no_grad():
+        torch.testing.assert_close(rebuilt(batch["input"])[1], task.net(batch["input"])[1])
+
+
+def test_config_rejects_mismatched_crop_sizes() -> None:
+    from dcl_arc_ros.learning.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="crop_size"):
+        PoseTrainConfig(network=POSENET_PRESETS["tiny"], data=PoseDataConfig(crop_size=64))
