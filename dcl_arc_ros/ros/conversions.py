@@ -1,0 +1,155 @@
+"""ROS messages <-> core types, in pairs: ``fields_from_image_msg`` / ``image_msg_from_fields``,
+``depth_from_msg`` / ``depth_to_msg``, ``intrinsics_from_camera_info`` / ``camera_info_from_intrinsics``.
+
+The pixel decoding itself lives in ``dcl_arc_ros.core.image_codec`` (pure, tested without ROS); this module only moves
+fields between the message and ``ImageFields``. Incoming data is passed on as a ``memoryview`` of the message's
+``array('B')`` (no copy); outgoing data is wrapped in one ``array('B')`` (one copy, the minimum rclpy accepts without
+its slow per-element check).
+"""
+
+from __future__ import annotations
+
+import array
+from dataclasses import dataclass
+
+import numpy as np
+from builtin_interfaces.msg import Time
+from sensor_msgs.msg import CameraInfo, Image
+from std_msgs.msg import Header
+
+from dcl_arc_ros.core.camera import Intrinsics
+from dcl_arc_ros.core.errors import CameraError, EncodingError
+from dcl_arc_ros.core.image_codec import (
+    ImageFields,
+    depth_from_image,
+    depth_to_image,
+    image_to_array,
+    rgb_from_image,
+)
+from dcl_arc_ros.core.sync import stamp_to_ns
+from dcl_arc_ros.ros.errors import BadInputError
+
+DEPTH_INPUT_ENCODINGS: tuple[str, ...] = ("16UC1", "32FC1")
+
+
+def copy_header(header: Header) -> Header:
+    """A new Header with the same stamp and frame_id (outputs never share the input's message objects)."""
+    return Header(stamp=Time(sec=header.stamp.sec, nanosec=header.stamp.nanosec), frame_id=header.frame_id)
+
+
+def header_stamp_ns(header: Header) -> int:
+    return stamp_to_ns(header.stamp.sec, header.stamp.nanosec)
+
+
+def fields_from_image_msg(msg: Image) -> ImageFields:
+    """The fields of a sensor_msgs/Image; ``data`` is a zero-copy memoryview of the message buffer."""
+    return ImageFields(
+        height=int(msg.height),
+        width=int(msg.width),
+        encoding=str(msg.encoding),
+        is_bigendian=bool(msg.is_bigendian),
+        step=int(msg.step),
+        data=memoryview(msg.data).cast("B"),
+    )
+
+
+def image_msg_from_fields(fields: ImageFields, header: Header) -> Image:
+    """A sensor_msgs/Image carrying ``fields`` under a copy of ``header``."""
+    msg = Image()
+    msg.header = copy_header(header)
+    msg.height = int(fields.height)
+    msg.width = int(fields.width)
+    msg.encoding = fields.encoding
+    msg.is_bigendian = int(bool(fields.is_bigendian))
+    msg.step = int(fields.step)
+    data = fields.data
+    if isinstance(data, array.array) and data.typecode == "B":
+        msg.data = data
+    else:
+        buffer = array.array("B")
+        buffer.frombytes(data)
+        msg.data = buffer
+    return msg
+
+
+@dataclass(frozen=True)
+class DepthReading:
+    """A decoded depth frame plus what the decoder had to discard, for the node's bad-input reports."""
+
+    depth_m: np.ndarray  # float32 (H, W) metres, NaN = no reading
+    infinite: int  # +-inf pixels (32FC1 only), read as no reading
+    negative: int  # negative pixels (32FC1 only), read as no reading
+    valid: int  # pixels with a finite, positive depth
+
+    def problems(self) -> list[str]:
+        """Human descriptions of suspicious content (empty when the frame looks normal)."""
+        found = []
+        if self.infinite:
+            found.append(f"{self.infinite} pixels are +-inf (read as no reading; REP 118 prefers NaN)")
+        if self.negative:
+            found.append(f"{self.negative} pixels are negative depths (read as no reading)")
+        return found
+
+
+def depth_from_msg(msg: Image, *, encodings: tuple[str, ...] = DEPTH_INPUT_ENCODINGS) -> DepthReading:
+    """Decode a depth Image (16UC1 mm or 32FC1 m) into metres; ``BadInputError`` names the encoding and sizes."""
+    sizes = f"{msg.width}x{msg.height}, step {msg.step}, {len(msg.data)} bytes"
+    if msg.encoding not in encodings:
+        raise BadInputError(
+            f"depth image encoding {msg.encoding!r} is not supported here ({sizes}); expected one of "
+            f"{', '.join(encodings)}"
+        )
+    if msg.width == 0 or msg.height == 0 or len(msg.data) == 0:
+        raise BadInputError(f"empty depth image ({sizes}, encoding {msg.encoding})")
+    fields = fields_from_image_msg(msg)
+    try:
+        infinite = negative = 0
+        if fields.encoding == "32FC1":
+            raw = image_to_array(fields)
+            infinite = int(np.count_nonzero(np.isinf(raw)))
+            negative = int(np.count_nonzero(raw < 0.0))
+        depth = depth_from_image(fields)
+    except EncodingError as exc:
+        raise BadInputError(f"cannot decode depth image: {exc}") from exc
+    valid = int(np.count_nonzero(~np.isnan(depth)))
+    return DepthReading(depth_m=depth, infinite=infinite, negative=negative, valid=valid)
+
+
+def depth_to_msg(depth_m: np.ndarray, header: Header, encoding: str = "32FC1") -> Image:
+    """Encode float metres as a 32FC1 (metres, NaN) or 16UC1 (mm, 0) Image under a copy of ``header``."""
+    return image_msg_from_fields(depth_to_image(depth_m, encoding), header)
+
+
+def rgb_from_msg(msg: Image) -> np.ndarray:
+    """Decode a colour Image (rgb8, bgr8, rgba8, bgra8, mono8) into uint8 RGB (H, W, 3)."""
+    if msg.width == 0 or msg.height == 0 or len(msg.data) == 0:
+        raise BadInputError(f"empty colour image ({msg.width}x{msg.height}, encoding {msg.encoding!r})")
+    try:
+        return rgb_from_image(fields_from_image_msg(msg))
+    except EncodingError as exc:
+        raise BadInputError(f"cannot decode colour image: {exc}") from exc
+
+
+def intrinsics_from_camera_info(msg: CameraInfo) -> Intrinsics:
+    """Intrinsics from CameraInfo.k and its size; ``BadInputError`` for an uncalibrated or malformed K."""
+    try:
+        return Intrinsics.from_k(list(msg.k), int(msg.width), int(msg.height))
+    except CameraError as exc:
+        raise BadInputError(
+            f"unusable CameraInfo (frame {msg.header.frame_id!r}, {msg.width}x{msg.height}): {exc}"
+        ) from exc
+
+
+def camera_info_from_intrinsics(intrinsics: Intrinsics, header: Header) -> CameraInfo:
+    """A CameraInfo for a rectified pinhole camera (no distortion, P = [K | 0]) under a copy of ``header``."""
+    k = intrinsics.k_matrix()
+    msg = CameraInfo()
+    msg.header = copy_header(header)
+    msg.width = int(intrinsics.width)
+    msg.height = int(intrinsics.height)
+    msg.distortion_model = "plumb_bob"
+    msg.d = [0.0] * 5
+    msg.k = [float(v) for v in k.reshape(-1)]
+    msg.r = [1.0, 0.0, 0.0, 0.0, 1.0, 0.0, 0.0, 0.0, 1.0]
+    msg.p = [float(k[0, 0]), 0.0, float(k[0, 2]), 0.0, 0.0, float(k[1, 1]), float(k[1, 2]), 0.0, 0.0, 0.0, 1.0, 0.0]
+    return msg
