@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from pathlib import Path
 from typing import Any
 
@@ -119,11 +120,11 @@ def test_invalid_fields_are_named_with_the_file(tmp_path: Path, mutate: Any, fie
 
 def test_missing_and_malformed_files_are_named(tmp_path: Path) -> None:
     missing = tmp_path / "nope.json"
-    with pytest.raises(SidecarError, match=f"{missing}.*not found"):
+    with pytest.raises(SidecarError, match=re.escape(str(missing)) + ".*not found"):
         read_sidecar(missing)
     broken = tmp_path / "broken.json"
     broken.write_text("{not json", encoding="utf-8")
-    with pytest.raises(SidecarError, match=f"{broken}.*not valid JSON"):
+    with pytest.raises(SidecarError, match=re.escape(str(broken)) + ".*not valid JSON"):
         read_sidecar(broken)
     array = write_json(tmp_path, [1, 2])
     with pytest.raises(SidecarError, match="top level"):
