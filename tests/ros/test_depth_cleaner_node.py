@@ -131,9 +131,7 @@ def test_synthesized_depth_is_published_when_asked(context: Context, models: dic
         driver.close()
 
 
-def test_camera_info_size_mismatch_is_reported_and_the_node_recovers(
-    context: Context, models: dict[str, Path]
-) -> None:
+def test_camera_info_size_mismatch_is_reported_and_the_node_recovers(context: Context, models: dict[str, Path]) -> None:
     driver = Driver(context, make_node(context, models["affine"], "-p", "use_camera_info:=true"))
     try:
         wait_for(lambda: driver.info_pub.get_subscription_count() > 0, "the CameraInfo subscription")
