@@ -182,7 +182,7 @@ class DepthCleaningPipeline:
             cv2.resize(sanitised, (width, height), dst=self._resized, interpolation=interpolation)
         if self._mask_tensor is not None:
             # The mask tells the network where the SENSOR had readings, so it comes from before hole filling.
-            valid = depth_ops.valid_mask(self._sanitised).view(np.uint8)
+            valid: np.ndarray = depth_ops.valid_mask(self._sanitised).view(np.uint8)
             if valid.shape != (height, width):
                 valid = cv2.resize(valid, (width, height), interpolation=cv2.INTER_NEAREST)
             np.copyto(self._mask_tensor.reshape(height, width), valid, casting="unsafe")
@@ -227,9 +227,9 @@ class DepthCleaningPipeline:
     def __call__(self, depth_m: np.ndarray) -> np.ndarray:
         """Cleaned depth (or raw output when ``raw_output``), float32 metres at the input resolution."""
         self._prepare(depth_m)
-        return self._finish(self._infer(), np.shape(depth_m), self.raw_output)  # type: ignore[arg-type]
+        return self._finish(self._infer(), np.shape(depth_m), self.raw_output)
 
     def raw(self, depth_m: np.ndarray) -> np.ndarray:
         """The network's output in metres with holes (<= min_m, non-finite) as NaN, at the input resolution."""
         self._prepare(depth_m)
-        return self._finish(self._infer(), np.shape(depth_m), True)  # type: ignore[arg-type]
+        return self._finish(self._infer(), np.shape(depth_m), True)

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import array
 from dataclasses import dataclass
-from typing import Final
+from typing import Final, Literal
 
 import numpy as np
 
@@ -133,7 +133,7 @@ def array_to_image(arr: np.ndarray, encoding: str) -> ImageFields:
         raise EncodingError(f"cannot encode an array of shape {arr.shape} as {encoding}: expected {expected}")
     if arr.shape[0] == 0 or arr.shape[1] == 0:
         raise EncodingError(f"cannot encode an empty array of shape {arr.shape} as {encoding}")
-    casting = "same_kind" if layout.dtype.kind == "f" else "safe"
+    casting: Literal["same_kind", "safe"] = "same_kind" if layout.dtype.kind == "f" else "safe"
     if not np.can_cast(arr.dtype, layout.dtype, casting=casting):
         raise EncodingError(f"cannot encode a {arr.dtype} array as {encoding} (channel type {layout.dtype})")
     little = np.ascontiguousarray(arr, dtype=layout.dtype.newbyteorder("<"))

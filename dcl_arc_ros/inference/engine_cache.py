@@ -116,7 +116,7 @@ class EngineBuilder(Protocol):
         fp16: bool,
         workspace_bytes: int,
         input_shapes: Mapping[str, tuple[int, ...]] | None,
-    ) -> None: ...
+    ) -> Path | None: ...
 
 
 def engine_sidecar(onnx_sidecar: ModelSidecar, key: EngineCacheKey, engine_sha256: str) -> ModelSidecar:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping
+from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any, Final
 
@@ -97,50 +98,65 @@ class OnnxRuntimeModel:
         return f"OnnxRuntimeModel({str(self.path)!r}, provider={self.provider!r})"
 
 
-def load_onnxruntime_model(
-    model_path: Path,
-    sidecar: ModelSidecar,
-    *,
-    device: str = "cpu",
-    intra_op_num_threads: int | None = None,
-    inter_op_num_threads: int | None = None,
-    trt_fp16: bool = True,
-    trt_engine_cache_dir: str | Path | None = None,
-) -> OnnxRuntimeModel:
+@dataclass(frozen=True)
+class OnnxRuntimeOptions:
+    """Backend options accepted by :func:`load_onnxruntime_model` (``load_model(..., **options)``).
+
+    ``intra_op_num_threads`` / ``inter_op_num_threads``: ONNX Runtime thread pools (``None`` = its default).
+    ``trt_fp16`` and ``trt_engine_cache_dir`` configure the TensorRT execution provider (the cache dir defaults to
+    the engine cache of :mod:`dcl_arc_ros.inference.engine_cache`).
+    """
+
+    intra_op_num_threads: int | None = None
+    inter_op_num_threads: int | None = None
+    trt_fp16: bool = True
+    trt_engine_cache_dir: str | Path | None = None
+
+    @classmethod
+    def from_options(cls, options: Mapping[str, Any], model_path: Path) -> OnnxRuntimeOptions:
+        known = [f.name for f in fields(cls)]
+        unknown = sorted(set(options) - set(known))
+        if unknown:
+            raise ModelLoadError(f"{model_path}: unknown onnxruntime backend options {unknown}; known: {known}")
+        return cls(**options)
+
+
+def load_onnxruntime_model(model_path: Path, sidecar: ModelSidecar, *, device: str = "cpu", **options: Any
+                           ) -> OnnxRuntimeModel:
     """Open an ONNX file in ONNX Runtime and check it against its sidecar.
 
-    ``device``: ``"cpu"``, ``"cuda"`` or ``"tensorrt"`` (see :data:`DEVICE_PROVIDERS`). ``intra_op_num_threads`` /
-    ``inter_op_num_threads``: ONNX Runtime thread pools (``None`` = its default). ``trt_fp16`` and
-    ``trt_engine_cache_dir`` configure the TensorRT execution provider (the cache dir defaults to the engine cache
-    of :mod:`dcl_arc_ros.inference.engine_cache`).
+    ``device``: ``"cpu"``, ``"cuda"`` or ``"tensorrt"`` (see :data:`DEVICE_PROVIDERS`); ``options``: the fields
+    of :class:`OnnxRuntimeOptions`.
     """
+    opts = OnnxRuntimeOptions.from_options(options, model_path)
     import onnxruntime as ort
 
     try:
         providers = choose_providers(device, ort.get_available_providers())
     except ValueError as exc:
         raise ModelLoadError(f"{model_path}: {exc}") from exc
-    options = ort.SessionOptions()
-    if intra_op_num_threads is not None:
-        options.intra_op_num_threads = int(intra_op_num_threads)
-    if inter_op_num_threads is not None:
-        options.inter_op_num_threads = int(inter_op_num_threads)
+    session_options = ort.SessionOptions()
+    if opts.intra_op_num_threads is not None:
+        session_options.intra_op_num_threads = int(opts.intra_op_num_threads)
+    if opts.inter_op_num_threads is not None:
+        session_options.inter_op_num_threads = int(opts.inter_op_num_threads)
     provider_args: list[Any] = []
     for provider in providers:
         if provider == "TensorrtExecutionProvider":
             from dcl_arc_ros.inference.engine_cache import default_cache_dir
 
-            cache_dir = Path(trt_engine_cache_dir) if trt_engine_cache_dir is not None else default_cache_dir()
+            configured = opts.trt_engine_cache_dir
+            cache_dir = Path(configured).expanduser() if configured is not None else default_cache_dir()
             cache_dir.mkdir(parents=True, exist_ok=True)
             provider_args.append((provider, {
-                "trt_fp16_enable": bool(trt_fp16),
+                "trt_fp16_enable": bool(opts.trt_fp16),
                 "trt_engine_cache_enable": True,
                 "trt_engine_cache_path": str(cache_dir),
             }))
         else:
             provider_args.append(provider)
     try:
-        session = ort.InferenceSession(str(model_path), sess_options=options, providers=provider_args)
+        session = ort.InferenceSession(str(model_path), sess_options=session_options, providers=provider_args)
     except Exception as exc:  # InvalidProtobuf, Fail, NoSuchFile, ... are not importable types
         raise ModelLoadError(f"{model_path}: onnxruntime cannot load the model: {exc}") from exc
     used = session.get_providers()[0]

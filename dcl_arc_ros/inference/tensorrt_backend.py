@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping
+from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any, Final
 
@@ -243,17 +244,36 @@ def _engine_for(
     return cached_engine(model_path, sidecar, key, build=build, cache_dir=cache_dir, workspace_bytes=workspace_bytes)
 
 
-def load_tensorrt_model(
-    model_path: Path,
-    sidecar: ModelSidecar,
-    *,
-    device: str = "cuda",
-    fp16: bool = True,
-    workspace_bytes: int = DEFAULT_WORKSPACE_BYTES,
-    cache_dir: str | Path | None = None,
-    build: EngineBuilder = onnx_to_engine,
-) -> TensorRTModel:
-    """Load a ``.engine`` (checked against its sidecar), or build/reuse a cached engine for a ``.onnx``."""
+@dataclass(frozen=True)
+class TensorRTOptions:
+    """Backend options accepted by :func:`load_tensorrt_model` (``load_model(..., **options)``).
+
+    ``fp16``, ``workspace_bytes``: engine build settings for an ``.onnx`` input. ``cache_dir``: the engine cache
+    (default :func:`~dcl_arc_ros.inference.engine_cache.default_cache_dir`). ``build``: the engine builder
+    (tests inject one; default :func:`onnx_to_engine`).
+    """
+
+    fp16: bool = True
+    workspace_bytes: int = DEFAULT_WORKSPACE_BYTES
+    cache_dir: str | Path | None = None
+    build: EngineBuilder = onnx_to_engine
+
+    @classmethod
+    def from_options(cls, options: Mapping[str, Any], model_path: Path) -> TensorRTOptions:
+        known = [f.name for f in fields(cls)]
+        unknown = sorted(set(options) - set(known))
+        if unknown:
+            raise ModelLoadError(f"{model_path}: unknown tensorrt backend options {unknown}; known: {known}")
+        return cls(**options)
+
+
+def load_tensorrt_model(model_path: Path, sidecar: ModelSidecar, *, device: str = "cuda", **options: Any
+                        ) -> TensorRTModel:
+    """Load a ``.engine`` (checked against its sidecar), or build/reuse a cached engine for a ``.onnx``.
+
+    ``device``: ``"cuda"`` or ``"cuda:N"``; ``options``: the fields of :class:`TensorRTOptions`.
+    """
+    opts = TensorRTOptions.from_options(options, model_path)
     try:
         device_index = parse_device(device)
         trt = _import_tensorrt()
@@ -261,8 +281,8 @@ def load_tensorrt_model(
     except (ValueError, ImportError) as exc:
         raise ModelLoadError(f"{model_path}: {exc}") from exc
     try:
-        engine_path = _engine_for(model_path, sidecar, device_index, fp16=fp16, workspace_bytes=workspace_bytes,
-                                  cache_dir=cache_dir, build=build)
+        engine_path = _engine_for(model_path, sidecar, device_index, fp16=opts.fp16,
+                                  workspace_bytes=opts.workspace_bytes, cache_dir=opts.cache_dir, build=opts.build)
     except EngineBuildError as exc:
         raise ModelLoadError(f"{model_path}: {exc}") from exc
     runtime = trt.Runtime(trt.Logger(trt.Logger.WARNING))
@@ -279,6 +299,7 @@ def load_tensorrt_model(
 
 __all__ = [
     "TensorRTModel",
+    "TensorRTOptions",
     "gpu_name",
     "load_tensorrt_model",
     "onnx_to_engine",

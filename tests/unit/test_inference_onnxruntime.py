@@ -229,3 +229,18 @@ def test_reference_model_is_a_valid_onnx_file(tmp_path: Path) -> None:
     loaded = onnx.load(str(path))
     onnx.checker.check_model(loaded, full_check=True)
     assert [i.name for i in loaded.graph.input] == ["depth"]
+
+
+def test_thread_options_reach_the_session(tmp_path: Path) -> None:
+    path = tmp_path / "affine.onnx"
+    write_affine_depth_model(path, height=2, width=2)
+    model = load_model(path, intra_op_num_threads=1, inter_op_num_threads=1)
+    options = model._session.get_session_options()  # type: ignore[attr-defined]
+    assert (options.intra_op_num_threads, options.inter_op_num_threads) == (1, 1)
+
+
+def test_unknown_backend_option_is_named(tmp_path: Path) -> None:
+    path = tmp_path / "affine.onnx"
+    write_affine_depth_model(path, height=2, width=2)
+    with pytest.raises(ModelLoadError, match=r"unknown onnxruntime backend options \['threads'\].*intra_op"):
+        load_model(path, threads=2)
