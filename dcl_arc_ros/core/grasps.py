@@ -180,9 +180,10 @@ def find_peaks(
         candidates[-border:] = False
         candidates[:, :border] = False
         candidates[:, -border:] = False
-    rows, cols = np.nonzero(candidates)
-    if rows.size == 0:
+    flat = np.flatnonzero(candidates)  # row-major, like np.nonzero
+    if flat.size == 0:
         return np.zeros((0, 2), dtype=np.intp)
+    rows, cols = np.divmod(flat, img.shape[1])
     order = np.argsort(-img[rows, cols], kind="stable")
     coords = np.stack([rows[order], cols[order]], axis=1).astype(np.intp)
     limit = coords.shape[0] if num_peaks is None else max(int(num_peaks), 0)
@@ -446,12 +447,14 @@ def robust_depth_at(depth_m: np.ndarray, u: np.ndarray, v: np.ndarray, *, half_w
     rr = np.clip(vv[:, None, None] + offs[None, :, None], 0, h - 1)
     cc = np.clip(uu[:, None, None] + offs[None, None, :], 0, w - 1)
     patch = d[rr, cc].reshape(uu.size, offs.size**2).astype(np.float64)
-    patch[~(np.isfinite(patch) & (patch > 0))] = np.nan
-    out = np.full(uu.size, np.nan)
-    has = ~np.all(np.isnan(patch), axis=1)
-    if has.any():
-        out[has] = np.nanmedian(patch[has], axis=1)
-    return out
+    patch[~(np.isfinite(patch) & (patch > 0))] = np.inf  # invalid values sort last
+    patch.sort(axis=1)
+    n_valid = np.isfinite(patch).sum(axis=1)
+    rows = np.arange(uu.size)
+    lo = patch[rows, np.maximum(n_valid - 1, 0) // 2]
+    hi = patch[rows, np.maximum(n_valid, 1) // 2] if patch.shape[1] > 1 else lo
+    with np.errstate(invalid="ignore"):
+        return np.where(n_valid > 0, 0.5 * (lo + hi), np.nan)
 
 
 def grasps_to_3d(

@@ -193,3 +193,19 @@ def test_grasp_without_valid_depth_is_dropped() -> None:
 def test_quaternion_about_z_is_unit() -> None:
     q = quaternion_about_z(np.linspace(-3, 3, 7))
     np.testing.assert_allclose(np.linalg.norm(q, axis=1), 1.0)
+
+
+def test_robust_depth_is_the_median_of_valid_pixels() -> None:
+    rng = np.random.default_rng(5)
+    depth = rng.uniform(0.5, 1.5, (40, 50)).astype(np.float32)
+    depth[rng.random(depth.shape) < 0.3] = np.nan
+    depth[rng.random(depth.shape) < 0.1] = 0.0
+    u = rng.uniform(0, 49, 30)
+    v = rng.uniform(0, 39, 30)
+    got = robust_depth_at(depth, u, v, half_window=2)
+    for i in range(30):
+        r, c = int(np.rint(v[i])), int(np.rint(u[i]))
+        win = depth[max(r - 2, 0) : r + 3, max(c - 2, 0) : c + 3].astype(np.float64)
+        win = win[np.isfinite(win) & (win > 0)]
+        if c - 2 >= 0 and r - 2 >= 0 and c + 3 <= 50 and r + 3 <= 40:  # interior: no clamped duplicates
+            assert got[i] == pytest.approx(float(np.median(win)))
