@@ -29,8 +29,9 @@ import numpy as np
 from tqdm import tqdm
 
 from dcl_arc_ros.bags import STORAGES, BagStats, write_bag
-from dcl_arc_ros.core.camera import Intrinsics
 from dcl_arc_ros.data.errors import DataError, GenerateError
+from dcl_arc_ros.sim.cameras import camera_preset
+from dcl_arc_ros.sim.errors import SimError
 from dcl_arc_ros.sim.frame import Frame, GraspLabels, ObjectLabel
 from dcl_arc_ros.sim.manifest import (
     BagPlan,
@@ -44,9 +45,11 @@ from dcl_arc_ros.sim.manifest import (
     write_manifest,
 )
 
-#: The sensor and camera names of the CLI contract (the renderer's registries must provide them).
+#: The sensor names of the CLI contract (keys of :data:`dcl_arc_ros.sim.sensors.SENSORS`).
 SENSOR_NAMES: Final[tuple[str, ...]] = ("clean", "empirical", "active_stereo")
-CAMERA_NAMES: Final[tuple[str, ...]] = ("d435", "sr300", "kinect_v1")
+#: CLI camera names -> preset names in :data:`dcl_arc_ros.sim.cameras.CAMERAS`.
+CAMERA_PRESETS: Final[dict[str, str]] = {"d435": "realsense_d435", "sr300": "realsense_sr300", "kinect_v1": "kinect_v1"}
+CAMERA_NAMES: Final[tuple[str, ...]] = tuple(CAMERA_PRESETS)
 FAMILY_NAMES: Final[tuple[str, ...]] = ("synthetic", "real_like")
 #: First frame stamp of every generated data set (2023-11-14T22:13:20Z); frame k of scene s is at
 #: EPOCH + (s * frames_per_scene + k) / fps, so stamps are unique and increasing across all bags of a run.
@@ -55,15 +58,17 @@ EPOCH_NS: Final = 1_700_000_000 * 1_000_000_000
 
 @dataclass(frozen=True)
 class SceneRequest:
-    """What a renderer is asked for: ``frames`` frames of one scene."""
+    """What a renderer is asked for: ``frames`` frames of one scene, stamped from ``start_stamp_ns``."""
 
     seed: int
     frames: int
     sensor: str
     family: str
-    camera: str
+    camera: str  # a CLI camera name, a key of CAMERA_PRESETS
     width: int | None = None
     height: int | None = None
+    start_stamp_ns: int = 0
+    frame_period_ns: int = 33_333_333
 
 
 class FrameSource(Protocol):
@@ -78,18 +83,14 @@ def pybullet_frames(request: SceneRequest) -> Iterable[Frame]:
         from dcl_arc_ros.sim.pipeline import render_scene_frames
     except ImportError as exc:
         raise GenerateError(f"the pybullet renderer is not available ({exc}); try --renderer toy") from exc
-    size = {} if request.width is None else {"width": request.width, "height": request.height}
     return render_scene_frames(
         seed=request.seed, frames=request.frames, sensor=request.sensor, family=request.family,
-        camera=request.camera, **size,
+        camera=CAMERA_PRESETS[request.camera], width=request.width, height=request.height,
+        start_stamp_ns=request.start_stamp_ns, frame_period_ns=request.frame_period_ns,
     )
 
 
 # -------------------------------------------------------------------------------------------------- toy renderer
-
-#: Nominal horizontal fields of view for the toy renderer only (the pybullet renderer owns the real presets).
-_TOY_HFOV_DEG: Final[dict[str, float]] = {"d435": 69.4, "sr300": 67.8, "kinect_v1": 62.7}
-
 
 def toy_frames(request: SceneRequest) -> Iterator[Frame]:
     """Analytic frames: a tilted table plane with a few rotated box tops resting above it, exact labels.
@@ -97,11 +98,11 @@ def toy_frames(request: SceneRequest) -> Iterator[Frame]:
     Deterministic in ``request.seed``. Sensor depth is the clean depth for ``clean``, otherwise clean depth with
     depth-dependent Gaussian noise (Nguyen et al. axial model), random dropout and holes along object edges.
     """
-    if request.camera not in _TOY_HFOV_DEG:
-        raise GenerateError(f"unknown camera {request.camera!r}; expected one of {', '.join(_TOY_HFOV_DEG)}")
-    width, height = (request.width or 640), (request.height or 480)
-    f = (width / 2) / math.tan(math.radians(_TOY_HFOV_DEG[request.camera]) / 2)
-    intr = Intrinsics(fx=f, fy=f, cx=(width - 1) / 2, cy=(height - 1) / 2, width=width, height=height)
+    if request.camera not in CAMERA_PRESETS:
+        raise GenerateError(f"unknown camera {request.camera!r}; expected one of {', '.join(CAMERA_PRESETS)}")
+    preset = camera_preset(CAMERA_PRESETS[request.camera])
+    width, height = (request.width or preset.intrinsics.width), (request.height or preset.intrinsics.height)
+    intr = preset.at_resolution(width, height)
     rng = np.random.default_rng(request.seed)
     tilt = rng.uniform(0.3, 0.7)
     z0 = rng.uniform(0.6, 0.9)
@@ -163,7 +164,6 @@ def toy_frames(request: SceneRequest) -> Iterator[Frame]:
     edges = np.zeros_like(instances, dtype=bool)
     edges[:, 1:] |= instances[:, 1:] != instances[:, :-1]
     edges[1:, :] |= instances[1:, :] != instances[:-1, :]
-    period = int(1e9 / 30)
     for i in range(request.frames):
         sensor = depth.copy()
         if request.sensor != "clean":
@@ -171,7 +171,8 @@ def toy_frames(request: SceneRequest) -> Iterator[Frame]:
             sensor += rng.normal(size=sensor.shape).astype(np.float32) * sigma.astype(np.float32)
             sensor[edges | (rng.random(sensor.shape) < 0.02)] = np.nan
         yield Frame(
-            stamp_ns=i * period, intrinsics=intr, rgb=rgb.astype(np.uint8), depth_clean=depth.copy(),
+            stamp_ns=request.start_stamp_ns + i * request.frame_period_ns, intrinsics=intr, rgb=rgb.astype(np.uint8),
+            depth_clean=depth.copy(),
             depth_sensor=sensor.astype(np.float32), instances=instances.copy(), normals=normals.copy(),
             world_T_cam=world_T_cam.copy(), objects=tuple(objects), grasps=grasps, sensor=request.sensor,
             family=request.family,
@@ -227,6 +228,8 @@ def bag_frames(plan: BagPlan, config: GenerateConfig, source: FrameSource) -> It
         request = SceneRequest(
             seed=scene_seed(config.seed, scene), frames=config.frames_per_scene, sensor=config.sensor,
             family=config.family, camera=config.camera, width=config.width, height=config.height,
+            start_stamp_ns=EPOCH_NS + round(scene * config.frames_per_scene * period_ns),
+            frame_period_ns=round(period_ns),
         )
         produced = 0
         for frame in source(request):
@@ -352,7 +355,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         )
         summary = generate(config, args.out, shard=parse_shard(args.shard), workers=args.workers,
                            progress=not args.no_progress)
-    except DataError as exc:
+    except (DataError, SimError) as exc:
         parser.exit(2, f"dcl-arc-generate: error: {exc}\n")
     except KeyboardInterrupt:
         print("dcl-arc-generate: interrupted; finished bags are kept, re-run to resume", file=sys.stderr)
