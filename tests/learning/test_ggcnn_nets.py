@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import math
 from pathlib import Path
 
-import numpy as np
 import pytest
 import torch
 
@@ -13,6 +11,7 @@ from dcl_arc_ros.learning.checkpoint import build_from_checkpoint
 from dcl_arc_ros.learning.grasp import GGCNN, GGCNN2, GGCNN2Config, GGCNNConfig
 from dcl_arc_ros.learning.grasp.ggcnn import GGCNN2_PRESETS, GGCNN_PRESETS
 from dcl_arc_ros.learning.grasp.losses import grasp_maps_loss
+from dcl_arc_ros.learning.grasp.toy_data import ToyGraspFrames
 from dcl_arc_ros.learning.grasp.trainer import GraspDataConfig, GraspSampleAdapter, GraspTask, GraspTrainConfig
 from dcl_arc_ros.learning.trainers.loop import LoopConfig, run_training
 
@@ -41,41 +40,16 @@ def test_published_ggcnn_size() -> None:
     assert GGCNN2Config().dilations == (2, 4)
 
 
-class _TinyGraspFrames(torch.utils.data.Dataset):
-    """A table with one box; a quality blob on the box, a fixed angle and width there, zeros elsewhere."""
-
-    def __init__(self, n: int, size: int = 48) -> None:
-        self.n, self.size = n, size
-
-    def __len__(self) -> int:
-        return self.n
-
-    def __getitem__(self, i: int) -> dict[str, torch.Tensor]:
-        rng = np.random.default_rng(i)
-        s = self.size
-        depth = np.full((s, s), 0.8, np.float32)
-        cx, cy = (int(v) for v in rng.integers(14, s - 14, size=2))
-        depth[cy - 6 : cy + 6, cx - 4 : cx + 4] = 0.72
-        depth[rng.random((s, s)) < 0.05] = 0.0
-        yy, xx = np.mgrid[0:s, 0:s]
-        q = np.exp(-((xx - cx) ** 2 + (yy - cy) ** 2) / 6.0).astype(np.float32)
-        a = 0.0  # close across the narrow side of the box
-        on = (q > 0.1).astype(np.float32)
-        maps = {"grasp_quality": q, "grasp_cos2": on * math.cos(2 * a), "grasp_sin2": on * math.sin(2 * a),
-                "grasp_width": on * 10.0}
-        return {"depth": torch.from_numpy(depth[None]), "valid": torch.from_numpy((depth > 0)[None].astype(np.float32)),
-                **{k: torch.from_numpy(v.astype(np.float32)[None]) for k, v in maps.items()}}
-
-
 def test_adapter_prepares_inputs_and_flips_angles() -> None:
-    base = _TinyGraspFrames(4)
+    base = ToyGraspFrames(4)
     cfg = GraspDataConfig(input_size=32, crop_size=40, flip=False)
     sample = GraspSampleAdapter(base, cfg, train=False)[0]
     assert set(sample) == {"input", "quality", "cos2", "sin2", "width"}
     assert all(v.shape == (1, 32, 32) for v in sample.values())
     assert torch.isfinite(sample["input"]).all() and abs(float(sample["input"].mean())) < 1e-4
-    # Width: 10 px in a 40-px crop resized to 32 px is 8 px, over the 150-px scale.
-    assert float(sample["width"].max()) == pytest.approx(8.0 / 150.0, rel=1e-5)
+    # Width: the toy's 12-px jaw opening in a 40-px crop resized to 32 px is 9.6 px, over the 150-px scale.
+    assert float(base[0]["grasp_width"].max()) == 12.0
+    assert float(sample["width"].max()) == pytest.approx(12.0 * 32 / 40 / 150.0, rel=1e-5)
     base_item = base[0]
     base_item["grasp_sin2"] = base_item["grasp_quality"].clone()  # a sin2 map that is visibly non-zero
 
@@ -104,7 +78,7 @@ def test_a_few_training_steps_lower_the_loss(network: str, tmp_path: Path) -> No
                         progress=False),
         data=GraspDataConfig(input_size=48, crop_size=48, flip=False),
     )
-    data = GraspSampleAdapter(_TinyGraspFrames(8), cfg.data, train=False)
+    data = GraspSampleAdapter(ToyGraspFrames(8), cfg.data, train=False)
     task = GraspTask(cfg)
     batch = torch.utils.data.default_collate([data[i] for i in range(8)])
     with torch.no_grad():

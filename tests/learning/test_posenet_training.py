@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -10,23 +9,31 @@ import numpy as np
 import pytest
 import torch
 
-from dcl_arc_ros.core.camera import Intrinsics
 from dcl_arc_ros.core.pose_pipeline import egocentric_to_allocentric, rotation_from_6d
 from dcl_arc_ros.learning.checkpoint import build_from_checkpoint
 from dcl_arc_ros.learning.pose import POSENET_PRESETS, PoseNet
 from dcl_arc_ros.learning.pose.posenet import geodesic_angle, rotation_6d_to_matrix
+from dcl_arc_ros.learning.pose.toy_data import TOY_INTRINSICS, ToyPoseFrames
 from dcl_arc_ros.learning.pose.trainer import (
     PoseCropDataset,
     PoseDataConfig,
     PoseTask,
     PoseTrainConfig,
+    build_pose_samples,
     pose_samples_from_frame,
 )
 from dcl_arc_ros.learning.trainers.loop import LoopConfig, run_training
 
 torch.set_num_threads(1)
 
-K = Intrinsics(fx=150.0, fy=150.0, cx=47.5, cy=35.5, width=96, height=72)
+K = TOY_INTRINSICS
+
+
+def _frame(seed: int) -> tuple[np.ndarray, np.ndarray, list[_Obj]]:
+    f = ToyPoseFrames(seed + 1)[seed]
+    rows = zip(f.object_info, f.object_poses, strict=True)
+    objects = [_Obj(int(r[0]), int(r[1]), bool(r[2]), p, float(r[3])) for r, p in rows]
+    return f.depth, f.instances, objects
 
 
 @dataclass(frozen=True)
@@ -36,35 +43,6 @@ class _Obj:
     novel: bool
     cam_T_obj: np.ndarray
     visible_fraction: float
-
-
-def _rot_z(a: float) -> np.ndarray:
-    c, s = math.cos(a), math.sin(a)
-    return np.array([[c, -s, 0.0], [s, c, 0.0], [0.0, 0.0, 1.0]])
-
-
-def _frame(seed: int) -> tuple[np.ndarray, np.ndarray, list[_Obj]]:
-    """Two elongated objects on a table: the class sets the length, the yaw sets the in-image orientation."""
-    rng = np.random.default_rng(seed)
-    depth = np.full((K.height, K.width), 0.8, np.float32)
-    instances = np.zeros((K.height, K.width), np.int32)
-    yy, xx = np.mgrid[0 : K.height, 0 : K.width].astype(np.float64)
-    objects = []
-    for inst, cx in ((1, 25.0), (2, 70.0)):
-        cls = int(rng.integers(0, 2))
-        yaw = float(rng.uniform(-1.2, 1.2))
-        half_len = 14.0 if cls == 1 else 8.0
-        du, dv = xx - cx, yy - 36.0
-        along = du * math.cos(yaw) + dv * math.sin(yaw)
-        across = -du * math.sin(yaw) + dv * math.cos(yaw)
-        mask = (np.abs(along) <= half_len) & (np.abs(across) <= 4.0)
-        instances[mask] = inst
-        depth[mask] = 0.76 - 0.002 * along[mask]  # a slope along the object's axis makes its direction visible
-        t = np.array([(cx - K.cx) * 0.76 / K.fx, (36.0 - K.cy) * 0.76 / K.fy, 0.76])
-        pose = np.eye(4)
-        pose[:3, :3], pose[:3, 3] = _rot_z(yaw), t
-        objects.append(_Obj(inst, cls, False, pose, 1.0))
-    return depth, instances, objects
 
 
 def test_output_shapes() -> None:
@@ -108,8 +86,7 @@ def test_a_few_training_steps_lower_the_loss(tmp_path: Path) -> None:
                         progress=False),
         data=PoseDataConfig(crop_size=net_cfg.crop_size, min_pixels=20),
     )
-    samples = [s for i in range(8) for s in pose_samples_from_frame(*_frame(i), K, cfg.data)]
-    data = PoseCropDataset(samples)
+    data = PoseCropDataset(build_pose_samples(ToyPoseFrames(8), cfg.data, progress=False))
     assert len(data) == 16
     task = PoseTask(cfg)
     batch = torch.utils.data.default_collate([data[i] for i in range(len(data))])

@@ -43,5 +43,6 @@ if "ggcnn2" not in MODEL_KINDS:
     register_model_kind("ggcnn2", ModelKind(GGCNN2Config, build_ggcnn2, GGCNN2_PRESETS, "GG-CNN2 grasp maps"))
 for _name in ("ggcnn", "ggcnn2"):
     if _name not in EXPORTABLE_KINDS:
-        register_export_kind(_name, ExportKind(task="grasp_maps", inputs=_inputs, outputs=_outputs,
-                                               size_multiple=lambda cfg: 1))
+        register_export_kind(
+            _name, ExportKind(task="grasp_maps", inputs=_inputs, outputs=_outputs, size_multiple=lambda cfg: 1)
+        )

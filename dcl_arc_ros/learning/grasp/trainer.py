@@ -27,7 +27,7 @@ from torch.utils.data import Dataset
 
 from dcl_arc_ros.core.grasp_pipeline import prepare_ggcnn_input
 from dcl_arc_ros.learning.config import DepthRange, OptimConfig
-from dcl_arc_ros.learning.errors import DatasetError
+from dcl_arc_ros.learning.errors import ConfigError, DatasetError
 from dcl_arc_ros.learning.grasp.ggcnn import GGCNN2Config, GGCNNConfig
 from dcl_arc_ros.learning.grasp.losses import GRASP_MAP_KEYS, GraspLossConfig, grasp_maps_loss
 from dcl_arc_ros.learning.registry import NetworkSpec
@@ -47,12 +47,19 @@ SAMPLE_MAP_KEYS: dict[str, str] = {
 class GraspDataConfig:
     """Where the frames come from and how they become network inputs."""
 
-    sources: tuple[str, ...] = ()  # dataset roots / bags, read by dcl_arc_ros.data.torch_datasets
-    sensor: str = "clean"  # which depth the network trains on: clean, empirical, dcl, ... (the dataset decides)
+    source: str = "bags"  # a name in dcl_arc_ros.data.torch_datasets.SOURCES, or "toy" (procedural, smoke runs only)
+    paths: tuple[str, ...] = ()  # arguments of that source, e.g. the training bags of one depth domain
+    depth_from: Literal["sensor", "clean"] = "sensor"  # the frames' sensor depth, or their clean ground truth
     input_size: int = 300  # network input side in pixels
     crop_size: int = 300  # side of the square taken from the frame before resizing to input_size
     depth_range: DepthRange = field(default_factory=lambda: DepthRange(0.1, 4.0))  # outside = invalid
     flip: bool = True  # random left-right mirror when training
+
+    def __post_init__(self) -> None:
+        if self.input_size < 8 or self.crop_size < 8:
+            raise ConfigError(
+                f"GraspDataConfig input_size/crop_size must be >= 8, got {self.input_size}/{self.crop_size}"
+            )
 
 
 @dataclass(frozen=True)

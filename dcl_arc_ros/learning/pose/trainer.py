@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any, Literal, Protocol
 
 import numpy as np
 import torch
@@ -31,25 +31,29 @@ from dcl_arc_ros.core.pose_pipeline import (
 )
 from dcl_arc_ros.core.proposals import ProposalParams, crops_from_labels
 from dcl_arc_ros.learning.config import OptimConfig
-from dcl_arc_ros.learning.errors import ConfigError
+from dcl_arc_ros.learning.errors import ConfigError, DatasetError
 from dcl_arc_ros.learning.pose.posenet import PoseNetConfig, geodesic_angle, rotation_6d_to_matrix
 from dcl_arc_ros.learning.registry import NetworkSpec
 from dcl_arc_ros.learning.trainers.loop import LoopConfig
 
 __all__ = [
+    "FrameRecordLike",
     "PoseCropDataset",
     "PoseDataConfig",
     "PoseSample",
     "PoseTask",
     "PoseTrainConfig",
+    "build_pose_samples",
     "pose_samples_from_frame",
+    "pose_samples_from_record",
 ]
 
 
 @dataclass(frozen=True)
 class PoseDataConfig:
-    sources: tuple[str, ...] = ()  # dataset roots / bags, read by dcl_arc_ros.data.torch_datasets
-    sensor: str = "clean"  # which depth the crops are cut from
+    source: str = "bags"  # a name in dcl_arc_ros.data.torch_datasets.SOURCES, or "toy" (procedural, smoke runs only)
+    paths: tuple[str, ...] = ()  # arguments of that source, e.g. the training bags of one depth domain
+    depth_from: Literal["sensor", "clean"] = "sensor"  # the frames' sensor depth, or their clean ground truth
     crop_size: int = 64
     margin: float = 0.2
     depth_scale_m: float = 0.15
@@ -105,8 +109,12 @@ def pose_samples_from_frame(
 ) -> list[PoseSample]:
     """One sample per sufficiently visible object of one frame (``sim.frame.Frame`` fields)."""
     by_id = {int(o.instance_id): o for o in objects if o.visible_fraction >= cfg.min_visible_fraction}
-    params = ProposalParams(min_pixels=cfg.min_pixels, max_pixels=intrinsics.width * intrinsics.height,
-                            min_extent_m=0.0, max_extent_m=float("inf"))
+    params = ProposalParams(
+        min_pixels=cfg.min_pixels,
+        max_pixels=intrinsics.width * intrinsics.height,
+        min_extent_m=0.0,
+        max_extent_m=float("inf"),
+    )
     crop_params = cfg.crop_params()
     out: list[PoseSample] = []
     for crop in crops_from_labels(instances, depth_m, intrinsics, params):
@@ -120,6 +128,64 @@ def pose_samples_from_frame(
         r_cam = np.asarray(obj.cam_T_obj, dtype=np.float64)[:3, :3]
         r_allo = egocentric_to_allocentric(r_cam, t)
         out.append(PoseSample(crop.label, prepared.image, int(obj.class_id), r_allo, r_cam, t, bool(obj.novel)))
+    return out
+
+
+@dataclass(frozen=True)
+class _RecordObject:
+    instance_id: int
+    class_id: int
+    novel: bool
+    cam_T_obj: np.ndarray
+    visible_fraction: float
+
+
+class FrameRecordLike(Protocol):
+    """The fields of ``dcl_arc_ros.bags.FrameRecord`` the pose samples need."""
+
+    depth: np.ndarray | None
+    depth_clean: np.ndarray | None
+    instances: np.ndarray | None
+    intrinsics: Intrinsics | None
+    object_poses: np.ndarray | None  # (N, 4, 4)
+    object_info: np.ndarray | None  # (N, 4) rows (instance_id, class_id, novel, visible_fraction)
+    source: str
+
+
+def pose_samples_from_record(record: FrameRecordLike, cfg: PoseDataConfig) -> list[PoseSample]:
+    """:func:`pose_samples_from_frame` for a decoded bag frame (``FrameRecord``)."""
+    depth = record.depth if cfg.depth_from == "sensor" else record.depth_clean
+    missing = [
+        name
+        for name, value in (
+            ("depth" if cfg.depth_from == "sensor" else "depth_clean", depth),
+            ("instances", record.instances),
+            ("intrinsics", record.intrinsics),
+            ("object_poses", record.object_poses),
+            ("object_info", record.object_info),
+        )
+        if value is None
+    ]
+    if missing:
+        raise DatasetError(f"frame {record.source!r} lacks {missing}, needed for pose samples")
+    assert depth is not None and record.instances is not None and record.intrinsics is not None
+    assert record.object_poses is not None and record.object_info is not None
+    objects = [
+        _RecordObject(int(row[0]), int(row[1]), bool(row[2]), pose, float(row[3]))
+        for row, pose in zip(record.object_info, record.object_poses, strict=True)
+    ]
+    return pose_samples_from_frame(depth, record.instances, objects, record.intrinsics, cfg)
+
+
+def build_pose_samples(
+    frames: Sequence[FrameRecordLike], cfg: PoseDataConfig, *, progress: bool = True
+) -> list[PoseSample]:
+    """Object crops of every frame (precomputed once: crops are small, frames are not)."""
+    from tqdm.auto import tqdm
+
+    out: list[PoseSample] = []
+    for i in tqdm(range(len(frames)), desc="pose crops", disable=not progress):
+        out.extend(pose_samples_from_record(frames[i], cfg))
     return out
 
 
@@ -177,8 +243,12 @@ class PoseTask:
         with torch.no_grad():
             acc = (logits.argmax(dim=1) == cls).float().mean()
             err = geodesic_angle(rotation_6d_to_matrix(pred6d), batch["rotation"].to(self.device)).mean()
-        logs = {"loss_ce": float(ce.detach()), "loss_rot": float(mse.detach()), "class_acc": float(acc),
-                "rot_err_deg": float(torch.rad2deg(err))}
+        logs = {
+            "loss_ce": float(ce.detach()),
+            "loss_rot": float(mse.detach()),
+            "class_acc": float(acc),
+            "rot_err_deg": float(torch.rad2deg(err)),
+        }
         return ce + self.cfg.rotation_weight * mse, logs
 
     def train_step(self, batch: Mapping[str, Mapping[str, torch.Tensor]], step: int) -> dict[str, float]:
