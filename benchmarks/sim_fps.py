@@ -1,0 +1,149 @@
+"""Synthetic data engine speed: frames per second per core at 640x480 with every label.
+
+    python -m benchmarks.sim_fps --out benchmarks/results [--scenes 3] [--frames-per-scene 4] [--family synthetic]
+
+For each sensor model it renders ``--scenes`` scenes with ``--frames-per-scene`` frames each through
+``render_scene_frames`` (scene building and settling included, amortised over the frames) and reports
+
+* ``fps_per_core``: frames / CPU seconds of this process. OpenCV is limited to one thread, so this is the rate one
+  core sustains and it does not depend on what else the machine runs;
+* ``fps_wall``: frames / wall seconds, for reference;
+* a per-stage breakdown (render, labels, sensor) of one extra frame, in CPU milliseconds.
+
+Targets (issue 3): empirical >= 4, active_stereo >= 1 frames per second per core.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from dcl_arc_ros.sim.cameras import camera_preset, sample_camera_pose
+from dcl_arc_ros.sim.grasp_labels import grasp_labels
+from dcl_arc_ros.sim.labels import instance_map, object_labels, object_silhouettes, surface_normals
+from dcl_arc_ros.sim.pipeline import render_scene_frames
+from dcl_arc_ros.sim.render import render
+from dcl_arc_ros.sim.scenes import build_scene
+from dcl_arc_ros.sim.sensors import SceneContext, get_sensor
+
+RESULT_FILE = "sim_fps.json"
+TARGETS = {"empirical": 4.0, "active_stereo": 1.0}
+
+
+def _stage_breakdown(sensor: str, family: str, camera: str, seed: int) -> dict[str, float]:
+    preset = camera_preset(camera)
+    intr = preset.intrinsics
+    with build_scene(seed, family) as scene:
+        pose = sample_camera_pose(np.random.default_rng(seed), scene.workspace_centre, preset.view_distance_m)
+        ms: dict[str, float] = {}
+
+        def lap(name: str, t0: float) -> float:
+            now = time.process_time()
+            ms[name] = round(1000.0 * (now - t0), 1)
+            return now
+
+        t = time.process_time()
+        out = render(scene.client, intr, pose, scene.lighting)
+        t = lap("render_rgb_depth_seg", t)
+        instances = instance_map(out.segmentation, scene)
+        normals = surface_normals(out.depth, out.segmentation, intr, pose, scene)
+        t = lap("normals", t)
+        sil = object_silhouettes(scene, pose, intr)
+        object_labels(instances, scene, pose, intr, sil)
+        t = lap("silhouettes_poses", t)
+        grasp_labels(instances, sil, out.depth, intr, pose, scene.support_height)
+        t = lap("grasps", t)
+        ctx = SceneContext(
+            normals=normals,
+            instances=instances,
+            baseline_m=preset.baseline_m,
+            depth_range_m=preset.depth_range_m,
+            disparity_subpixel=preset.disparity_subpixel,
+            render_depth=lambda c_T_o: (
+                render(scene.client, intr, pose @ c_T_o, scene.lighting, segmentation=False).depth
+            ),
+        )
+        get_sensor(sensor).apply(out.depth, intr, np.random.default_rng(seed), ctx)
+        lap(f"sensor_{sensor}", t)
+    return ms
+
+
+def measure(sensor: str, *, scenes: int, frames_per_scene: int, family: str, camera: str, seed0: int) -> dict:
+    frames = 0
+    cpu0, wall0 = time.process_time(), time.perf_counter()
+    for s in range(scenes):
+        for _ in render_scene_frames(seed0 + s, frames_per_scene, sensor, family, camera):
+            frames += 1
+    cpu, wall = time.process_time() - cpu0, time.perf_counter() - wall0
+    fps_core = frames / cpu if cpu > 0 else float("nan")
+    return {
+        "sensor": sensor,
+        "frames": frames,
+        "cpu_seconds": round(cpu, 3),
+        "wall_seconds": round(wall, 3),
+        "fps_per_core": round(fps_core, 3),
+        "fps_wall": round(frames / wall, 3),
+        "target_fps_per_core": TARGETS.get(sensor),
+        "meets_target": bool(fps_core >= TARGETS[sensor]) if sensor in TARGETS else None,
+        "stages_cpu_ms": _stage_breakdown(sensor, family, camera, seed0),
+    }
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description="Frames per second per core of the synthetic data engine.")
+    parser.add_argument("--out", type=Path, default=Path("benchmarks/results"), help="results folder")
+    parser.add_argument("--scenes", type=int, default=3)
+    parser.add_argument("--frames-per-scene", type=int, default=4)
+    parser.add_argument("--family", default="synthetic", choices=("synthetic", "real_like"))
+    parser.add_argument("--camera", default="realsense_d435")
+    parser.add_argument("--sensors", default="empirical,active_stereo")
+    parser.add_argument("--seed", type=int, default=1000)
+    args = parser.parse_args(argv)
+    cv2.setNumThreads(1)
+    preset = camera_preset(args.camera)
+    results = [
+        measure(
+            name.strip(),
+            scenes=args.scenes,
+            frames_per_scene=args.frames_per_scene,
+            family=args.family,
+            camera=args.camera,
+            seed0=args.seed,
+        )
+        for name in args.sensors.split(",")
+        if name.strip()
+    ]
+    report = {
+        "benchmark": "sim_fps",
+        "created_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "resolution": [preset.intrinsics.width, preset.intrinsics.height],
+        "camera": args.camera,
+        "family": args.family,
+        "scenes": args.scenes,
+        "frames_per_scene": args.frames_per_scene,
+        "labels": ["rgb", "depth_clean", "depth_sensor", "instances", "normals", "poses", "visible_fraction", "grasps"],
+        "machine": {"cpus": os.cpu_count(), "python": platform.python_version(), "load_avg_1m": os.getloadavg()[0]},
+        "results": results,
+    }
+    args.out.mkdir(parents=True, exist_ok=True)
+    path = args.out / RESULT_FILE
+    path.write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
+    for r in results:
+        print(
+            f"{r['sensor']:<14} {r['fps_per_core']:6.2f} fps/core (target {r['target_fps_per_core']}), "
+            f"{r['fps_wall']:6.2f} fps wall, stages {r['stages_cpu_ms']}"
+        )
+    print(f"wrote {path}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,187 @@
+"""Per-frame labels from the scene geometry: instance masks, surface normals, object poses, visible fractions.
+
+Normals come from the meshes the renderer drew, never from image derivatives: every pixel's clean-depth point is
+moved into the frame of the body it belongs to (from the segmentation) and matched to that body's surface:
+
+* convex meshes (the support boxes, primitives): the face whose plane the point lies on, i.e. the face with the
+  largest signed plane distance; exact for convex shapes;
+* other meshes: the face of the nearest dense surface sample (samples ~1.5 mm apart, each carrying its face normal).
+
+Normals are then rotated into the camera frame and flipped to face the camera.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+from scipy.spatial import cKDTree
+
+from dcl_arc_ros.core.camera import Intrinsics
+from dcl_arc_ros.sim.errors import LabelError
+from dcl_arc_ros.sim.frame import ObjectLabel
+from dcl_arc_ros.sim.objects import TriMesh
+from dcl_arc_ros.sim.scenes import Scene, SceneBody
+
+SURFACE_SAMPLE_SPACING_M = 0.0015
+_SURFACE_CACHE_SIZE = 256
+_SUPERSAMPLE = 3
+
+
+@dataclass(frozen=True)
+class _SurfaceIndex:
+    mesh: TriMesh  # kept so the id() key stays valid while cached
+    tree: cKDTree | None
+    normals: np.ndarray  # (N, 3) sample normals, or (F, 3) face normals for convex meshes
+    offsets: np.ndarray  # (F,) plane offsets n . x for convex meshes, empty otherwise
+
+
+_surface_cache: OrderedDict[int, _SurfaceIndex] = OrderedDict()
+
+
+def _surface_index(mesh: TriMesh) -> _SurfaceIndex:
+    key = id(mesh)
+    hit = _surface_cache.get(key)
+    if hit is not None and hit.mesh is mesh:
+        _surface_cache.move_to_end(key)
+        return hit
+    if mesh.convex:
+        normals = mesh.face_normals
+        keep = np.linalg.norm(normals, axis=1) > 0
+        planes = np.column_stack([normals[keep], np.einsum("fi,fi->f", normals[keep], mesh.triangles[keep, 0])])
+        planes = np.unique(np.round(planes, 9), axis=0)  # coplanar faces (e.g. a box's two triangles) share a plane
+        index = _SurfaceIndex(mesh, None, planes[:, :3].astype(np.float32), planes[:, 3].astype(np.float32))
+    else:
+        points, normals = mesh.sample_surface(SURFACE_SAMPLE_SPACING_M)
+        index = _SurfaceIndex(mesh, cKDTree(points), normals, np.empty(0))
+    _surface_cache[key] = index
+    while len(_surface_cache) > _SURFACE_CACHE_SIZE:
+        _surface_cache.popitem(last=False)
+    return index
+
+
+def body_normals(body: SceneBody, points_body: np.ndarray) -> np.ndarray:
+    """Surface normals (N, 3) in the body frame at points (N, 3) that lie on ``body``'s surface (body frame)."""
+    index = _surface_index(body.mesh)
+    if index.tree is None:
+        signed = points_body @ index.normals.T - index.offsets[None, :]
+        return index.normals[np.argmax(signed, axis=1)]
+    _, nearest = index.tree.query(points_body, k=1, eps=0.5)
+    return index.normals[nearest]
+
+
+def instance_map(segmentation: np.ndarray, scene: Scene) -> np.ndarray:
+    """Body-id segmentation -> instance ids (0 = background or nothing)."""
+    lut_size = max([b.body_id for b in scene.bodies] + [0]) + 2
+    lut = np.zeros(lut_size, dtype=np.int32)
+    for b in scene.bodies:
+        lut[b.body_id + 1] = b.instance_id
+    seg = segmentation.astype(np.int64) + 1
+    if seg.min() < 0 or seg.max() >= lut_size:
+        raise LabelError(f"segmentation ids {seg.min() - 1}..{seg.max() - 1} include bodies the scene does not have")
+    return lut[seg]
+
+
+def surface_normals(
+    depth_clean: np.ndarray,
+    segmentation: np.ndarray,
+    intrinsics: Intrinsics,
+    world_T_cam: np.ndarray,
+    scene: Scene,
+) -> np.ndarray:
+    """(H, W, 3) float32 unit normals in the camera frame facing the camera; zero where nothing was hit."""
+    points = intrinsics.points_from_depth(depth_clean).reshape(-1, 3)
+    normals = np.zeros(points.shape, dtype=np.float32)
+    flat_seg = np.where(np.isfinite(depth_clean), segmentation, -1).reshape(-1)
+    present = np.flatnonzero(np.bincount(flat_seg + 1))[1:] - 1  # body ids with at least one valid pixel
+    for body_id in present:
+        try:
+            body = scene.body(int(body_id))
+        except KeyError:
+            raise LabelError(f"segmentation names body {body_id}, which the scene does not have") from None
+        pix = np.flatnonzero(flat_seg == body_id)
+        body_T_cam = (np.linalg.inv(body.world_T_body) @ world_T_cam).astype(np.float32)
+        p_body = points[pix] @ body_T_cam[:3, :3].T + body_T_cam[:3, 3]
+        n_cam = body_normals(body, p_body).astype(np.float32) @ body_T_cam[:3, :3]  # body -> camera is R^T
+        facing_away = np.einsum("ni,ni->n", n_cam, points[pix]) > 0
+        n_cam[facing_away] *= -1.0
+        normals[pix] = n_cam
+    return normals.reshape((*depth_clean.shape, 3))
+
+
+def camera_poses(scene: Scene, world_T_cam: np.ndarray) -> dict[int, np.ndarray]:
+    """instance id -> (4, 4) cam_T_obj."""
+    cam_T_world = np.linalg.inv(world_T_cam)
+    return {b.instance_id: cam_T_world @ b.world_T_body for b in scene.objects}
+
+
+def silhouette(mesh: TriMesh, cam_T_obj: np.ndarray, intrinsics: Intrinsics) -> np.ndarray:
+    """(H, W) bool: pixels whose centre the object covers when rendered alone (union of its projected triangles).
+
+    Triangles are filled at 3x resolution, where every output pixel centre is an exact sample, so the edge bias of the
+    polygon filler shrinks to a sixth of a pixel.
+    """
+    pts = mesh.vertices @ cam_T_obj[:3, :3].T + cam_T_obj[:3, 3]
+    mask = np.zeros((intrinsics.height, intrinsics.width), dtype=bool)
+    if np.any(pts[:, 2] <= 1e-6):
+        raise LabelError(f"object crosses the camera plane (min z={pts[:, 2].min():.4f} m); cannot rasterise it")
+    u, v, _ = intrinsics.project(pts)
+    x0 = int(np.clip(np.floor(u.min()), 0, intrinsics.width - 1))
+    x1 = int(np.clip(np.ceil(u.max()) + 1, 0, intrinsics.width))
+    y0 = int(np.clip(np.floor(v.min()), 0, intrinsics.height - 1))
+    y1 = int(np.clip(np.ceil(v.max()) + 1, 0, intrinsics.height))
+    if x1 <= x0 or y1 <= y0:
+        return mask
+    ss, shift = _SUPERSAMPLE, 4
+    hi = np.zeros(((y1 - y0) * ss, (x1 - x0) * ss), dtype=np.uint8)
+    # low-res pixel centre x maps to hi-res pixel centre ss * (x - x0) + ss // 2
+    uv = np.stack([ss * (u - x0) + ss // 2, ss * (v - y0) + ss // 2], axis=1)
+    tris = np.round(uv * (1 << shift)).astype(np.int32)[mesh.faces]
+    lo, top = tris.min(axis=1), tris.max(axis=1)
+    limit = np.array([hi.shape[1], hi.shape[0]]) << shift
+    for tri in tris[np.all(top >= 0, axis=1) & np.all(lo < limit, axis=1)]:
+        cv2.fillConvexPoly(hi, tri, 1, lineType=cv2.LINE_8, shift=shift)
+    mask[y0:y1, x0:x1] = hi[ss // 2 :: ss, ss // 2 :: ss].astype(bool)
+    return mask
+
+
+def object_silhouettes(scene: Scene, world_T_cam: np.ndarray, intrinsics: Intrinsics) -> dict[int, np.ndarray]:
+    """instance id -> (H, W) bool mask of the object rendered alone (nothing in front of it)."""
+    poses = camera_poses(scene, world_T_cam)
+    return {b.instance_id: silhouette(b.mesh, poses[b.instance_id], intrinsics) for b in scene.objects}
+
+
+def object_labels(
+    instances: np.ndarray,
+    scene: Scene,
+    world_T_cam: np.ndarray,
+    intrinsics: Intrinsics,
+    silhouettes: dict[int, np.ndarray] | None = None,
+) -> tuple[ObjectLabel, ...]:
+    """One :class:`ObjectLabel` per object that is at least partly visible, ordered by instance id.
+
+    ``visible_fraction`` is the object's pixels in ``instances`` over its pixels in its silhouette rendered alone.
+    """
+    poses = camera_poses(scene, world_T_cam)
+    if silhouettes is None:
+        silhouettes = object_silhouettes(scene, world_T_cam, intrinsics)
+    counts = np.bincount(instances.reshape(-1), minlength=max(poses, default=0) + 1)
+    labels = []
+    for body in scene.objects:
+        visible = int(counts[body.instance_id])
+        if visible == 0 or body.spec is None:
+            continue
+        alone = int(silhouettes[body.instance_id].sum())
+        labels.append(
+            ObjectLabel(
+                instance_id=body.instance_id,
+                class_id=body.spec.class_id,
+                name=body.spec.name,
+                novel=body.spec.novel,
+                cam_T_obj=poses[body.instance_id],
+                visible_fraction=float(min(1.0, visible / max(alone, 1))),
+            )
+        )
+    return tuple(labels)

@@ -1,0 +1,141 @@
+"""The "Simulation" baseline of the DCL paper: published structured-light (Kinect v1 / RealSense) noise statistics.
+
+Applied in this order, each step switchable in :class:`EmpiricalParams`:
+
+1. **Lateral noise** (Nguyen et al. 2012): every pixel reads the depth of a neighbour displaced by a Gaussian offset
+   of ``sigma_L = 0.8 + 0.035 * theta / (pi/2 - theta)`` pixels, theta = angle between ray and surface normal.
+2. **Axial noise** (Nguyen et al. 2012): ``sigma_z = 0.0012 + 0.0019 (z - 0.4)^2`` m, plus
+   ``0.0001 / sqrt(z) * theta^2 / (pi/2 - theta)^2`` for theta beyond 60 degrees.
+3. **Disparity quantisation**: ``d = f B / z`` is rounded to the device's subpixel step (1/8 px for Kinect v1) and
+   turned back into depth.
+4. **Holes**:
+   * projector shadows: pixels the projector (``B`` to the right of the camera) cannot light, found exactly per image
+     row from the clean depth (a pixel is shadowed when a nearer surface to its right maps to a projector column at
+     or left of its own);
+   * depth discontinuities: pixels whose 3x3 neighbourhood spans more than ``edge_threshold_m`` lose their reading
+     with probability ``edge_hole_probability``;
+   * grazing angles: the hole probability rises linearly from 0 at ``grazing_start_deg`` to 1 at ``grazing_full_deg``;
+   * random dropout with probability ``dropout``;
+   * readings outside the device's range.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+
+from dcl_arc_ros.core.camera import Intrinsics
+from dcl_arc_ros.sim.sensors.base import SceneContext, check_depth, viewing_angles
+
+_DEG = np.pi / 180.0
+_THETA_MAX = 89.0 * _DEG
+
+
+@dataclass(frozen=True)
+class EmpiricalParams:
+    lateral: bool = True
+    axial: bool = True
+    quantise: bool = True
+    shadows: bool = True
+    edge_threshold_m: float = 0.02
+    edge_hole_probability: float = 0.5
+    grazing_start_deg: float = 70.0
+    grazing_full_deg: float = 85.0
+    dropout: float = 0.003
+    apply_range: bool = True
+
+
+def axial_sigma(z: np.ndarray, theta: np.ndarray) -> np.ndarray:
+    """Nguyen et al. 2012 axial standard deviation (metres) at depth ``z`` (m) and angle ``theta`` (rad)."""
+    z = np.asarray(z, dtype=np.float64)
+    theta = np.minimum(np.asarray(theta, dtype=np.float64), _THETA_MAX)
+    sigma = 0.0012 + 0.0019 * (z - 0.4) ** 2
+    with np.errstate(invalid="ignore", divide="ignore"):
+        angle_term = 0.0001 / np.sqrt(z) * theta**2 / (np.pi / 2 - theta) ** 2
+    return sigma + np.where(theta > 60.0 * _DEG, angle_term, 0.0)
+
+
+def lateral_sigma_px(theta: np.ndarray) -> np.ndarray:
+    """Nguyen et al. 2012 lateral standard deviation in pixels at angle ``theta`` (rad)."""
+    theta = np.minimum(np.asarray(theta, dtype=np.float64), _THETA_MAX)
+    return 0.8 + 0.035 * theta / (np.pi / 2 - theta)
+
+
+def projector_shadow(depth: np.ndarray, fx: float, baseline_m: float) -> np.ndarray:
+    """(H, W) bool: pixels a projector ``baseline_m`` to the right (+x) of the camera cannot light.
+
+    A point at column u and depth z lands on projector column ``q = u - fx B / z``. Along a row, the visible surface
+    has q increasing with u; a pixel is in shadow when some pixel to its right has a projector column at or left of
+    its own (that nearer surface blocks the projector ray). NaN (no surface) never casts a shadow.
+    """
+    h, w = depth.shape
+    cols = np.arange(w, dtype=np.float64)[None, :]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        q = np.where(np.isfinite(depth) & (depth > 0), cols - fx * baseline_m / depth, np.inf)
+    # suffix minimum over strictly larger columns
+    suffix = np.minimum.accumulate(q[:, ::-1], axis=1)[:, ::-1]
+    right_min = np.concatenate([suffix[:, 1:], np.full((h, 1), np.inf)], axis=1)
+    return np.isfinite(depth) & (q > right_min + 0.5)
+
+
+def discontinuity_band(depth: np.ndarray, threshold_m: float) -> np.ndarray:
+    """(H, W) bool: pixels whose 3x3 neighbourhood spans more than ``threshold_m`` (no hit counts as far)."""
+    far = np.where(np.isfinite(depth), depth, 1e3).astype(np.float32)
+    kernel = np.ones((3, 3), np.uint8)
+    return (cv2.dilate(far, kernel) - cv2.erode(far, kernel)) > threshold_m
+
+
+@dataclass(frozen=True)
+class EmpiricalSensor:
+    name: str = "empirical"
+    params: EmpiricalParams = EmpiricalParams()
+
+    def apply(
+        self, depth_clean: np.ndarray, intrinsics: Intrinsics, rng: np.random.Generator, scene_context: SceneContext
+    ) -> np.ndarray:
+        p = self.params
+        depth = check_depth(depth_clean, intrinsics, self.name)
+        h, w = depth.shape
+        theta = viewing_angles(scene_context.normals, intrinsics)
+
+        if p.lateral:
+            sigma = lateral_sigma_px(theta).astype(np.float32)
+            grid_u, grid_v = np.meshgrid(np.arange(w, dtype=np.float32), np.arange(h, dtype=np.float32))
+            map_u = grid_u + sigma * rng.standard_normal((h, w), dtype=np.float32)
+            map_v = grid_v + sigma * rng.standard_normal((h, w), dtype=np.float32)
+            nan_fill = np.where(np.isfinite(depth), depth, 0.0).astype(np.float32)
+            z = cv2.remap(nan_fill, map_u, map_v, cv2.INTER_NEAREST, borderMode=cv2.BORDER_REPLICATE)
+            theta = cv2.remap(theta, map_u, map_v, cv2.INTER_NEAREST, borderMode=cv2.BORDER_REPLICATE)
+            z = np.where(z > 0, z, np.nan).astype(np.float64)
+        else:
+            z = depth.astype(np.float64)
+
+        if p.axial:
+            z = z + axial_sigma(z, theta) * rng.standard_normal((h, w))
+
+        if p.quantise:
+            f_b = intrinsics.fx * scene_context.baseline_m
+            step = scene_context.disparity_subpixel
+            with np.errstate(divide="ignore", invalid="ignore"):
+                disparity = np.round(f_b / z / step) * step
+                z = np.where(disparity > 0, f_b / disparity, np.nan)
+
+        holes = np.zeros((h, w), dtype=bool)
+        if p.shadows:
+            holes |= projector_shadow(depth, intrinsics.fx, scene_context.baseline_m)
+        if p.edge_hole_probability > 0:
+            band = discontinuity_band(depth, p.edge_threshold_m)
+            holes |= band & (rng.random((h, w)) < p.edge_hole_probability)
+        if p.grazing_full_deg > p.grazing_start_deg:
+            ramp = (theta / _DEG - p.grazing_start_deg) / (p.grazing_full_deg - p.grazing_start_deg)
+            holes |= rng.random((h, w)) < np.clip(ramp, 0.0, 1.0)
+        if p.dropout > 0:
+            holes |= rng.random((h, w)) < p.dropout
+        z[holes] = np.nan
+        if p.apply_range:
+            lo, hi = scene_context.depth_range_m
+            with np.errstate(invalid="ignore"):
+                z[(z < lo) | (z > hi)] = np.nan
+        return z.astype(np.float32)
