@@ -169,11 +169,16 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _apply_dds_profile() -> None:
+    """Apply the shipped Fast DDS profile when the module and the file can be found; warn otherwise."""
     try:
         dds = importlib.import_module("dcl_arc_ros.dds")
     except ImportError:
         return
-    dds.apply_dds_profile()
+    try:
+        dds.apply_dds_profile()
+    except OSError as exc:  # profile file not found in this install
+        print(f"dcl-arc-play: warning: Fast DDS profile not applied ({exc}); large best-effort images may be lost",
+              file=sys.stderr)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
