@@ -17,7 +17,7 @@ import contextlib
 import json
 import os
 import tempfile
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final
@@ -169,13 +169,20 @@ class BagIndex:
         topics: Sequence[str] | None = None,
         max_offset_s: float = 0.015,
         cache: bool = True,
+        remap: Mapping[str, str] | None = None,
     ) -> None:
+        """``topics`` and ``anchor_topic`` use the canonical names of :data:`dcl_arc_ros.bags.TOPICS`; ``remap``
+        maps a recording's own names onto them, e.g. ``{"/camera/camera/depth/image_rect_raw": bags.DEPTH_IMAGE}``
+        for realsense-ros 4.x, or ``{"/camera/aligned_depth_to_color/image_raw": bags.DEPTH_IMAGE}``."""
+        self.remap = dict(remap or {})
+        recorded = {canonical: bag_topic for bag_topic, canonical in self.remap.items()}
         wanted = list(topics) if topics is not None else list(bags.TOPICS)
         if anchor_topic not in wanted:
             wanted.insert(0, anchor_topic)
         slop_ns = round(max_offset_s * 1e9)
         self.bags = tuple(
-            load_or_build_index(bag, anchor=anchor_topic, topics=wanted, slop_ns=slop_ns, cache=cache)
+            load_or_build_index(bag, anchor=recorded.get(anchor_topic, anchor_topic),
+                                topics=[recorded.get(t, t) for t in wanted], slop_ns=slop_ns, cache=cache)
             for bag in find_bags(paths)
         )
         self.anchor_topic = anchor_topic
@@ -226,7 +233,8 @@ class BagIndex:
         if missing:
             raise BagIndexError(f"{entry.bag}: messages of {missing} listed in the index are gone; delete "
                                 f"{index_path_for(entry.bag)} to rebuild it")
-        return bags.decode_frame(int(entry.stamps[local]), raw, source=f"{entry.bag}#{local}")
+        canonical = {self.remap.get(topic, topic): message for topic, message in raw.items()}
+        return bags.decode_frame(int(entry.stamps[local]), canonical, source=f"{entry.bag}#{local}")
 
     def __iter__(self) -> Iterator[bags.FrameRecord]:
         for i in range(len(self)):
