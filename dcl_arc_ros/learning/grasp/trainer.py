@@ -50,6 +50,7 @@ class GraspDataConfig:
     source: str = "bags"  # a name in dcl_arc_ros.data.torch_datasets.SOURCES, or "toy" (procedural, smoke runs only)
     paths: tuple[str, ...] = ()  # arguments of that source, e.g. the training bags of one depth domain
     depth_from: Literal["sensor", "clean"] = "sensor"  # the frames' sensor depth, or their clean ground truth
+    toy_frames: int = 64  # frames of the procedural source (source "toy" only)
     input_size: int = 300  # network input side in pixels
     crop_size: int = 300  # side of the square taken from the frame before resizing to input_size
     depth_range: DepthRange = field(default_factory=lambda: DepthRange(0.1, 4.0))  # outside = invalid

@@ -54,6 +54,7 @@ class PoseDataConfig:
     source: str = "bags"  # a name in dcl_arc_ros.data.torch_datasets.SOURCES, or "toy" (procedural, smoke runs only)
     paths: tuple[str, ...] = ()  # arguments of that source, e.g. the training bags of one depth domain
     depth_from: Literal["sensor", "clean"] = "sensor"  # the frames' sensor depth, or their clean ground truth
+    toy_frames: int = 64  # frames of the procedural source (source "toy" only)
     crop_size: int = 64
     margin: float = 0.2
     depth_scale_m: float = 0.15
