@@ -40,6 +40,7 @@ class ActiveStereoParams:
     reference_depth_m: float = 0.6  # where the pattern has full brightness
     noise_dn: float = 2.0  # IR sensor noise in 8-bit levels
     shadow_tolerance: float = 0.01  # relative depth slack of the projector-depth test
+    subpixel_iterations: int = 2  # gradient-based refinement of SGBM's parabola fit (0 = raw SGBM)
     apply_range: bool = True
 
 
@@ -94,6 +95,35 @@ def _splat_zbuffer(views: list[tuple[np.ndarray, np.ndarray, np.ndarray]], proj:
         inside = (iu >= 0) & (iu < gw) & (iv >= 0) & (iv < gh)
         np.minimum.at(zbuf, iv[inside] * gw + iu[inside], z[ok][inside].astype(np.float32))
     return zbuf.reshape(gh, gw)
+
+
+def refine_subpixel(
+    left: np.ndarray, right: np.ndarray, disparity: np.ndarray, window: int, iterations: int
+) -> np.ndarray:
+    """Gradient-based (Lucas-Kanade along x) refinement of a valid disparity map over ``window``-sized blocks.
+
+    SGBM's parabola fit pulls disparities towards whole pixels ("pixel locking", up to 0.5 px); stereo ASICs refine
+    further. Each iteration warps the right image by the current disparity and solves the windowed least-squares
+    update ``dd = -sum(g r) / sum(g^2)``, g the warped image's x-gradient and r the left-minus-warped residual.
+    Updates are limited to one pixel in total; invalid pixels (<= 0) stay invalid.
+    """
+    valid = disparity > 0
+    lf = cv2.GaussianBlur(left.astype(np.float32), (0, 0), 0.7)
+    rf = cv2.GaussianBlur(right.astype(np.float32), (0, 0), 0.7)
+    h, w = disparity.shape
+    grid_u = np.broadcast_to(np.arange(w, dtype=np.float32)[None, :], (h, w))
+    grid_v = np.broadcast_to(np.arange(h, dtype=np.float32)[:, None], (h, w))
+    start = np.where(valid, disparity, 0.0).astype(np.float32)
+    d = start.copy()
+    for _ in range(iterations):
+        warped = cv2.remap(rf, grid_u - d, grid_v, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+        grad = cv2.Sobel(warped, cv2.CV_32F, 1, 0, ksize=3) / 8.0
+        resid = lf - warped
+        num = cv2.boxFilter(grad * resid, -1, (window, window), normalize=False)
+        den = cv2.boxFilter(grad * grad, -1, (window, window), normalize=False)
+        step = np.where(den > 1e-3, -num / np.maximum(den, 1e-3), 0.0)
+        d = np.clip(d + step, start - 1.0, start + 1.0).astype(np.float32)
+    return np.where(valid, d, disparity).astype(np.float32)
 
 
 @dataclass(frozen=True)
@@ -182,6 +212,8 @@ class ActiveStereoSensor:
             mode=cv2.STEREO_SGBM_MODE_SGBM,
         )
         disparity = sgbm.compute(img_left, img_right).astype(np.float32) / 16.0
+        if p.subpixel_iterations > 0:
+            disparity = refine_subpixel(img_left, img_right, disparity, block, p.subpixel_iterations)
         with np.errstate(divide="ignore", invalid="ignore"):
             z = np.where(disparity > 0.0, intrinsics.fx * b / disparity, np.nan).astype(np.float32)
         if p.apply_range:
