@@ -45,7 +45,7 @@ def restamp_cdr(msgtype: str, data: bytes | memoryview, stamp_ns: int) -> bytes:
         return bytes(out)
     if msgtype == bags.TF_MESSAGE:
         store = bags.typestore()
-        msg = store.deserialize_cdr(bytes(data), msgtype)
+        msg: Any = store.deserialize_cdr(bytes(data), msgtype)
         time_type = store.types["builtin_interfaces/msg/Time"]
         for transform in msg.transforms:
             transform.header.stamp = time_type(sec=sec, nanosec=nsec)

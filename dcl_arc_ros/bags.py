@@ -533,7 +533,7 @@ def open_bag(path: str | Path) -> Iterator[Reader]:
 def _image_fields(msg: Any) -> ImageFields:
     return ImageFields(
         height=int(msg.height), width=int(msg.width), encoding=str(msg.encoding), is_bigendian=bool(msg.is_bigendian),
-        step=int(msg.step), data=memoryview(np.ascontiguousarray(msg.data, dtype=np.uint8)),
+        step=int(msg.step), data=np.ascontiguousarray(msg.data, dtype=np.uint8).tobytes(),
     )
 
 
@@ -551,7 +551,7 @@ def _float3_array(fields: ImageFields) -> np.ndarray:
 
 
 def _intrinsics(msg: Any) -> Intrinsics:
-    return Intrinsics.from_k(np.asarray(msg.k, dtype=np.float64), int(msg.width), int(msg.height))
+    return Intrinsics.from_k([float(v) for v in msg.k], int(msg.width), int(msg.height))
 
 
 def _poses(msg: Any) -> np.ndarray:

@@ -104,7 +104,10 @@ class NYUv2Frames:
         if inst_path.is_file():
             import cv2
 
-            instances = cv2.imread(str(inst_path), cv2.IMREAD_UNCHANGED).astype(np.int32)
+            loaded = cv2.imread(str(inst_path), cv2.IMREAD_UNCHANGED)
+            if loaded is None:
+                raise DatasetError(f"cannot read instance image {inst_path}")
+            instances = loaded.astype(np.int32)
         intr = NYU_INTRINSICS
         if rgb.shape[:2] != (intr.height, intr.width):
             intr = intr.resize(rgb.shape[1], rgb.shape[0])

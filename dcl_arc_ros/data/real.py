@@ -225,7 +225,7 @@ def sgbm_depth(left_rgb: np.ndarray, right_rgb: np.ndarray, calib: StereoCalibra
     """Depth from OpenCV StereoSGBM on a rectified pair: a real stereo matcher's output, with its artefacts."""
     left = cv2.cvtColor(left_rgb, cv2.COLOR_RGB2GRAY)
     right = cv2.cvtColor(right_rgb, cv2.COLOR_RGB2GRAY)
-    matcher = cv2.StereoSGBM_create(minDisparity=0, numDisparities=num_disparities, blockSize=block_size,
+    matcher = cv2.StereoSGBM.create(minDisparity=0, numDisparities=num_disparities, blockSize=block_size,
                                     P1=8 * block_size**2, P2=32 * block_size**2, uniquenessRatio=10,
                                     speckleWindowSize=100, speckleRange=2, mode=cv2.STEREO_SGBM_MODE_SGBM_3WAY)
     disparity = matcher.compute(left, right).astype(np.float32) / 16.0

@@ -117,7 +117,7 @@ def toy_frames(request: SceneRequest) -> Iterator[Frame]:
     base = rng.uniform(60, 200, size=3)
     rgb = np.clip(base + rng.normal(0, 12, size=(height, width, 3)), 0, 255)
     count = int(rng.integers(2, 5))
-    specs = []
+    specs: list[tuple[int, float, float, float, float, float, float, np.ndarray, np.ndarray, np.ndarray]] = []
     for k in range(1, count + 1):
         cu, cv = rng.uniform(0.25, 0.75) * width, rng.uniform(0.3, 0.8) * height
         half_a, half_b = rng.uniform(0.06, 0.12) * width, rng.uniform(0.03, 0.05) * width
@@ -142,7 +142,8 @@ def toy_frames(request: SceneRequest) -> Iterator[Frame]:
     for k, cu, cv, half_a, half_b, phi, z, full, along, across in specs:
         mine = instances == k
         cam_T_obj = np.eye(4)
-        cam_T_obj[:3, :3] = [[math.cos(phi), -math.sin(phi), 0], [math.sin(phi), math.cos(phi), 0], [0, 0, 1]]
+        cam_T_obj[:3, :3] = np.array([[math.cos(phi), -math.sin(phi), 0.0], [math.sin(phi), math.cos(phi), 0.0],
+                                      [0.0, 0.0, 1.0]])
         cam_T_obj[:3, 3] = intr.deproject(cu, cv, z)
         objects.append(ObjectLabel(instance_id=k, class_id=k % 3, name="box", novel=False, cam_T_obj=cam_T_obj,
                                    visible_fraction=float(mine.sum() / max(full.sum(), 1))))
