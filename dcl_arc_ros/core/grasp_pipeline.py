@@ -141,7 +141,8 @@ class GraspPipeline:
         self.input_name = sc.inputs[0].name
         self.net_hw = (int(sc.deploy_resolution[0]), int(sc.deploy_resolution[1]))
         self.output_names = _grasp_output_names(sc)
-        width_scale = float(sc.extra.get("width_scale_px", GGCNN_WIDTH_SCALE_PX))
+        net_cfg = sc.extra.get("network_config") if isinstance(sc.extra.get("network_config"), Mapping) else {}
+        width_scale = float(sc.extra.get("width_scale_px", net_cfg.get("width_scale_px", GGCNN_WIDTH_SCALE_PX)))
         if width_scale != self.decode.width_scale_px:
             self.decode = GraspDecodeParams(**{**self.decode.__dict__, "width_scale_px": width_scale})
 

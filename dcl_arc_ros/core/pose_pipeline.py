@@ -217,8 +217,24 @@ def softmax(logits: np.ndarray) -> np.ndarray:
     return e / e.sum(axis=-1, keepdims=True)
 
 
+def _crop_params_from_sidecar(sc: ModelSidecar, size: int) -> PoseCropParams:
+    """Crop preparation recorded by the exporter in ``extra.crop`` (defaults when absent)."""
+    crop = sc.extra.get("crop") if isinstance(sc.extra.get("crop"), Mapping) else {}
+    defaults = PoseCropParams(crop_size=size)
+    return PoseCropParams(
+        crop_size=size,
+        margin=float(crop.get("margin", defaults.margin)),
+        depth_scale_m=float(crop.get("depth_scale_m", defaults.depth_scale_m)),
+        background=float(crop.get("background", defaults.background)),
+    )
+
+
 class PosePipeline:
-    """Depth frame -> proposals -> one network run per object -> poses, largest objects first."""
+    """Depth frame -> proposals -> one network run per object -> poses, largest objects first.
+
+    The crop preparation and the rotation convention come from the sidecar (``extra.crop``, ``extra.rotation``) when
+    the exporter recorded them; ``crop`` and ``allocentric`` are the fallbacks for models without them.
+    """
 
     def __init__(
         self,
@@ -238,12 +254,13 @@ class PosePipeline:
         self.model = model
         self.input_name = sc.inputs[0].name
         size = int(sc.inputs[0].shape[-1])
-        self.crop = crop or PoseCropParams(crop_size=size)
+        self.crop = crop or _crop_params_from_sidecar(sc, size)
         if self.crop.crop_size != size:
             raise PipelineError(f"crop_size {self.crop.crop_size} differs from model {sc.name!r} input size {size}")
         self.proposals = proposals or ProposalParams()
         self.max_objects = int(max_objects)
-        self.allocentric = allocentric
+        rotation_kind = sc.extra.get("rotation", "allocentric_6d" if allocentric else "egocentric_6d")
+        self.allocentric = rotation_kind == "allocentric_6d"
         self.depth_offset_m = float(depth_offset_m)
         by_semantic = {t.semantic: t.name for t in sc.outputs}
         if all(s in by_semantic for s in POSE_OUTPUT_SEMANTICS):

@@ -18,7 +18,9 @@ from dcl_arc_ros.learning.registry import MODEL_KINDS, ModelKind, register_model
 
 __all__ = ["GGCNN", "GGCNN2", "GGCNN_NORMALISATION", "GGCNN2Config", "GGCNNConfig"]
 
-#: Sidecar normalisation of GG-CNN's depth input: minus the crop's mean, clipped to [-clip, clip].
+#: Sidecar normalisation of GG-CNN's depth input: minus the crop's mean, clipped to [-clip, clip]. The sidecar
+#: validator does not know this kind yet, so exports leave it out of ``normalisation`` and name it in the tensor's
+#: ``units`` instead; the grasp pipeline accepts both.
 GGCNN_NORMALISATION = {"kind": "mean_subtract_clip", "clip": 1.0}
 
 _GRASP_OUTPUTS = (
@@ -30,7 +32,7 @@ _GRASP_OUTPUTS = (
 
 
 def _inputs(cfg: object, _rng: object) -> tuple[TensorDecl, ...]:
-    return (TensorDecl("depth", 1, "depth", "metres_minus_mean", GGCNN_NORMALISATION),)
+    return (TensorDecl("depth", 1, "depth", "metres_minus_mean_clipped"),)
 
 
 def _outputs(cfg: object, _rng: object) -> tuple[TensorDecl, ...]:
