@@ -14,6 +14,8 @@ derives the state from the folder, the file is at worst slightly behind it.
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import json
 import os
 import re
@@ -158,16 +160,23 @@ def bag_state(out: Path, plan: BagPlan) -> str:
     return "pending"
 
 
+@functools.lru_cache(maxsize=65536)
+def _stats(metadata: Path, mtime_ns: int) -> dict[str, int]:
+    """A finished bag's counts, parsed once per (file, modification time): the manifest is rebuilt after every bag."""
+    try:
+        stats = read_bag_stats(metadata.parent)
+    except BagError:
+        return {}
+    return {} if stats is None else {"frames": stats.frames, "objects": stats.objects, "grasps": stats.grasps}
+
+
 def _bag_entry(out: Path, plan: BagPlan) -> dict[str, Any]:
     entry: dict[str, Any] = {"name": plan.name, "first_scene": plan.first_scene, "scenes": plan.scenes,
                              "state": bag_state(out, plan)}
     if entry["state"] == "done":
-        try:
-            stats = read_bag_stats(plan.path(out))
-        except BagError:
-            stats = None
-        if stats is not None:
-            entry.update(frames=stats.frames, objects=stats.objects, grasps=stats.grasps)
+        metadata = plan.path(out) / "metadata.yaml"
+        with contextlib.suppress(OSError):
+            entry.update(_stats(metadata, metadata.stat().st_mtime_ns))
     return entry
 
 
