@@ -26,6 +26,7 @@ from torch import nn
 
 from dcl_arc_ros.learning.config import from_dict, to_dict
 from dcl_arc_ros.learning.errors import ConfigError, RegistryError
+from dcl_arc_ros.learning.losses import patchnce
 from dcl_arc_ros.learning.nets import patchgan, resnet_generator, unet
 
 C = TypeVar("C")
@@ -50,6 +51,12 @@ MODEL_KINDS: dict[str, ModelKind[Any]] = {
     ),
     "patchgan": ModelKind(patchgan.PatchGANConfig, patchgan.build_patchgan, patchgan.PRESETS, "PatchGAN discriminator"),
     "unet": ModelKind(unet.UNetConfig, unet.build_unet, unet.PRESETS, "U-Net depth cleaner / normal estimator"),
+    "feature_projector": ModelKind(
+        patchnce.ProjectorConfig,
+        patchnce.build_feature_projector,
+        patchnce.PRESETS,
+        "per-layer 2-layer MLP + L2 norm for PatchNCE / differential NCE",
+    ),
 }
 
 
