@@ -95,7 +95,8 @@ def surface_normals(
     points = intrinsics.points_from_depth(depth_clean).reshape(-1, 3)
     normals = np.zeros(points.shape, dtype=np.float32)
     flat_seg = np.where(np.isfinite(depth_clean), segmentation, -1).reshape(-1)
-    present = np.flatnonzero(np.bincount(flat_seg + 1))[1:] - 1  # body ids with at least one valid pixel
+    present = np.flatnonzero(np.bincount(flat_seg + 1)) - 1  # body ids with at least one valid pixel
+    present = present[present >= 0]
     for body_id in present:
         try:
             body = scene.body(int(body_id))
