@@ -28,6 +28,7 @@ import numpy as np
 import yaml
 from rosbags.interfaces import Connection
 from rosbags.rosbag2 import Reader, StoragePlugin, Writer
+from rosbags.rosbag2.enums import CompressionFormat, CompressionMode
 from rosbags.rosbag2.errors import ReaderError, WriterError
 from rosbags.typesys import Stores, get_typestore
 from rosbags.typesys.store import Typestore
@@ -116,6 +117,9 @@ CAMERA_FRAME: Final = "camera_color_optical_frame"
 
 #: Storage back-ends by name (`--storage`).
 STORAGES: Final[dict[str, StoragePlugin]] = {"mcap": StoragePlugin.MCAP, "sqlite3": StoragePlugin.SQLITE3}
+#: Compression choices (`--compression`). ``zstd`` compresses MCAP chunks (any MCAP reader and ``ros2 bag`` read
+#: them transparently) and, for sqlite3, each message (rosbag2 ``compression_mode: message``).
+COMPRESSIONS: Final[tuple[str, ...]] = ("none", "zstd")
 #: rosbag2 metadata version written (8 = Jazzy's; Jazzy, Kilted and newer read it).
 BAG_VERSION: Final = 8
 #: Prefix of the statistics stored in the bag's metadata.yaml custom_data.
@@ -385,9 +389,22 @@ def storage_plugin(storage: str) -> StoragePlugin:
 class BagWriter:
     """Writes Frames to a new rosbag2 directory. Use as a context manager; frames must come in stamp order."""
 
-    def __init__(self, path: str | Path, *, storage: str = "mcap", custom_data: Mapping[str, str] | None = None):
+    def __init__(
+        self,
+        path: str | Path,
+        *,
+        storage: str = "mcap",
+        compression: str = "zstd",
+        custom_data: Mapping[str, str] | None = None,
+    ) -> None:
         self.path = Path(path)
-        self._writer = Writer(self.path, version=BAG_VERSION, storage_plugin=storage_plugin(storage))
+        plugin = storage_plugin(storage)
+        self._writer = Writer(self.path, version=BAG_VERSION, storage_plugin=plugin)
+        if compression not in COMPRESSIONS:
+            raise BagError(f"unknown bag compression {compression!r}; expected one of {', '.join(COMPRESSIONS)}")
+        if compression == "zstd":
+            mode = CompressionMode.STORAGE if plugin == StoragePlugin.MCAP else CompressionMode.MESSAGE
+            self._writer.set_compression(mode, CompressionFormat.ZSTD)
         self._custom = dict(custom_data or {})
         self._connections: dict[str, Connection] = {}
         self._last_stamp = -1
@@ -444,6 +461,7 @@ def write_bag(
     frames: Iterable[Frame],
     *,
     storage: str = "mcap",
+    compression: str = "zstd",
     custom_data: Mapping[str, str] | None = None,
 ) -> BagStats:
     """Write ``frames`` to a new bag at ``path`` atomically.
@@ -458,7 +476,7 @@ def write_bag(
     if tmp.exists():
         shutil.rmtree(tmp)
     tmp.parent.mkdir(parents=True, exist_ok=True)
-    with BagWriter(tmp, storage=storage, custom_data=custom_data) as writer:
+    with BagWriter(tmp, storage=storage, compression=compression, custom_data=custom_data) as writer:
         for frame in frames:
             writer.write_frame(frame)
     tmp.rename(final)

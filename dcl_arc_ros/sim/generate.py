@@ -28,7 +28,7 @@ from typing import Final, Protocol
 import numpy as np
 from tqdm import tqdm
 
-from dcl_arc_ros.bags import STORAGES, BagStats, write_bag
+from dcl_arc_ros.bags import COMPRESSIONS, STORAGES, BagStats, write_bag
 from dcl_arc_ros.data.errors import DataError, GenerateError
 from dcl_arc_ros.sim.cameras import camera_preset
 from dcl_arc_ros.sim.errors import SimError
@@ -266,7 +266,8 @@ def produce_bag(
     custom = {"dcl_arc_ros.sensor": config.sensor, "dcl_arc_ros.family": config.family,
               "dcl_arc_ros.camera": config.camera, "dcl_arc_ros.seed": str(config.seed),
               "dcl_arc_ros.first_scene": str(plan.first_scene), "dcl_arc_ros.renderer": config.renderer}
-    stats = write_bag(plan.path(out), counted(), storage=config.storage, custom_data=custom)
+    stats = write_bag(plan.path(out), counted(), storage=config.storage, compression=config.compression,
+                      custom_data=custom)
     return BagResult(name=plan.name, stats=stats, seconds=time.perf_counter() - start)
 
 
@@ -335,6 +336,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--width", type=int, default=None, help="image width (default: the preset's)")
     parser.add_argument("--height", type=int, default=None, help="image height (default: the preset's)")
     parser.add_argument("--storage", choices=tuple(STORAGES), default="mcap", help="rosbag2 storage plug-in")
+    parser.add_argument("--compression", choices=COMPRESSIONS, default="zstd",
+                        help="zstd: compressed MCAP chunks / sqlite3 messages (about 3-10x smaller); none")
     parser.add_argument("--workers", type=int, default=1, help="worker processes on this machine")
     parser.add_argument("--shard", default="0/1", help="i/n: do only shard i of n (for cluster array jobs)")
     parser.add_argument("--scenes-per-bag", type=int, default=10, help="scenes per bag (the unit of resumption)")
@@ -352,7 +355,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         config = GenerateConfig(
             scenes=args.scenes, frames_per_scene=args.frames_per_scene, sensor=args.sensor, seed=args.seed,
             family=args.family, camera=args.camera, width=args.width, height=args.height, storage=args.storage,
-            scenes_per_bag=args.scenes_per_bag, fps=args.fps, renderer=args.renderer,
+            compression=args.compression, scenes_per_bag=args.scenes_per_bag, fps=args.fps, renderer=args.renderer,
         )
         summary = generate(config, args.out, shard=parse_shard(args.shard), workers=args.workers,
                            progress=not args.no_progress)

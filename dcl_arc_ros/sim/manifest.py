@@ -48,6 +48,7 @@ class GenerateConfig:
     width: int | None = None
     height: int | None = None
     storage: str = "mcap"
+    compression: str = "zstd"
     scenes_per_bag: int = 10
     fps: float = 30.0
     renderer: str = "pybullet"

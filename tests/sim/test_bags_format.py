@@ -143,11 +143,11 @@ def test_stats_are_stored_in_the_bag_metadata(mcap_bag: tuple[Path, list[Frame]]
     assert bags.bag_topics(path)[bags.DEPTH_IMAGE] == (bags.IMAGE, len(frames))
 
 
-@pytest.mark.parametrize("storage", ["sqlite3", "mcap"])
-def test_rosbags_round_trip_restores_every_array(tmp_path: Path, storage: str) -> None:
+@pytest.mark.parametrize(("storage", "compression"), [("sqlite3", "zstd"), ("sqlite3", "none"), ("mcap", "none")])
+def test_rosbags_round_trip_restores_every_array(tmp_path: Path, storage: str, compression: str) -> None:
     frames = _frames(seed=11, count=2)
     path = tmp_path / "bag"
-    bags.write_bag(path, frames, storage=storage)
+    bags.write_bag(path, frames, storage=storage, compression=compression)
     if storage == "sqlite3":
         assert list(path.glob("*.db3"))
     records = list(bags.read_frames(path))
@@ -195,6 +195,8 @@ def test_writer_rejects_non_increasing_stamps_and_unknown_storage(tmp_path: Path
         bags.write_bag(tmp_path / "a", [frames[1], frames[0]])
     with pytest.raises(BagError, match="unknown bag storage 'rosbag1'"):
         bags.write_bag(tmp_path / "b", frames, storage="rosbag1")
+    with pytest.raises(BagError, match="unknown bag compression 'lz4'"):
+        bags.write_bag(tmp_path / "c", frames, compression="lz4")
 
 
 def test_quaternion_conversions_round_trip() -> None:
