@@ -25,7 +25,8 @@ class ProposalParams:
 
     ransac_iterations: int = 200
     ransac_inlier_m: float = 0.008  # point-to-plane distance counted as on the plane
-    ransac_sample_stride: int = 4  # fit on every n-th pixel in each direction (speed), score on the same subset
+    ransac_sample_stride: int = 4  # fit on every n-th pixel in each direction (speed)
+    ransac_score_points: int = 3000  # hypotheses are scored on this many random points of that subset
     min_height_m: float = 0.012  # a pixel belongs to an object when it is this far above the plane, towards the camera
     max_height_m: float = 0.5
     opening_px: int = 3  # morphological opening of the above-plane mask (cuts 1-2 pixel bridges); 0 disables it
@@ -57,7 +58,7 @@ class Plane:
 
     def signed_height(self, points: np.ndarray) -> np.ndarray:
         """Distance of (..., 3) points above the plane (positive on the camera's side)."""
-        return np.asarray(points) @ self.normal + self.offset
+        return _dot3(np.asarray(points), self.normal) + self.offset
 
 
 @dataclass(frozen=True)
@@ -73,11 +74,18 @@ class ObjectCrop:
     centroid_m: np.ndarray  # (3,) mean of the object's valid 3D points, camera frame
 
 
+def _dot3(points: np.ndarray, normal: np.ndarray) -> np.ndarray:
+    """``points . normal`` over the last axis, written out: a 3-term dot product is faster without BLAS (and a busy
+    multi-threaded BLAS is far slower for these skinny products)."""
+    return points[..., 0] * normal[..., 0] + points[..., 1] * normal[..., 1] + points[..., 2] * normal[..., 2]
+
+
 def fit_support_plane(points: np.ndarray, params: ProposalParams | None = None) -> Plane:
     """RANSAC plane fit on an organised (H, W, 3) or flat (N, 3) point cloud (NaN = invalid), refined by least squares.
 
-    Hypotheses come from random triples of the subsampled valid points; the best one (most inliers) is refined by a
-    least-squares fit (SVD) to its inliers. All hypotheses are scored in one matrix product.
+    Hypotheses come from random triples of the subsampled valid points and are all scored in one matrix product on
+    ``ransac_score_points`` random points; the best one (most inliers) is refined by least squares (SVD) on its
+    inliers among all subsampled points.
     """
     p = params or ProposalParams()
     pts = np.asarray(points, dtype=np.float64)
@@ -96,16 +104,23 @@ def fit_support_plane(points: np.ndarray, params: ProposalParams | None = None) 
         raise DepthError("support-plane fit: every sampled triple was degenerate (collinear points)")
     normals = normals[ok] / norms[ok, None]
     offsets = -np.einsum("ij,ij->i", normals, tri[ok, 0])
-    inliers = np.abs(pts @ normals.T + offsets) < p.ransac_inlier_m  # (N, K)
-    best = int(np.argmax(inliers.sum(axis=0)))
-    sel = pts[inliers[:, best]]
-    centre = sel.mean(axis=0)
-    _, _, vt = np.linalg.svd(sel - centre, full_matrices=False)
-    normal = vt[-1]
-    offset = -float(normal @ centre)
+    score_pts = pts if pts.shape[0] <= p.ransac_score_points else \
+        pts[rng.choice(pts.shape[0], p.ransac_score_points, replace=False)]
+    dist = _dot3(score_pts[:, None, :], normals[None, :, :]) + offsets  # (S, K): every hypothesis at once
+    counts = (np.abs(dist) < p.ransac_inlier_m).sum(axis=0)
+    best = int(np.argmax(counts))
+    normal, offset = normals[best], float(offsets[best])
+    for _ in range(2):  # least-squares refinement on the inliers of the whole subset (twice: inliers move)
+        sel = pts[np.abs(_dot3(pts, normal) + offset) < p.ransac_inlier_m]
+        if sel.shape[0] < 3:
+            break
+        centre = sel.mean(axis=0)
+        _, _, vt = np.linalg.svd(sel - centre, full_matrices=False)
+        normal = vt[-1]
+        offset = -float(normal @ centre)
     if offset < 0:  # orient towards the camera: the origin is on the positive side
         normal, offset = -normal, -offset
-    frac = float((np.abs(pts @ normal + offset) < p.ransac_inlier_m).mean())
+    frac = float((np.abs(_dot3(pts, normal) + offset) < p.ransac_inlier_m).mean())
     return Plane(normal=normal, offset=offset, inlier_fraction=frac)
 
 
@@ -117,7 +132,7 @@ def segment_above_plane(
     depth = _check_depth(depth_m, intrinsics)
     points = intrinsics.points_from_depth(depth)
     plane = fit_support_plane(points, p)
-    height = plane.signed_height(points.astype(np.float64))
+    height = plane.signed_height(points)
     above = np.isfinite(height) & (height > p.min_height_m) & (height < p.max_height_m)
     mask = above.astype(np.uint8)
     if p.opening_px > 0:
@@ -158,27 +173,31 @@ def crops_from_labels(
     if lab.shape != depth.shape:
         raise PipelineError(f"label image shape {lab.shape} does not match depth shape {depth.shape}")
     valid = np.isfinite(depth) & (depth > 0)
-    lab = np.where(valid, lab, 0).astype(np.int64)
-    ids, counts = np.unique(lab[lab > 0], return_counts=True)
-    keep = (counts >= p.min_pixels) & (counts <= p.max_pixels)
-    points = intrinsics.points_from_depth(depth)
+    flat_lab = np.where(valid, lab, 0).reshape(-1)
+    pix = np.flatnonzero(flat_lab > 0)
+    # Group the labelled pixels by object once (a stable sort), instead of scanning the image once per object.
+    pix = pix[np.argsort(flat_lab[pix], kind="stable")]
+    ids, starts, counts = np.unique(flat_lab[pix], return_index=True, return_counts=True)
+    width = depth.shape[1]
     crops: list[ObjectCrop] = []
-    for obj_id in ids[keep]:  # one iteration per object (a handful), each vectorised over its pixels
-        obj = lab == obj_id
-        rows, cols = np.nonzero(obj)
-        pts = points[rows, cols].astype(np.float64)
+    for obj_id, start, count in zip(ids, starts, counts, strict=True):  # one iteration per object, vectorised inside
+        if not p.min_pixels <= count <= p.max_pixels:
+            continue
+        rows, cols = np.divmod(pix[start : start + count], width)
+        pts = intrinsics.deproject(cols, rows, depth[rows, cols]).astype(np.float64)
         extent = float(np.max(pts.max(axis=0) - pts.min(axis=0)))
         if not p.min_extent_m <= extent <= p.max_extent_m:
             continue
         y0, y1, x0, x1 = int(rows.min()), int(rows.max()) + 1, int(cols.min()), int(cols.max()) + 1
-        m = obj[y0:y1, x0:x1]
+        m = np.zeros((y1 - y0, x1 - x0), dtype=bool)
+        m[rows - y0, cols - x0] = True
         crops.append(
             ObjectCrop(
                 label=int(obj_id),
                 box=(x0, y0, x1, y1),
                 mask=m,
                 depth=np.where(m, depth[y0:y1, x0:x1], np.float32(np.nan)).astype(np.float32),
-                pixels=int(rows.size),
+                pixels=int(count),
                 extent_m=extent,
                 centroid_m=pts.mean(axis=0),
             )
