@@ -6,6 +6,7 @@ input; the per-frame ones accept an ``out`` array so a caller can reuse buffers.
 
 from __future__ import annotations
 
+import math
 from typing import Final, Literal
 
 import cv2
@@ -26,25 +27,51 @@ def _as_depth(depth: np.ndarray, what: str = "depth") -> np.ndarray:
     return arr
 
 
+_F32_MAX: Final = float(np.finfo(np.float32).max)
+
+
+def _range_mask(values: np.ndarray, low_exclusive: float, high_inclusive: float) -> np.ndarray:
+    """uint8 mask (255 = inside) of ``low < v <= high`` for a C-contiguous float32 image; NaN and inf are outside
+    (``high`` is capped at the largest finite float32). One vectorised OpenCV pass."""
+    low = float(np.nextafter(np.float32(low_exclusive), np.float32(np.inf)))
+    high = min(float(np.float32(high_inclusive)), _F32_MAX) if math.isfinite(high_inclusive) else _F32_MAX
+    return cv2.inRange(values, low, high)
+
+
+def nan_outside(
+    values: np.ndarray, low_exclusive: float, high_inclusive: float, *, out: np.ndarray | None = None
+) -> tuple[np.ndarray, int]:
+    """Float32 copy of a 2-D image with NaN wherever a value is not in ``(low, high]`` (NaN and inf included);
+    also the number of such pixels. Uses OpenCV masked copies: numpy boolean assignment is several times slower on
+    scattered masks."""
+    arr = _as_depth(values)
+    src = np.ascontiguousarray(arr, dtype=np.float32)
+    result = np.empty(arr.shape, dtype=np.float32) if out is None else out
+    if result.shape != arr.shape or result.dtype != np.float32 or not result.flags.c_contiguous:
+        raise DepthError(f"out must be C-contiguous float32 of shape {arr.shape}, got {result.dtype} {result.shape}")
+    if np.shares_memory(result, src):
+        src = src.copy()
+    inside = _range_mask(src, low_exclusive, high_inclusive)
+    result.fill(np.nan)
+    cv2.copyTo(src, inside, result)
+    return result, result.size - cv2.countNonZero(inside)
+
+
 def valid_mask(depth: np.ndarray) -> np.ndarray:
     """Boolean (H, W): True where the depth is finite and > 0."""
     arr = _as_depth(depth)
-    mask = arr > 0  # False for NaN
-    if arr.dtype.kind == "f":
-        mask &= ~np.isinf(arr)
-    return mask
+    if arr.dtype.kind != "f":
+        return arr > 0
+    return _range_mask(np.ascontiguousarray(arr, dtype=np.float32), 0.0, math.inf) != 0
 
 
 def sanitize_depth(depth: np.ndarray, *, out: np.ndarray | None = None) -> tuple[np.ndarray, int]:
     """Float32 copy of ``depth`` with NaN wherever it is NaN, infinite or <= 0; also the number of such pixels."""
-    arr = _as_depth(depth)
-    result = np.empty(arr.shape, dtype=np.float32) if out is None else out
-    if result.shape != arr.shape or result.dtype != np.float32:
-        raise DepthError(f"out must be float32 of shape {arr.shape}, got {result.dtype} {result.shape}")
-    np.copyto(result, arr, casting="unsafe")
-    bad = ~valid_mask(result)
-    result[bad] = np.nan
-    return result, int(np.count_nonzero(bad))
+    return nan_outside(depth, 0.0, math.inf, out=out)
+
+
+#: "nearest" fills images up to this many pixels exactly; larger ones on a subsampled grid of about this size.
+NEAREST_EXACT_PIXELS: Final = 320 * 240
 
 
 def fill_holes(
@@ -53,12 +80,16 @@ def fill_holes(
     *,
     inpaint_radius: float = 3.0,
     inpaint_downscale: int = 4,
+    max_grid_pixels: int = NEAREST_EXACT_PIXELS,
 ) -> np.ndarray:
     """Fill invalid pixels (NaN, inf, <= 0); valid pixels keep their value. Returns a new float32 array.
 
-    ``"nearest"``: each hole takes the value of the closest valid pixel, from OpenCV's labelled distance transform
-    (3x3 L2 approximation, so ties and far-away holes may pick a neighbour of the exact nearest pixel). A few ms
-    at 640x480 on one core.
+    ``"nearest"``: each hole takes the value of a nearest valid pixel, from OpenCV's labelled distance transform
+    (3x3 L2 approximation). Images above ``max_grid_pixels`` pixels are labelled on a grid subsampled by an
+    integer step (2 at 640x480 with the default), so a hole may take a valid pixel a few pixels farther than the
+    nearest one, and valid structures thinner than the step can be skipped. Values are always measured values,
+    never blends.
+    About 2-4 ms at 640x480 on one loaded core; ~1 ms at 320x240.
 
     ``"inpaint"``: OpenCV Navier-Stokes inpainting (the GG-CNN ROS node inpaints too), run on an
     ``inpaint_downscale`` times smaller image for speed and upsampled bilinearly into the holes only. Navier-Stokes,
@@ -68,25 +99,59 @@ def fill_holes(
     """
     if method not in FILL_METHODS:
         raise DepthError(f"unknown hole-filling method {method!r}; expected one of {FILL_METHODS}")
-    depth, n_bad = sanitize_depth(depth_m)
-    if n_bad == 0 or n_bad == depth.size:
-        return depth
+    depth, _ = sanitize_depth(depth_m)
+    return fill_nan_holes(depth, method, inpaint_radius=inpaint_radius, inpaint_downscale=inpaint_downscale,
+                          max_grid_pixels=max_grid_pixels)
+
+
+def fill_nan_holes(
+    depth: np.ndarray,
+    method: FillMethod = "nearest",
+    *,
+    inpaint_radius: float = 3.0,
+    inpaint_downscale: int = 4,
+    max_grid_pixels: int = NEAREST_EXACT_PIXELS,
+) -> np.ndarray:
+    """:func:`fill_holes` IN PLACE on an already sanitised float32 image (holes are NaN, everything else valid).
+
+    For per-frame pipelines that sanitised already; returns ``depth``.
+    """
+    if depth.dtype != np.float32 or depth.ndim != 2:
+        raise DepthError(f"fill_nan_holes needs a float32 (H, W) array, got {depth.dtype} {depth.shape}")
     holes = np.isnan(depth)
+    n_holes = int(np.count_nonzero(holes))
+    if n_holes == 0 or n_holes == depth.size:
+        return depth
     if method == "nearest":
-        return _fill_nearest(depth, holes)
-    return _fill_inpaint(depth, holes, inpaint_radius, inpaint_downscale)
+        return _fill_nearest(depth, holes, max_grid_pixels)
+    if method == "inpaint":
+        return _fill_inpaint(depth, holes, inpaint_radius, inpaint_downscale)
+    raise DepthError(f"unknown hole-filling method {method!r}; expected one of {FILL_METHODS}")
 
 
-def _fill_nearest(depth: np.ndarray, holes: np.ndarray) -> np.ndarray:
+def _nearest_labels(holes: np.ndarray) -> np.ndarray:
     # distanceTransformWithLabels measures the distance to the nearest ZERO pixel: valid pixels are the zeros, and
     # with DIST_LABEL_PIXEL every valid pixel has its own label, which each hole inherits from its nearest one.
-    _, labels = cv2.distanceTransformWithLabels(
-        holes.view(np.uint8), cv2.DIST_L2, 3, labelType=cv2.DIST_LABEL_PIXEL
-    )
-    valid = ~holes
+    _, labels = cv2.distanceTransformWithLabels(holes.view(np.uint8), cv2.DIST_L2, 3, labelType=cv2.DIST_LABEL_PIXEL)
+    return labels
+
+
+def _fill_nearest(depth: np.ndarray, holes: np.ndarray, max_grid_pixels: int = NEAREST_EXACT_PIXELS) -> np.ndarray:
+    if max_grid_pixels < 1:
+        raise DepthError(f"max_grid_pixels must be >= 1, got {max_grid_pixels}")
+    step = max(1, math.ceil(math.sqrt(depth.size / max_grid_pixels)))
+    grid_holes = np.ascontiguousarray(holes[::step, ::step]) if step > 1 else holes
+    if step > 1 and grid_holes.all():
+        step, grid_holes = 1, holes  # no valid pixel on the grid: label at full resolution
+    grid_depth = depth[::step, ::step] if step > 1 else depth
+    labels = _nearest_labels(grid_holes)
+    grid_valid = ~grid_holes
     lut = np.empty(int(labels.max()) + 1, dtype=np.float32)
-    lut[labels[valid]] = depth[valid]
-    depth[holes] = lut[labels[holes]]
+    lut[labels[grid_valid]] = grid_depth[grid_valid]
+    filled: np.ndarray = np.take(lut, labels)
+    if step > 1:  # back to full resolution by nearest-neighbour upsampling
+        filled = cv2.resize(filled, (depth.shape[1], depth.shape[0]), interpolation=cv2.INTER_NEAREST_EXACT)
+    cv2.copyTo(filled, holes.view(np.uint8), depth)  # only the holes take the result
     return depth
 
 
@@ -95,7 +160,8 @@ def _fill_inpaint(depth: np.ndarray, holes: np.ndarray, radius: float, downscale
         raise DepthError(f"inpaint_downscale must be >= 1, got {downscale}")
     height, width = depth.shape
     small_size = (max(1, width // downscale), max(1, height // downscale))
-    source = np.where(holes, np.float32(0.0), depth)
+    source = depth.copy()
+    cv2.patchNaNs(source, 0.0)
     small = cv2.resize(source, small_size, interpolation=cv2.INTER_NEAREST)
     small_holes = cv2.resize(holes.view(np.uint8), small_size, interpolation=cv2.INTER_NEAREST)
     if not small_holes.any():
@@ -112,6 +178,21 @@ def _fill_inpaint(depth: np.ndarray, holes: np.ndarray, radius: float, downscale
         depth[left] = np.nan
         return _fill_nearest(depth, np.isnan(depth))
     return depth
+
+
+def downscale_valid_mean(depth: np.ndarray, size: tuple[int, int], *, out: np.ndarray | None = None) -> np.ndarray:
+    """Shrink a sanitised float32 image (NaN = hole) to ``size`` = (width, height) like ``cv2.INTER_AREA``, but
+    averaging valid pixels only: holes do not drag depths towards 0, and an output pixel with no valid source
+    pixel is NaN."""
+    # OpenCV passes (numpy boolean selection is slow on scattered masks): holes get weight 0 and value 0.
+    weights = _range_mask(depth, 0.0, math.inf).astype(np.float32)  # 0 or 255
+    values = depth.copy()
+    cv2.patchNaNs(values, 0.0)
+    total = cv2.resize(values, size, interpolation=cv2.INTER_AREA)
+    count = cv2.resize(weights, size, interpolation=cv2.INTER_AREA)
+    mean = cv2.divide(total, count, scale=255.0)  # OpenCV gives 0 where count is 0 ...
+    result, _ = nan_outside(mean, 0.0, math.inf, out=out)  # ... which becomes a hole
+    return result
 
 
 def _check_range(min_m: float, max_m: float) -> float:

@@ -16,11 +16,14 @@ middleware may reuse.
 from __future__ import annotations
 
 import array
+import math
 from dataclasses import dataclass
 from typing import Final, Literal
 
+import cv2
 import numpy as np
 
+from dcl_arc_ros.core.depth import nan_outside
 from dcl_arc_ros.core.errors import EncodingError
 
 #: Millimetres per metre, for the 16-bit depth encodings.
@@ -152,16 +155,10 @@ def depth_from_image(img: ImageFields) -> np.ndarray:
     """Decode a depth image into float32 metres (H, W) with NaN where there is no reading (REP 118)."""
     layout = _layout_for(img.encoding, DEPTH_ENCODINGS)
     view = _strided_view(img, layout)[:, :, 0]
-    depth = np.empty(view.shape, dtype=np.float32)
-    if layout.dtype == np.float32:
-        np.copyto(depth, view, casting="equiv")
-        # NaN > 0 is False, so this one comparison catches NaN, -inf and <= 0; +inf is caught by the second.
-        invalid = ~(depth > 0.0)
-        invalid |= np.isinf(depth)
-    else:
-        np.multiply(view, np.float32(1.0 / _MM_PER_M), out=depth, casting="unsafe")
-        invalid = view == 0
-    depth[invalid] = np.nan
+    # Millimetres scale to metres (0 mm stays 0, which is invalid below); metres are only byte-swapped if needed.
+    is_mm = layout.dtype != np.float32
+    metres = np.multiply(view, np.float32(1.0 / _MM_PER_M), dtype=np.float32) if is_mm else view
+    depth, _ = nan_outside(metres, 0.0, math.inf)
     return depth
 
 
@@ -179,11 +176,11 @@ def depth_to_image(depth_m: np.ndarray, encoding: str = "32FC1") -> ImageFields:
         raise EncodingError(f"depth must be a float array in metres to encode as {encoding}, got {depth.dtype}")
     if encoding == "32FC1":
         return array_to_image(depth, "32FC1")
-    mm = np.multiply(depth, _MM_PER_M, dtype=np.float64)
+    mm = np.multiply(depth, _MM_PER_M, dtype=np.float32)  # float32 holds every integer up to 2**24 exactly
     np.rint(mm, out=mm)
-    representable = (mm > 0.0) & (mm <= _UINT16_MAX)  # False for NaN
-    out = np.zeros(depth.shape, dtype=np.uint16)
-    np.copyto(out, mm, casting="unsafe", where=representable)
+    nan_outside(mm, 0.0, _UINT16_MAX, out=mm)  # NaN, inf, <= 0 and > 65535 mm become NaN ...
+    cv2.patchNaNs(mm, 0.0)  # ... and then 0 = no reading
+    out = mm.astype(np.uint16)
     return array_to_image(out, "16UC1")
 
 

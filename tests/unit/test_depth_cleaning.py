@@ -10,7 +10,7 @@ import cv2
 import numpy as np
 import pytest
 
-from dcl_arc_ros.core.depth import fill_holes, normalise_range
+from dcl_arc_ros.core.depth import downscale_valid_mean, fill_holes, normalise_range, sanitize_depth
 from dcl_arc_ros.core.depth_cleaning import DepthCleaningPipeline
 from dcl_arc_ros.core.errors import DepthError, PipelineError
 from dcl_arc_ros.core.sidecar import ModelSidecar
@@ -61,8 +61,8 @@ def test_range_model_at_a_smaller_deploy_resolution(tmp_path: Path) -> None:
     depth = scene() * 1.5  # up to ~4.1 m: some pixels beyond max_m get clipped to 4 m
     assert np.nanmax(depth[np.isfinite(depth)]) > 4.0
     out = pipeline(depth)
-    # Fill, shrink, clip to the range (normalisation), then grow back.
-    small = np.minimum(cv2.resize(fill_holes(depth), (32, 24), interpolation=cv2.INTER_AREA), 4.0)
+    # Shrink (valid pixels only), fill, clip to the range (normalisation), then grow back.
+    small = np.minimum(fill_holes(downscale_valid_mean(sanitize_depth(depth)[0], (32, 24))), 4.0)
     expected = cv2.resize(small, (64, 48), interpolation=cv2.INTER_LINEAR)
     assert out.shape == (48, 64)
     np.testing.assert_allclose(out, expected, atol=2e-5)

@@ -6,7 +6,15 @@ import numpy as np
 import pytest
 from scipy import ndimage
 
-from dcl_arc_ros.core.depth import denormalise_range, fill_holes, normalise_range, sanitize_depth, valid_mask
+from dcl_arc_ros.core.depth import (
+    denormalise_range,
+    downscale_valid_mean,
+    fill_holes,
+    fill_nan_holes,
+    normalise_range,
+    sanitize_depth,
+    valid_mask,
+)
 from dcl_arc_ros.core.errors import DepthError
 
 RAW = np.array([[1.0, np.nan, np.inf], [-np.inf, 0.0, -0.5], [2.5, 1e-4, 3.0]], dtype=np.float64)
@@ -111,3 +119,45 @@ def test_normalise_range_round_trip_and_clipping() -> None:
     assert normalise_range(depth, 0.5, 4.5, out=out) is out
     with pytest.raises(DepthError, match="min_m < max_m"):
         normalise_range(depth, 2.0, 2.0)
+
+
+def test_fill_nearest_on_a_subsampled_grid_stays_close_to_the_nearest() -> None:
+    # Sensor-like blob holes (the grid may skip valid structures thinner than its step; these have none).
+    rng = np.random.default_rng(4)
+    depth = rng.uniform(0.5, 3.0, (120, 160)).astype(np.float32)
+    blobs = ndimage.gaussian_filter(rng.normal(size=(120, 160)), 4) > 0.03
+    depth[blobs] = np.nan
+    filled = fill_holes(depth, "nearest", max_grid_pixels=60 * 80)  # step 2, as 640x480 with the default
+    valid = valid_mask(depth)
+    assert 0.2 < (~valid).mean() < 0.6
+    np.testing.assert_array_equal(filled[valid], depth[valid])
+    assert np.isfinite(filled).all()
+    exact_dist = ndimage.distance_transform_edt(~valid)
+    source = {float(v): (r, c) for (r, c), v in np.ndenumerate(depth) if valid[r, c]}
+    rows, cols = np.nonzero(~valid)
+    chosen = np.array([source[float(v)] for v in filled[rows, cols]])  # every fill is a measured value
+    dist = np.hypot(chosen[:, 0] - rows, chosen[:, 1] - cols)
+    assert np.all(dist <= exact_dist[rows, cols] + 2 * 2 * np.sqrt(2))
+
+
+def test_fill_nan_holes_works_in_place_and_checks_its_input() -> None:
+    depth, _ = sanitize_depth(depth_with_holes(seed=5))
+    result = fill_nan_holes(depth)
+    assert result is depth and np.isfinite(depth).all()
+    with pytest.raises(DepthError, match="float32"):
+        fill_nan_holes(np.ones((3, 3)))
+
+
+def test_downscale_valid_mean_ignores_holes() -> None:
+    depth = np.array(
+        [[1.0, 3.0, np.nan, np.nan], [np.nan, 2.0, np.nan, np.nan], [4.0, 4.0, 5.0, 7.0], [4.0, 4.0, np.nan, 9.0]],
+        dtype=np.float32,
+    )
+    small = downscale_valid_mean(depth, (2, 2))
+    np.testing.assert_allclose(small, [[2.0, np.nan], [4.0, 7.0]], equal_nan=True)
+    full = np.random.default_rng(0).uniform(1, 2, (8, 12)).astype(np.float32)
+    # Without holes it is exactly INTER_AREA.
+    import cv2
+
+    area = cv2.resize(full, (6, 4), interpolation=cv2.INTER_AREA)
+    np.testing.assert_allclose(downscale_valid_mean(full, (6, 4)), area, rtol=1e-6)
