@@ -243,17 +243,54 @@ class FrameDataset(Dataset):
         return {k: sample[k] for k in self.keys}
 
 
-def _bags(paths: str | Path | Sequence[str | Path], **kwargs: Any) -> FrameSequence:
-    return BagIndex(paths, **kwargs)
+class ConcatFrames:
+    """Several FrameSequences one after the other."""
+
+    def __init__(self, parts: Sequence[FrameSequence]) -> None:
+        if not parts:
+            raise DatasetError("no data source given (empty list of paths)")
+        self.parts = tuple(parts)
+        self._offsets = np.cumsum([0] + [len(p) for p in self.parts])
+
+    def __len__(self) -> int:
+        return int(self._offsets[-1])
+
+    def __getitem__(self, index: int) -> FrameRecord:
+        n = len(self)
+        if not -n <= index < n:
+            raise IndexError(f"sample {index} out of range for {n} samples")
+        index %= n
+        part = int(np.searchsorted(self._offsets, index, side="right") - 1)
+        return self.parts[part][int(index - self._offsets[part])]
 
 
-#: Data sources by name: each factory returns a FrameSequence.
+def _bags(*paths: str | Path, **kwargs: Any) -> FrameSequence:
+    if not paths:
+        raise DatasetError("the 'bags' source needs at least one bag or folder of bags")
+    return BagIndex(list(paths), **kwargs)
+
+
+def _per_root(factory: Callable[..., FrameSequence]) -> Callable[..., FrameSequence]:
+    def build(*roots: str | Path, **kwargs: Any) -> FrameSequence:
+        if len(roots) == 1:
+            return factory(roots[0], **kwargs)
+        return ConcatFrames([factory(root, **kwargs) for root in roots])
+
+    return build
+
+
+def _castel(root: str | Path | None = None, **kwargs: Any) -> FrameSequence:
+    return CastelFrames(root, **kwargs)
+
+
+#: Data sources by name. Every factory takes the source's paths as positional arguments (several paths are
+#: concatenated) plus keyword options, and returns a FrameSequence.
 SOURCES: Final[Mapping[str, Callable[..., FrameSequence]]] = {
     "bags": _bags,
-    "folder": FolderFrames,
-    "nyuv2": NYUv2Frames,
-    "castel": CastelFrames,
-    "middlebury": lambda: MiddleburyFrames(),
+    "folder": _per_root(FolderFrames),
+    "nyuv2": _per_root(NYUv2Frames),
+    "castel": _castel,
+    "middlebury": MiddleburyFrames,
 }
 
 

@@ -122,3 +122,22 @@ def test_missing_keys_and_unknown_sources_are_errors(record: bags.FrameRecord) -
         record_to_sample(bare, depth_from="clean")
     with pytest.raises(DatasetError, match="unknown data source 'imagenet'"):
         build_dataset("imagenet")
+
+
+def test_sources_take_several_paths_and_concatenate_them(bag_dir: Path, tmp_path: Path) -> None:
+    from dcl_arc_ros.data.folder import write_folder_sample
+    from dcl_arc_ros.data.torch_datasets import SOURCES
+
+    records = list(bags.read_frames(bag_dir / "bag"))
+    for i, rec in enumerate(records):
+        write_folder_sample(tmp_path / ("one" if i < 2 else "two"), f"f{i}", rec)
+    folder = SOURCES["folder"](tmp_path / "one", tmp_path / "two")
+    assert len(folder) == 3
+    np.testing.assert_array_equal(folder[2].rgb, records[2].rgb)
+    with pytest.raises(IndexError):
+        folder[3]
+    twice = build_dataset("bags", bag_dir / "bag", bag_dir)
+    assert len(twice) == 6
+    assert torch.equal(twice[4]["depth_clean"], twice[1]["depth_clean"])
+    with pytest.raises(DatasetError, match="at least one bag"):
+        build_dataset("bags")
