@@ -31,6 +31,7 @@ What the base does:
 from __future__ import annotations
 
 import os
+import re
 import sys
 import threading
 import time
@@ -57,6 +58,7 @@ from dcl_arc_ros.ros.params import NodeSchema, declare_parameters
 from dcl_arc_ros.ros.qos import describe_qos, incompatibility, is_best_effort, qos_profile
 
 DIAGNOSTICS_TOPIC = "/diagnostics"
+_DIGITS = re.compile(r"\d+")
 BAD_INPUT_REPORT_PERIOD_S = 5.0
 
 
@@ -172,12 +174,16 @@ class PerceptionNode(Node):
     # --- reporting -----------------------------------------------------------------------------------------------
 
     def report_input_problem(self, text: str) -> None:
-        """Log a warning about the input (rate-limited per distinct text) and show it in diagnostics."""
+        """Log a warning about the input and show it in diagnostics.
+
+        Rate-limited per kind of problem: the text with its numbers masked, so "12 pixels are inf" and "13 pixels
+        are inf" are one kind (one line per period), while a wrong encoding and a wrong size are both logged.
+        """
         now = time.monotonic()
         with self._lock:
             self._last_problem = text
             self._last_problem_at = now
-            emit, suppressed = self._throttle.check(text, now)
+            emit, suppressed = self._throttle.check(_DIGITS.sub("#", text), now)
         if emit:
             more = f" ({suppressed} similar reports suppressed)" if suppressed else ""
             self.get_logger().warning(f"{text}{more}")
