@@ -38,6 +38,7 @@ import sys
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
+from importlib import metadata
 from pathlib import Path
 from typing import Any
 
@@ -289,8 +290,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     cv2.setNumThreads(args.cv_threads)
     frames = build_frames(args.frames, args.checkpoint)
     results = run(frames, args.repeats)
-    import skimage
-
     doc = {
         "benchmark": "grasp_postprocess",
         "created_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
@@ -309,7 +308,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             "platform": platform.platform(),
             "numpy": np.__version__,
             "opencv": cv2.__version__,
-            "scikit_image": skimage.__version__,
+            "scikit_image": metadata.version("scikit-image"),
         },
         "results": results,
     }

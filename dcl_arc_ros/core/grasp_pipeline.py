@@ -16,9 +16,10 @@ inference layer, it only relies on that shape.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Final, Protocol
+from typing import Any, Final, Protocol
 
 import cv2
 import numpy as np
@@ -95,7 +96,7 @@ def prepare_ggcnn_input(
     return normalise_depth_for_ggcnn(filled)[None, None]
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)  # holds arrays: compare fields explicitly
 class GraspDetection:
     """Everything one frame produced: the grasps, their image rectangles and the decoded maps (network pixels)."""
 
@@ -141,10 +142,11 @@ class GraspPipeline:
         self.input_name = sc.inputs[0].name
         self.net_hw = (int(sc.deploy_resolution[0]), int(sc.deploy_resolution[1]))
         self.output_names = _grasp_output_names(sc)
-        net_cfg = sc.extra.get("network_config") if isinstance(sc.extra.get("network_config"), Mapping) else {}
+        recorded = sc.extra.get("network_config")
+        net_cfg: Mapping[str, Any] = recorded if isinstance(recorded, Mapping) else {}
         width_scale = float(sc.extra.get("width_scale_px", net_cfg.get("width_scale_px", GGCNN_WIDTH_SCALE_PX)))
         if width_scale != self.decode.width_scale_px:
-            self.decode = GraspDecodeParams(**{**self.decode.__dict__, "width_scale_px": width_scale})
+            self.decode = dataclasses.replace(self.decode, width_scale_px=width_scale)
 
     def __call__(self, depth_m: np.ndarray, intrinsics: Intrinsics) -> list[Grasp3D]:
         """Grasps sorted by quality (best first); empty when nothing passes the threshold or depth is all invalid."""
@@ -167,7 +169,8 @@ class GraspPipeline:
         missing = [n for n in self.output_names if n not in outputs]
         if missing:
             raise PipelineError(f"model {self.model.sidecar.name!r} did not return outputs {missing}")
-        maps = decode_grasp_maps(*(outputs[n] for n in self.output_names), params=self.decode)
+        quality, cos2, sin2, width = (outputs[n] for n in self.output_names)
+        maps = decode_grasp_maps(quality, cos2, sin2, width, self.decode)
         rects_net = detect_grasp_rects(maps, self.decode)
         rects = _rects_to_full(rects_net, window)
         has_depth = np.isfinite(robust_depth_at(depth, rects[:, 0], rects[:, 1], half_window=self.depth_half_window))

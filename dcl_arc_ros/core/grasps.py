@@ -17,7 +17,7 @@ Conventions (the same as :class:`dcl_arc_ros.sim.frame.GraspLabels`):
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Literal
 
 import cv2
@@ -72,7 +72,7 @@ class GraspDecodeParams:
             raise PipelineError(f"GraspDecodeParams.max_grasps must be >= 1, got {self.max_grasps!r}")
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)  # holds arrays: compare fields explicitly
 class GraspMaps:
     """Decoded, smoothed per-pixel grasp maps (all (H, W) float32)."""
 
@@ -413,7 +413,7 @@ def detect_grasp_rects(maps: GraspMaps, params: GraspDecodeParams | None = None)
 # --------------------------------------------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)  # holds arrays: compare fields explicitly
 class Grasp3D:
     """A parallel-jaw grasp in the camera optical frame.
 
@@ -426,7 +426,7 @@ class Grasp3D:
     angle: float  # rotation about the optical axis, radians, modulo pi in [-pi/2, pi/2)
     width_m: float  # jaw opening in metres
     quality: float
-    rect: GraspRect = field(compare=False)  # the image rectangle it came from (full-image pixels)
+    rect: GraspRect  # the image rectangle it came from (full-image pixels)
 
 
 def quaternion_about_z(angle: np.ndarray | float) -> np.ndarray:

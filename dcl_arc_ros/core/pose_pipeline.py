@@ -26,7 +26,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Final, Protocol
+from typing import Any, Final, Protocol
 
 import cv2
 import numpy as np
@@ -141,7 +141,7 @@ class PoseCropParams:
             )
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)  # holds arrays: compare fields explicitly
 class PoseInput:
     """A prepared crop: the (1, S, S) network input and what is needed to go back to the camera frame."""
 
@@ -196,7 +196,7 @@ class PoseModel(Protocol):
     def run(self, inputs: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]: ...
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)  # holds arrays: compare fields explicitly
 class ObjectPose:
     """One detected object in the camera frame."""
 
@@ -219,7 +219,8 @@ def softmax(logits: np.ndarray) -> np.ndarray:
 
 def _crop_params_from_sidecar(sc: ModelSidecar, size: int) -> PoseCropParams:
     """Crop preparation recorded by the exporter in ``extra.crop`` (defaults when absent)."""
-    crop = sc.extra.get("crop") if isinstance(sc.extra.get("crop"), Mapping) else {}
+    recorded = sc.extra.get("crop")
+    crop: Mapping[str, Any] = recorded if isinstance(recorded, Mapping) else {}
     defaults = PoseCropParams(crop_size=size)
     return PoseCropParams(
         crop_size=size,

@@ -48,7 +48,7 @@ class ProposalParams:
             raise PipelineError(f"need 0 <= min_extent_m <= max_extent_m, got {self.min_extent_m}, {self.max_extent_m}")
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)  # holds arrays: compare fields explicitly
 class Plane:
     """``normal . p + offset = 0`` with a unit normal that points towards the camera (``offset > 0``)."""
 
@@ -61,7 +61,7 @@ class Plane:
         return _dot3(np.asarray(points), self.normal) + self.offset
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)  # holds arrays: compare fields explicitly
 class ObjectCrop:
     """One object: its box in full-image pixels, mask and depth inside the box, and 3D summary."""
 

@@ -64,8 +64,9 @@ def export_pose_checkpoint(
     gen = torch.Generator().manual_seed(seed)
     x = torch.rand(1, 1, cfg.crop_size, cfg.crop_size, generator=gen) * 2.0 - 1.0
     out_path = Path(out_path)
-    torch_to_onnx(model, [x], out_path, input_names=[POSE_INPUT_NAME], output_names=list(POSE_OUTPUT_NAMES),
-                  opset=opset)
+    torch_to_onnx(
+        model, [x], out_path, input_names=[POSE_INPUT_NAME], output_names=list(POSE_OUTPUT_NAMES), opset=opset
+    )
     report = check_parity(out_path, model, [x], rtol=rtol)
     s = cfg.crop_size
     sidecar = ModelSidecar(

@@ -83,14 +83,21 @@ class PoseTrainConfig:
 
 
 class _ObjectLike(Protocol):
-    instance_id: int
-    class_id: int
-    novel: bool
-    cam_T_obj: np.ndarray
-    visible_fraction: float
+    """The fields of ``dcl_arc_ros.sim.frame.ObjectLabel`` the pose samples need (read-only)."""
+
+    @property
+    def instance_id(self) -> int: ...
+    @property
+    def class_id(self) -> int: ...
+    @property
+    def novel(self) -> bool: ...
+    @property
+    def cam_T_obj(self) -> np.ndarray: ...
+    @property
+    def visible_fraction(self) -> float: ...
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)  # holds arrays: compare fields explicitly
 class PoseSample:
     instance_id: int
     image: np.ndarray  # (1, S, S) float32
@@ -132,7 +139,7 @@ def pose_samples_from_frame(
     return out
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)  # holds arrays: compare fields explicitly
 class _RecordObject:
     instance_id: int
     class_id: int
