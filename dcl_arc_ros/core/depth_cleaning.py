@@ -92,6 +92,8 @@ class DepthNormalisation:
     def decode(self, values: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
         if self.kind == "range":
             return depth_ops.denormalise_range(values, self.min_m, self.max_m, out=out)
+        if values.dtype == np.float32:
+            return values  # metres already; the caller never writes into it
         result = np.empty(values.shape, np.float32) if out is None else out
         np.copyto(result, values, casting="unsafe")
         return result
@@ -179,18 +181,20 @@ class DepthCleaningPipeline:
         depth = np.asarray(depth_m)
         if depth.ndim != 2 or depth.size == 0:
             raise DepthError(f"depth must be a non-empty (H, W) array, got shape {depth.shape}")
-        if self._sanitised is None or self._sanitised.shape != depth.shape:
-            self._sanitised = np.empty(depth.shape, np.float32)
-        sanitised, n_bad = depth_ops.sanitize_depth(depth, out=self._sanitised)
         height, width = self.deploy_resolution
+        same_size = depth.shape == (height, width)
+        if not same_size and (self._sanitised is None or self._sanitised.shape != depth.shape):
+            self._sanitised = np.empty(depth.shape, np.float32)
+        buffer = self._resized if same_size or self._sanitised is None else self._sanitised
+        sanitised, n_bad = depth_ops.sanitize_depth(depth, out=buffer)
         if self._mask_tensor is not None:
             # The mask tells the network where the SENSOR had readings, so it comes from before hole filling.
             valid: np.ndarray = depth_ops.valid_mask(sanitised).view(np.uint8)
             if valid.shape != (height, width):
                 valid = cv2.resize(valid, (width, height), interpolation=cv2.INTER_NEAREST)
             np.copyto(self._mask_tensor.reshape(height, width), valid, casting="unsafe")
-        if sanitised.shape == (height, width):
-            np.copyto(self._resized, sanitised)
+        if same_size:
+            pass  # sanitised straight into the deploy-size buffer
         elif sanitised.size > height * width:  # shrinking: fill afterwards, on fewer pixels
             if n_bad:
                 depth_ops.downscale_valid_mean(sanitised, (width, height), out=self._resized)
@@ -198,7 +202,7 @@ class DepthCleaningPipeline:
                 cv2.resize(sanitised, (width, height), dst=self._resized, interpolation=cv2.INTER_AREA)
         else:  # growing: fill first, on fewer pixels, then interpolate (holes stay holes when not filling)
             if n_bad and self.fill_holes:
-                depth_ops.fill_nan_holes(sanitised, "nearest")
+                depth_ops.fill_nan_holes(sanitised, "nearest", max_grid_pixels=self.fill_grid_pixels)
             interpolation = cv2.INTER_NEAREST if n_bad and not self.fill_holes else cv2.INTER_LINEAR
             cv2.resize(sanitised, (width, height), dst=self._resized, interpolation=interpolation)
         if self.fill_holes and n_bad:

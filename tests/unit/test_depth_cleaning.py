@@ -31,8 +31,8 @@ def scene(shape: tuple[int, int] = (48, 64), seed: int = 0) -> np.ndarray:
     vv, uu = np.mgrid[0 : shape[0], 0 : shape[1]].astype(np.float32)
     depth = 1.0 + 0.02 * uu + 0.01 * vv + rng.normal(0, 0.01, shape).astype(np.float32)
     depth[5:12, 7:20] = np.nan
-    depth[30, 30] = 0.0
-    depth[31, 31] = np.inf
+    depth[shape[0] - 2, shape[1] - 3] = 0.0
+    depth[shape[0] - 1, shape[1] - 2] = np.inf
     return depth
 
 
@@ -177,3 +177,17 @@ def test_sidecar_problems_are_pipeline_errors(tmp_path: Path) -> None:
         DepthCleaningPipeline(FakeModel(sidecar, outputs={"other": np.zeros((1, 1, 6, 8))}))(np.ones((6, 8)))
     with pytest.raises(PipelineError, match="single"):
         DepthCleaningPipeline(FakeModel(sidecar, outputs={"depth_out": np.zeros((2, 1, 6, 8))}))(np.ones((6, 8)))
+
+
+def test_growing_to_a_larger_deploy_resolution(tmp_path: Path) -> None:
+    model = affine(tmp_path, height=48, width=64)
+    depth = scene(shape=(24, 32))
+    out = DepthCleaningPipeline(model)(depth)
+    # Fill at the input size, grow bilinearly, run the identity, shrink back bilinearly.
+    grown = cv2.resize(fill_holes(depth), (64, 48), interpolation=cv2.INTER_LINEAR)
+    np.testing.assert_allclose(out, cv2.resize(grown, (32, 24), interpolation=cv2.INTER_LINEAR), rtol=1e-5)
+    assert np.isfinite(out).all()
+    kept = DepthCleaningPipeline(model, fill_holes=False, raw_output=True)(depth)
+    holes = ~(np.isfinite(depth) & (depth > 0))
+    np.testing.assert_array_equal(np.isnan(kept), holes)  # nearest both ways: holes map exactly back
+    np.testing.assert_allclose(kept[~holes], depth[~holes], rtol=1e-6)
