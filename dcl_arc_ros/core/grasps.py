@@ -17,6 +17,7 @@ Conventions (the same as :class:`dcl_arc_ros.sim.frame.GraspLabels`):
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Literal
 
@@ -373,6 +374,31 @@ def grasp_success(pred: np.ndarray, gt: np.ndarray, *, rule: str | SuccessRule =
     if p.shape[0] == 0 or g.shape[0] == 0:
         return False
     return bool(r.matches(p, g).any())
+
+
+def grasp_metrics(
+    pred: np.ndarray, gt: np.ndarray, *, top_ks: Sequence[int] = (1, 3), rules: Sequence[str] = ("cornell", "iou50")
+) -> dict[str, bool]:
+    """Success of one frame for every rule and k, e.g. ``{"cornell_top1": True, "iou50_top3": False, ...}``.
+
+    ``pred`` rows are sorted by quality (best first); ``gt`` rows as in :func:`rect_corners` (see
+    :func:`rects_from_labels` for GraspLabels). The IoU matrix is computed once for the largest k.
+    """
+    k_max = max(top_ks, default=0)
+    p = np.asarray(pred, dtype=np.float64).reshape(-1, np.shape(pred)[-1])[:k_max]
+    g = np.asarray(gt, dtype=np.float64).reshape(-1, np.shape(gt)[-1])
+    iou = rect_iou_matrix(p, g)
+    angle_gap = angle_difference(p[:, None, 2], g[None, :, 2])
+    out: dict[str, bool] = {}
+    for name in rules:
+        rule = get_success_rule(name)
+        ok = iou > rule.min_iou
+        if rule.max_angle_rad is not None:
+            ok &= angle_gap < rule.max_angle_rad
+        hit = ok.any(axis=1)  # (P,): prediction i matches some ground truth
+        for k in top_ks:
+            out[f"{name}_top{k}"] = bool(hit[:k].any())
+    return out
 
 
 # --------------------------------------------------------------------------------------------------------------------

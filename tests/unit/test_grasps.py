@@ -16,6 +16,7 @@ from dcl_arc_ros.core.grasps import (
     detect_grasp_rects,
     find_peaks,
     gaussian_blur,
+    grasp_metrics,
     grasp_success,
     grasps_to_3d,
     quaternion_about_z,
@@ -209,3 +210,15 @@ def test_robust_depth_is_the_median_of_valid_pixels() -> None:
         win = win[np.isfinite(win) & (win > 0)]
         if c - 2 >= 0 and r - 2 >= 0 and c + 3 <= 50 and r + 3 <= 40:  # interior: no clamped duplicates
             assert got[i] == pytest.approx(float(np.median(win)))
+
+
+def test_grasp_metrics_agree_with_grasp_success() -> None:
+    rng = np.random.default_rng(11)
+    for _ in range(20):
+        gt = np.column_stack([rng.uniform(20, 80, (4, 2)), rng.uniform(-1.5, 1.5, 4), rng.uniform(10, 40, 4)])
+        gt = np.column_stack([gt, 0.5 * gt[:, 3], np.ones(4)])
+        pred = gt[rng.integers(0, 4, 5)] + rng.normal(0, [6, 6, 0.4, 5, 2, 0], (5, 6))
+        metrics = grasp_metrics(pred, gt)
+        for rule in ("cornell", "iou50"):
+            for k in (1, 3):
+                assert metrics[f"{rule}_top{k}"] == grasp_success(pred, gt, rule=rule, top_k=k)
