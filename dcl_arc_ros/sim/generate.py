@@ -20,7 +20,7 @@ import math
 import sys
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Final, Protocol
@@ -222,43 +222,81 @@ class RunSummary:
         )
 
 
-def bag_frames(plan: BagPlan, config: GenerateConfig, source: FrameSource) -> Iterator[Frame]:
-    """The frames of one bag, restamped on the run's global clock (see :data:`EPOCH_NS`)."""
-    period_ns = 1e9 / config.fps
-    for scene in range(plan.first_scene, plan.first_scene + plan.scenes):
-        request = SceneRequest(
-            seed=scene_seed(config.seed, scene), frames=config.frames_per_scene, sensor=config.sensor,
-            family=config.family, camera=config.camera, width=config.width, height=config.height,
-            start_stamp_ns=EPOCH_NS + round(scene * config.frames_per_scene * period_ns),
-            frame_period_ns=round(period_ns),
-        )
-        produced = 0
-        for frame in source(request):
-            if produced == config.frames_per_scene:
-                raise GenerateError(f"renderer {config.renderer!r} gave more than {produced} frames for scene {scene}")
-            stamp = EPOCH_NS + round((scene * config.frames_per_scene + produced) * period_ns)
-            yield replace(frame, stamp_ns=stamp)
-            produced += 1
-        if produced != config.frames_per_scene:
-            raise GenerateError(
-                f"renderer {config.renderer!r} gave {produced} frames for scene {scene}, "
-                f"expected {config.frames_per_scene}"
-            )
-
-
-def produce_bag(
-    out: Path, plan: BagPlan, config: GenerateConfig, on_frame: Callable[[], None] | None = None
-) -> BagResult:
-    """Render and write one bag (atomically). Runs in a worker process when --workers > 1."""
+def _source(renderer: str) -> FrameSource:
     try:
-        source = FRAME_SOURCES[config.renderer]
+        return FRAME_SOURCES[renderer]
     except KeyError:
         names = ", ".join(FRAME_SOURCES)
-        raise GenerateError(f"unknown renderer {config.renderer!r}; expected one of {names}") from None
+        raise GenerateError(f"unknown renderer {renderer!r}; expected one of {names}") from None
+
+
+def scene_frames(config: GenerateConfig, scene: int, source: FrameSource) -> Iterator[Frame]:
+    """The frames of one scene, stamped on the run's global clock (see :data:`EPOCH_NS`) and counted."""
+    period_ns = 1e9 / config.fps
+    request = SceneRequest(
+        seed=scene_seed(config.seed, scene), frames=config.frames_per_scene, sensor=config.sensor,
+        family=config.family, camera=config.camera, width=config.width, height=config.height,
+        start_stamp_ns=EPOCH_NS + round(scene * config.frames_per_scene * period_ns),
+        frame_period_ns=round(period_ns),
+    )
+    produced = 0
+    for frame in source(request):
+        if produced == config.frames_per_scene:
+            raise GenerateError(f"renderer {config.renderer!r} gave more than {produced} frames for scene {scene}")
+        stamp = EPOCH_NS + round((scene * config.frames_per_scene + produced) * period_ns)
+        yield replace(frame, stamp_ns=stamp)
+        produced += 1
+    if produced != config.frames_per_scene:
+        raise GenerateError(
+            f"renderer {config.renderer!r} gave {produced} frames for scene {scene}, expected {config.frames_per_scene}"
+        )
+
+
+def bag_frames(plan: BagPlan, config: GenerateConfig, source: FrameSource) -> Iterator[Frame]:
+    """The frames of one bag, rendered in this process."""
+    for scene in plan.scene_indices:
+        yield from scene_frames(config, scene, source)
+
+
+def render_scene(config: GenerateConfig, scene: int) -> list[Frame]:
+    """One scene's frames; the unit of work of a worker process."""
+    return list(scene_frames(config, scene, _source(config.renderer)))
+
+
+class SceneFeed:
+    """Renders scenes in a process pool, at most ``window`` ahead of the writer, and returns them in scene order
+    (so the bags are identical to a single-process run and memory stays bounded)."""
+
+    def __init__(self, pool: ProcessPoolExecutor, config: GenerateConfig, scenes: Sequence[int], window: int) -> None:
+        self._pool, self._config, self._window = pool, config, max(1, window)
+        self._queue = list(scenes)
+        self._running: dict[int, Future[list[Frame]]] = {}
+        self._refill()
+
+    def _refill(self) -> None:
+        while self._queue and len(self._running) < self._window:
+            scene = self._queue.pop(0)
+            self._running[scene] = self._pool.submit(render_scene, self._config, scene)
+
+    def frames(self, plan: BagPlan) -> Iterator[Frame]:
+        for scene in plan.scene_indices:
+            future = self._running.pop(scene, None)
+            if future is None:
+                raise GenerateError(f"scene {scene} of bag {plan.name} was never scheduled")
+            frames = future.result()
+            self._refill()
+            yield from frames
+
+
+def write_plan(
+    out: Path, plan: BagPlan, config: GenerateConfig, frames: Iterable[Frame],
+    on_frame: Callable[[], None] | None = None,
+) -> BagResult:
+    """Write one bag atomically from ``frames``."""
     start = time.perf_counter()
 
     def counted() -> Iterator[Frame]:
-        for frame in bag_frames(plan, config, source):
+        for frame in frames:
             yield frame
             if on_frame is not None:
                 on_frame()
@@ -279,13 +317,17 @@ def generate(
     workers: int = 1,
     progress: bool = True,
 ) -> RunSummary:
-    """Generate the bags of one shard into ``out``, skipping finished ones; keep ``out/manifest.json`` current."""
+    """Generate the bags of one shard into ``out``, skipping finished ones; keep ``out/manifest.json`` current.
+
+    With ``workers > 1`` scenes are rendered in that many processes while this process writes the bags in order
+    (writing costs tens of milliseconds a frame, rendering far more). To use many machines or many cores beyond
+    what one writer keeps up with, run several shards.
+    """
     out = Path(out)
     index, count = shard
     if workers < 1:
         raise GenerateError(f"--workers must be at least 1, got {workers}")
-    if config.renderer not in FRAME_SOURCES:
-        raise GenerateError(f"unknown renderer {config.renderer!r}; expected one of {', '.join(FRAME_SOURCES)}")
+    source = _source(config.renderer)
     out.mkdir(parents=True, exist_ok=True)
     check_same_config(out, config)
     write_manifest(out, build_manifest(out, config, count))
@@ -296,25 +338,21 @@ def generate(
     written: list[BagResult] = []
     bar = tqdm(total=sum(p.scenes for p in todo) * config.frames_per_scene, unit="frame",
                desc=f"shard {index}/{count}", disable=not progress, file=sys.stderr)
+    pool: ProcessPoolExecutor | None = None
     try:
-        if workers == 1 or len(todo) <= 1:
-            for plan in todo:
-                written.append(produce_bag(out, plan, config, on_frame=lambda: bar.update(1)))
-                write_manifest(out, build_manifest(out, config, count))
-        else:
-            with ProcessPoolExecutor(max_workers=workers) as pool:
-                pending: set[Future[BagResult]] = {pool.submit(produce_bag, out, plan, config) for plan in todo}
-                while pending:
-                    done, pending = wait(pending, return_when=FIRST_COMPLETED)
-                    for future in done:
-                        result = future.result()
-                        written.append(result)
-                        bar.update(result.stats.frames)
-                        write_manifest(out, build_manifest(out, config, count))
+        feed: SceneFeed | None = None
+        if workers > 1 and todo:
+            pool = ProcessPoolExecutor(max_workers=workers)
+            feed = SceneFeed(pool, config, [s for plan in todo for s in plan.scene_indices], window=2 * workers)
+        for plan in todo:
+            frames = feed.frames(plan) if feed is not None else bag_frames(plan, config, source)
+            written.append(write_plan(out, plan, config, frames, on_frame=lambda: bar.update(1)))
+            write_manifest(out, build_manifest(out, config, count))
     finally:
+        if pool is not None:
+            pool.shutdown(wait=False, cancel_futures=True)
         bar.close()
         write_manifest(out, build_manifest(out, config, count))
-    written.sort(key=lambda r: r.name)
     return RunSummary(written=tuple(written), skipped=skipped, seconds=time.perf_counter() - start)
 
 
@@ -338,7 +376,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--storage", choices=tuple(STORAGES), default="mcap", help="rosbag2 storage plug-in")
     parser.add_argument("--compression", choices=COMPRESSIONS, default="zstd",
                         help="zstd: compressed MCAP chunks / sqlite3 messages (about 3-10x smaller); none")
-    parser.add_argument("--workers", type=int, default=1, help="worker processes on this machine")
+    parser.add_argument("--workers", type=int, default=1, help="rendering processes on this machine")
     parser.add_argument("--shard", default="0/1", help="i/n: do only shard i of n (for cluster array jobs)")
     parser.add_argument("--scenes-per-bag", type=int, default=10, help="scenes per bag (the unit of resumption)")
     parser.add_argument("--fps", type=float, default=30.0, help="camera rate: frames are stamped 1/fps apart")

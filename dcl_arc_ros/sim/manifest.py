@@ -98,6 +98,10 @@ class BagPlan:
     def name(self) -> str:
         return f"scenes_{self.first_scene:06d}-{self.first_scene + self.scenes - 1:06d}"
 
+    @property
+    def scene_indices(self) -> range:
+        return range(self.first_scene, self.first_scene + self.scenes)
+
     def path(self, out: Path) -> Path:
         return out / self.name
 

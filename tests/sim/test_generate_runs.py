@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import os
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -122,14 +123,29 @@ def test_interrupted_run_keeps_finished_bags_and_resumes(tmp_path: Path, monkeyp
     assert len(_all_records(tmp_path)) == 10
 
 
-def test_workers_produce_the_same_bags_as_one_process(tmp_path: Path) -> None:
-    config = _config(scenes=4)
+def test_workers_render_in_other_processes_and_produce_the_same_bags(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    pid_log = tmp_path / "pids.txt"
+
+    def logged(request: gen.SceneRequest) -> Iterator[Frame]:
+        with pid_log.open("a") as handle:
+            handle.write(f"{os.getpid()}\n")
+        yield from gen.toy_frames(request)
+
+    monkeypatch.setitem(gen.FRAME_SOURCES, "logged", logged)
+    config = _config(scenes=4, scenes_per_bag=3, renderer="logged")
     serial = _all_records(_run(tmp_path / "serial", config))
+    assert set(pid_log.read_text().split()) == {str(os.getpid())}
+    pid_log.unlink()
     parallel = _all_records(_run(tmp_path / "parallel", config, workers=2))
+    renderers = set(pid_log.read_text().split())
+    assert renderers and str(os.getpid()) not in renderers
     assert len(serial) == len(parallel) == 8
     for a, b in zip(serial, parallel, strict=True):
         assert a.stamp_ns == b.stamp_ns
         np.testing.assert_array_equal(a.depth, b.depth)
+        np.testing.assert_array_equal(a.rgb, b.rgb)
 
 
 def test_renderer_giving_the_wrong_frame_count_is_an_error(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
