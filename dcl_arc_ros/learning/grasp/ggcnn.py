@@ -53,6 +53,9 @@ class GGCNN2Config:
 
 GGCNN_PRESETS: dict[str, GGCNNConfig] = {
     "default": GGCNNConfig(),  # the published network
+    # CPU real-time variant: half the filters of the outer layers, about 2.2x cheaper at 300x300 (the full-resolution
+    # transposed convolution dominates the cost).
+    "deploy": GGCNNConfig(filters=(16, 8, 8)),
     "tiny": GGCNNConfig(filters=(8, 8, 4)),
 }
 GGCNN2_PRESETS: dict[str, GGCNN2Config] = {
