@@ -237,6 +237,10 @@ def _wrap_ddp(module: nn.Module) -> nn.Module:
     from torch.nn.parallel import DistributedDataParallel
 
     if not any(p.requires_grad for p in module.parameters()):
+        # Frozen modules are not wrapped (DDP needs trainable parameters) but must still start equal everywhere.
+        with torch.no_grad():
+            for tensor in [*module.parameters(), *module.buffers()]:
+                dist.broadcast(tensor, src=0)
         return module
     return DistributedDataParallel(module, broadcast_buffers=True)
 
