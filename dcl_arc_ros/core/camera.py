@@ -36,10 +36,13 @@ class Intrinsics:
             value = getattr(self, name)
             if not math.isfinite(value):
                 raise CameraError(f"intrinsics {name}={value!r} is not finite")
+            object.__setattr__(self, name, float(value))  # plain floats, not numpy scalars
         if self.fx <= 0.0 or self.fy <= 0.0:
             raise CameraError(f"focal lengths must be positive, got fx={self.fx!r} fy={self.fy!r}")
         if int(self.width) != self.width or int(self.height) != self.height or self.width <= 0 or self.height <= 0:
             raise CameraError(f"image size must be positive integers, got width={self.width!r} height={self.height!r}")
+        object.__setattr__(self, "width", int(self.width))
+        object.__setattr__(self, "height", int(self.height))
 
     @classmethod
     def from_k(cls, k: Sequence[float], width: int, height: int) -> Intrinsics:

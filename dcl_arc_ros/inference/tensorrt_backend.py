@@ -221,27 +221,30 @@ class TensorRTModel:
         return f"TensorRTModel({str(self.path)!r}, provider={self.provider!r})"
 
 
-def _engine_for(
-    model_path: Path,
+def cached_engine_for_onnx(
+    onnx_path: str | Path,
     sidecar: ModelSidecar,
-    device_index: int,
     *,
-    fp16: bool,
-    workspace_bytes: int,
-    cache_dir: str | Path | None,
-    build: EngineBuilder,
+    device: str = "cuda",
+    fp16: bool = True,
+    workspace_bytes: int = DEFAULT_WORKSPACE_BYTES,
+    cache_dir: str | Path | None = None,
+    build: EngineBuilder = onnx_to_engine,
 ) -> Path:
-    """The engine to load: ``model_path`` itself for an ``.engine``, else the cached build of the ONNX file."""
-    if model_path.suffix == ENGINE_SUFFIX:
-        return model_path
+    """The engine for an ONNX model on this GPU and TensorRT version: cached, or built once now.
+
+    The key is the ONNX file's sha256, the GPU name, the TensorRT version, the precision and the static input
+    shapes implied by ``sidecar``. Needs TensorRT and a GPU (for the GPU name and version).
+    """
+    onnx_path = Path(onnx_path)
     key = EngineCacheKey.create(
-        onnx_sha256=sha256_file(model_path),
-        gpu_name=gpu_name(device_index),
+        onnx_sha256=sha256_file(onnx_path),
+        gpu_name=gpu_name(parse_device(device)),
         trt_version=tensorrt_version(),
         precision="fp16" if fp16 else "fp32",
         input_shapes=static_input_shapes(sidecar),
     )
-    return cached_engine(model_path, sidecar, key, build=build, cache_dir=cache_dir, workspace_bytes=workspace_bytes)
+    return cached_engine(onnx_path, sidecar, key, build=build, cache_dir=cache_dir, workspace_bytes=workspace_bytes)
 
 
 @dataclass(frozen=True)
@@ -281,8 +284,10 @@ def load_tensorrt_model(model_path: Path, sidecar: ModelSidecar, *, device: str 
     except (ValueError, ImportError) as exc:
         raise ModelLoadError(f"{model_path}: {exc}") from exc
     try:
-        engine_path = _engine_for(model_path, sidecar, device_index, fp16=opts.fp16,
-                                  workspace_bytes=opts.workspace_bytes, cache_dir=opts.cache_dir, build=opts.build)
+        engine_path = model_path if model_path.suffix == ENGINE_SUFFIX else cached_engine_for_onnx(
+            model_path, sidecar, device=device, fp16=opts.fp16, workspace_bytes=opts.workspace_bytes,
+            cache_dir=opts.cache_dir, build=opts.build,
+        )
     except EngineBuildError as exc:
         raise ModelLoadError(f"{model_path}: {exc}") from exc
     runtime = trt.Runtime(trt.Logger(trt.Logger.WARNING))
@@ -300,6 +305,7 @@ def load_tensorrt_model(model_path: Path, sidecar: ModelSidecar, *, device: str 
 __all__ = [
     "TensorRTModel",
     "TensorRTOptions",
+    "cached_engine_for_onnx",
     "gpu_name",
     "load_tensorrt_model",
     "onnx_to_engine",

@@ -192,6 +192,29 @@ def test_empty_build_output_is_an_error(tmp_path: Path, onnx_model: tuple[Path, 
     assert list((tmp_path / "c").iterdir()) == []
 
 
+def test_onnx_engine_key_follows_the_onnx_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, onnx_model: tuple[Path, ModelSidecar]
+) -> None:
+    """The loader's key derivation: the GPU name and TensorRT version are the only stand-ins (no GPU here)."""
+    from dcl_arc_ros.inference import tensorrt_backend
+
+    monkeypatch.setattr(tensorrt_backend, "gpu_name", lambda index=0: f"Test GPU {index}")
+    monkeypatch.setattr(tensorrt_backend, "tensorrt_version", lambda: "10.9.0")
+    onnx_path, sidecar = onnx_model
+    builder = RecordingBuilder()
+    engine_for = tensorrt_backend.cached_engine_for_onnx
+    first = engine_for(onnx_path, sidecar, device="cuda:1", cache_dir=tmp_path, build=builder)
+    again = engine_for(onnx_path, sidecar, device="cuda:1", cache_dir=tmp_path, build=builder)
+    assert first == again and len(builder.calls) == 1
+    assert read_sidecar(sidecar_path_for(first)).extra["engine"] == {
+        "onnx_sha256": sha256_file(onnx_path), "gpu_name": "Test GPU 1", "trt_version": "10.9.0",
+        "precision": "fp16", "input_shapes": {"depth": [1, 1, 4, 6]},
+    }
+    new_sidecar = write_affine_depth_model(onnx_path, scale=3.0, height=4, width=6)  # new weights, same name
+    rebuilt = engine_for(onnx_path, new_sidecar, cache_dir=tmp_path, build=builder)
+    assert rebuilt != first and len(builder.calls) == 2
+
+
 # -- sidecar validation and device parsing ------------------------------------------------------------------------
 
 
