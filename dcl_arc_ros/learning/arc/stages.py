@@ -27,7 +27,7 @@ from typing import Any, Protocol
 import torch
 from torch import nn
 from torch.nn import functional as F
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import DataLoader, Dataset, Sampler
 from tqdm import tqdm
 
 from dcl_arc_ros.learning.arc.attention import RhoSchedule, TauSchedule, gumbel_sigmoid, kl_sparsity
@@ -76,21 +76,31 @@ class Batch:
         return value
 
 
-def _infinite(dataset: Dataset[Tensors], batch_size: int, seed: int, workers: int) -> Iterator[Tensors]:
-    length = len(dataset)  # type: ignore[arg-type]
-    if length == 0:
-        raise StageError("an ARC training dataset is empty")
-    generator = torch.Generator().manual_seed(seed)
-    loader = DataLoader(
-        dataset,
-        batch_size=min(batch_size, length),
-        shuffle=True,
-        drop_last=True,
-        generator=generator,
-        num_workers=workers,
-    )
-    while True:
-        yield from loader
+class StepBatchSampler(Sampler[list[int]]):
+    """Endless shuffled batches whose order depends only on (seed, batch index): a resumed stage sees the same data.
+
+    Epoch e is a permutation drawn from seed + e; the last incomplete batch of an epoch is dropped.
+    """
+
+    def __init__(self, length: int, batch_size: int, seed: int, start_batch: int = 0) -> None:
+        if length < 1:
+            raise StageError("an ARC training dataset is empty")
+        self.length, self.batch_size = length, min(batch_size, length)
+        self.seed, self.start_batch = seed, start_batch
+
+    def __iter__(self) -> Iterator[list[int]]:
+        per_epoch = self.length // self.batch_size
+        epoch, offset = divmod(self.start_batch, per_epoch)
+        while True:
+            order = torch.randperm(self.length, generator=torch.Generator().manual_seed(self.seed + epoch)).tolist()
+            for b in range(offset, per_epoch):
+                yield order[b * self.batch_size : (b + 1) * self.batch_size]
+            epoch, offset = epoch + 1, 0
+
+
+def _infinite(dataset: Dataset[Tensors], batch_size: int, seed: int, start: int, workers: int) -> Iterator[Tensors]:
+    sampler = StepBatchSampler(len(dataset), batch_size, seed, start)  # type: ignore[arg-type]
+    yield from DataLoader(dataset, batch_sampler=sampler, num_workers=workers)
 
 
 def _prepare(sample: Tensors, system: ARCSystem) -> Tensors:
@@ -610,7 +620,7 @@ def _loop(
     end = total if max_steps is None else min(total, start + max_steps)
     writer = _writer(path.parent / "tb") if tensorboard and end > start else None
     iterators = {
-        domain: _infinite(_dataset(data, domain), s.batch_size, config.seed + start + i, config.data.num_workers)
+        domain: _infinite(_dataset(data, domain), s.batch_size, config.seed + 7919 * i, start, config.data.num_workers)
         for i, domain in enumerate(runner.domains)
     } if end > start else {}  # fmt: skip
     history: list[dict[str, float]] = []
