@@ -3,6 +3,9 @@
 Target: median overhead <= 3 ms per 640x480 frame (conversion + pre/post-processing + publish, model compute
 excluded), on this 2-core machine.
 
+Wall time is what a frame waits; CPU time (``time.process_time``, all threads of the process) is what it costs and
+is much less sensitive to other load on the machine. Both are recorded; the target is checked on wall time.
+
 Each frame goes through exactly what ``DepthCleanerNode.process`` does, with each stage timed:
 
 1. ``decode``: sensor_msgs/Image (16UC1 or 32FC1) -> float32 metres (``ros.conversions.depth_from_msg``);
@@ -39,20 +42,22 @@ HEIGHT, WIDTH = 480, 640
 
 
 class TimedModel:
-    """Wraps a Model and accumulates the seconds spent in ``run`` (the model compute to exclude)."""
+    """Wraps a Model and accumulates the wall and CPU seconds spent in ``run`` (the model compute to exclude)."""
 
     def __init__(self, model: Any) -> None:
         self._model = model
         self.sidecar = model.sidecar
         self.provider = model.provider
         self.seconds = 0.0
+        self.cpu_seconds = 0.0
 
     def run(self, inputs: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
-        start = time.perf_counter()
+        start, cpu_start = time.perf_counter(), time.process_time()
         try:
             return self._model.run(inputs)
         finally:
             self.seconds += time.perf_counter() - start
+            self.cpu_seconds += time.process_time() - cpu_start
 
 
 def synthetic_depth(rng: np.random.Generator) -> np.ndarray:
@@ -108,9 +113,11 @@ def measure(frames: int, encoding: str, warmup: int) -> dict[str, Any]:
         ]
         stages: dict[str, list[float]] = {k: [] for k in ("decode", "pipeline", "model", "encode", "publish")}
         overhead: list[float] = []
+        overhead_cpu: list[float] = []
         for index in tqdm(range(warmup + frames), desc=f"node overhead ({encoding})", unit="frame"):
             msg = inputs[index % len(inputs)]
-            model.seconds = 0.0
+            model.seconds = model.cpu_seconds = 0.0
+            c0 = time.process_time()
             t0 = time.perf_counter()
             reading = depth_from_msg(msg)
             t1 = time.perf_counter()
@@ -120,6 +127,7 @@ def measure(frames: int, encoding: str, warmup: int) -> dict[str, Any]:
             t3 = time.perf_counter()
             publisher.publish(out)
             t4 = time.perf_counter()
+            c4 = time.process_time()
             if index < warmup:
                 continue
             stages["decode"].append(t1 - t0)
@@ -128,6 +136,7 @@ def measure(frames: int, encoding: str, warmup: int) -> dict[str, Any]:
             stages["encode"].append(t3 - t2)
             stages["publish"].append(t4 - t3)
             overhead.append(t4 - t0 - model.seconds)
+            overhead_cpu.append(c4 - c0 - model.cpu_seconds)
     finally:
         node.destroy_node()
         rclpy.shutdown(context=context)
@@ -136,6 +145,7 @@ def measure(frames: int, encoding: str, warmup: int) -> dict[str, Any]:
         "encoding": encoding,
         "frames": frames,
         "overhead_ms": total,
+        "overhead_cpu_ms": summarise(overhead_cpu),
         "stages_ms": {name: summarise(values) for name, values in stages.items()},
         "meets_target": total["median"] <= TARGET_MEDIAN_MS,
         "provider": model.provider,
@@ -180,7 +190,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         stages = ", ".join(f"{k} {v['median']:.2f}" for k, v in run["stages_ms"].items())
         print(
             f"{run['encoding']}: overhead median {run['overhead_ms']['median']:.2f} ms, "
-            f"p95 {run['overhead_ms']['p95']:.2f} ms (stage medians, ms: {stages}) -> "
+            f"p95 {run['overhead_ms']['p95']:.2f} ms, CPU median {run['overhead_cpu_ms']['median']:.2f} ms "
+            f"(stage medians, ms: {stages}) -> "
             f"{'meets' if run['meets_target'] else 'MISSES'} the {TARGET_MEDIAN_MS} ms target"
         )
     print(f"wrote {path}")

@@ -27,7 +27,7 @@ from dcl_arc_ros.paths import models_dir
 from dcl_arc_ros.ros.base_node import Frame, InputSpec, PerceptionNode, run_node
 from dcl_arc_ros.ros.conversions import depth_from_msg, depth_to_msg
 from dcl_arc_ros.ros.errors import BadInputError, NodeStartupError
-from dcl_arc_ros.ros.params import DEPTH_CLEANER
+from dcl_arc_ros.ros.params import DEPTH_CLEANER, backend_options
 
 DEPTH_TOPIC = "/camera/depth/image_rect_raw"
 CAMERA_INFO_TOPIC = "/camera/depth/camera_info"
@@ -48,7 +48,7 @@ def _load(path: Path, params: dict[str, Any], role: str) -> Model:
     if not path.is_file():
         raise NodeStartupError(f"the {role} model file {path} does not exist (parameter model/synthesis_model)")
     try:
-        return load_model(path, params["backend"], device=params["device"])
+        return load_model(path, params["backend"], device=params["device"], **backend_options(params))
     except (InferenceError, CoreError, OSError, ValueError) as exc:
         raise NodeStartupError(f"cannot load the {role} model {path}: {exc}") from exc
 

@@ -200,7 +200,24 @@ MODEL_PARAMS: tuple[ParamSpec, ...] = (
         "cpu",
         "Device for the backend: cpu, cuda or cuda:N (a missing GPU provider falls back to CPU with a loud warning)",
     ),
+    ParamSpec(
+        "threads",
+        int,
+        0,
+        "CPU threads for the model (ONNX Runtime intra-op threads); 0 = the backend's default (one per core)",
+        range=(0, 256),
+    ),
 )
+
+#: How the ``threads`` parameter reaches each backend's options (backends without an entry ignore it).
+THREAD_OPTIONS: dict[str, str] = {"onnxruntime": "intra_op_num_threads"}
+
+
+def backend_options(params: Mapping[str, Any]) -> dict[str, Any]:
+    """The ``load_model(**options)`` implied by a node's model parameters (``backend``, ``threads``)."""
+    option = THREAD_OPTIONS.get(params.get("backend", ""))
+    threads = int(params.get("threads", 0))
+    return {option: threads} if option is not None and threads > 0 else {}
 
 DEPTH_CLEANER = NodeSchema(
     executable="depth_cleaner",

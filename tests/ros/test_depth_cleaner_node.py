@@ -19,10 +19,12 @@ from rclpy.qos import QoSProfile, ReliabilityPolicy
 from sensor_msgs.msg import CameraInfo, Image
 from std_msgs.msg import Header
 
+from dcl_arc_ros.inference.backends import BACKENDS
 from dcl_arc_ros.inference.reference_models import write_affine_depth_model
 from dcl_arc_ros.ros.conversions import depth_from_msg, depth_to_msg
 from dcl_arc_ros.ros.depth_cleaner import DepthCleanerNode
 from dcl_arc_ros.ros.errors import NodeStartupError
+from dcl_arc_ros.ros.params import THREAD_OPTIONS
 
 H, W = 24, 32
 SCALE, OFFSET = 2.0, 0.5
@@ -115,6 +117,25 @@ def test_cleaned_depth_is_the_models_function_with_the_input_header(
         assert driver.node.provider == "CPUExecutionProvider"
     finally:
         driver.close()
+
+
+def test_thread_count_reaches_the_backend(
+    context: Context, models: dict[str, Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    seen: list[dict[str, Any]] = []
+
+    def recording(model_path: Path, sidecar: Any, *, device: str, **options: Any) -> Any:
+        seen.append(options)
+        return BACKENDS["onnxruntime"](model_path, sidecar, device=device, **options)
+
+    monkeypatch.setitem(BACKENDS, "recording", recording)
+    monkeypatch.setitem(THREAD_OPTIONS, "recording", "intra_op_num_threads")
+    node = make_node(context, models["affine"], "-p", "backend:=recording", "-p", "threads:=1")
+    try:
+        assert seen == [{"intra_op_num_threads": 1}]
+        assert node.provider == "CPUExecutionProvider"
+    finally:
+        node.destroy_node()
 
 
 def test_synthesized_depth_is_published_when_asked(context: Context, models: dict[str, Path]) -> None:

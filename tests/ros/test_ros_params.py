@@ -10,6 +10,7 @@ from dcl_arc_ros.ros.params import (
     NODE_SCHEMAS,
     NodeSchema,
     ParamSpec,
+    backend_options,
     descriptor_for,
     schema_for,
     validate_value,
@@ -71,3 +72,9 @@ def test_every_schema_is_listed_with_every_parameter() -> None:
     assert set(NODE_SCHEMAS) >= {"depth_cleaner"}
     with pytest.raises(ParameterError, match="no parameter schema"):
         schema_for("teleporter")
+
+
+def test_threads_reach_only_backends_that_understand_them() -> None:
+    assert backend_options({"backend": "onnxruntime", "threads": 1}) == {"intra_op_num_threads": 1}
+    assert backend_options({"backend": "onnxruntime", "threads": 0}) == {}
+    assert backend_options({"backend": "tensorrt", "threads": 4}) == {}
