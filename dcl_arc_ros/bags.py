@@ -671,17 +671,24 @@ def bag_topics(path: str | Path) -> dict[str, tuple[str, int]]:
         return {c.topic: (c.msgtype, c.msgcount) for c in reader.connections}
 
 
-def read_frames(path: str | Path, *, topics: Sequence[str] | None = None) -> Iterator[FrameRecord]:
+def read_frames(
+    path: str | Path, *, topics: Sequence[str] | None = None, remap: Mapping[str, str] | None = None
+) -> Iterator[FrameRecord]:
     """Read a bag frame by frame, grouping messages that share a stamp (see :func:`message_key`).
 
     This suits bags where every topic of a frame carries the same stamp (generated bags, aligned RealSense
     recordings). For recordings with unsynchronised topics use :class:`dcl_arc_ros.data.bag_index.BagIndex`, which
-    pairs topics by nearest stamp.
+    pairs topics by nearest stamp. ``remap`` maps the bag's topic names onto the canonical ones of :data:`TOPICS`.
     """
+    rename = dict(remap or {})
     wanted = set(topics) if topics is not None else set(TOPICS)
     source = str(path)
     with open_bag(path) as reader:
-        connections = [c for c in reader.connections if c.topic in wanted]
+        shadowed = set(rename.values()) - set(rename)  # a remapped topic replaces a bag topic of the same name
+        connections = [
+            c for c in reader.connections
+            if rename.get(c.topic, c.topic) in wanted and not (c.topic in shadowed and c.topic not in rename)
+        ]
         group: dict[str, tuple[str, bytes]] = {}
         key: int | None = None
         for connection, log_time, data in reader.messages(connections=connections):
@@ -690,6 +697,6 @@ def read_frames(path: str | Path, *, topics: Sequence[str] | None = None) -> Ite
                 yield decode_frame(key, group, source=source)
                 group = {}
             key = msg_key
-            group[connection.topic] = (connection.msgtype, data)
+            group[rename.get(connection.topic, connection.topic)] = (connection.msgtype, data)
         if key is not None:
             yield decode_frame(key, group, source=source)

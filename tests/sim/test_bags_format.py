@@ -189,6 +189,16 @@ def test_interrupted_write_leaves_no_bag_under_the_final_name(tmp_path: Path) ->
         bags.write_bag(final, frames)
 
 
+def test_read_frames_selects_and_remaps_topics(mcap_bag: tuple[Path, list[Frame]]) -> None:
+    path, frames = mcap_bag
+    only_depth = list(bags.read_frames(path, topics=[bags.DEPTH_IMAGE, bags.DEPTH_INFO]))
+    assert len(only_depth) == len(frames)
+    assert only_depth[0].rgb is None and only_depth[0].depth is not None and only_depth[0].intrinsics is not None
+    swapped = next(bags.read_frames(path, topics=[bags.GT_DEPTH], remap={bags.DEPTH_IMAGE: bags.GT_DEPTH}))
+    np.testing.assert_allclose(swapped.depth_clean, np.rint(frames[0].depth_sensor.astype(np.float64) * 1000) / 1000,
+                               atol=1e-6)
+
+
 def test_writer_rejects_non_increasing_stamps_and_unknown_storage(tmp_path: Path) -> None:
     frames = _frames(count=2)
     with pytest.raises(BagFormatError, match="stamps must increase"):
