@@ -49,6 +49,12 @@ def nan_outside(
     result = np.empty(arr.shape, dtype=np.float32) if out is None else out
     if result.shape != arr.shape or result.dtype != np.float32 or not result.flags.c_contiguous:
         raise DepthError(f"out must be C-contiguous float32 of shape {arr.shape}, got {result.dtype} {result.shape}")
+    # Fast path (two reductions): min/max propagate NaN, so finite extremes inside the range mean no pixel is out.
+    low, high = float(src.min()), float(src.max())
+    if low > low_exclusive and high <= high_inclusive and math.isfinite(low) and math.isfinite(high):
+        if result is not src:
+            np.copyto(result, src)
+        return result, 0
     if np.shares_memory(result, src):
         src = src.copy()
     inside = _range_mask(src, low_exclusive, high_inclusive)

@@ -230,12 +230,13 @@ class DepthCleaningPipeline:
 
     def _finish(self, decoded: np.ndarray, shape: tuple[int, int], raw: bool) -> np.ndarray:
         interpolation = cv2.INTER_NEAREST if raw else cv2.INTER_LINEAR
+        fresh: np.ndarray | None = None
         if decoded.shape != shape:
-            decoded = cv2.resize(decoded, (shape[1], shape[0]), interpolation=interpolation)
+            decoded = fresh = cv2.resize(decoded, (shape[1], shape[0]), interpolation=interpolation)
         norm = self.output_normalisation
         # Raw output: only holes (<= min_m) and non-finite values are invalid; cleaned output: outside (min, max].
-        # nan_outside writes a fresh array, so the caller may keep the result while the next frame runs.
-        result, _ = depth_ops.nan_outside(decoded, norm.min_m, math.inf if raw else norm.max_m)
+        # The result is always a new array (a resize output, or a copy), so callers may keep it across frames.
+        result, _ = depth_ops.nan_outside(decoded, norm.min_m, math.inf if raw else norm.max_m, out=fresh)
         return result
 
     # -- public -------------------------------------------------------------------------------------------------------
