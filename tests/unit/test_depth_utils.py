@@ -11,6 +11,7 @@ from dcl_arc_ros.core.depth import (
     downscale_valid_mean,
     fill_holes,
     fill_nan_holes,
+    nan_outside,
     normalise_range,
     sanitize_depth,
     valid_mask,
@@ -161,3 +162,20 @@ def test_downscale_valid_mean_ignores_holes() -> None:
 
     area = cv2.resize(full, (6, 4), interpolation=cv2.INTER_AREA)
     np.testing.assert_allclose(downscale_valid_mean(full, (6, 4)), area, rtol=1e-6)
+
+
+@pytest.mark.parametrize("high", [3.0, np.inf])
+def test_nan_outside_both_paths(high: float) -> None:
+    inside = np.array([[0.5, 1.0], [2.0, 3.0]], dtype=np.float32)
+    out, n_bad = nan_outside(inside, 0.5 - 1e-3, high)  # every value in range: the fast path
+    assert n_bad == 0 and out is not inside
+    np.testing.assert_array_equal(out, inside)
+    mixed = np.array([[0.5, np.nan, np.inf], [-1.0, 3.0, 3.5]], dtype=np.float32)
+    out, n_bad = nan_outside(mixed, 0.5, high)  # (0.5, high]: 0.5 itself is out
+    keep = [[False, False, False], [False, True, bool(np.isinf(high))]]
+    assert n_bad == 6 - sum(map(sum, keep))
+    np.testing.assert_array_equal(~np.isnan(out), keep)
+    np.testing.assert_array_equal(out[~np.isnan(out)], mixed[np.array(keep)])
+    in_place, _ = nan_outside(mixed, 0.5, high, out=mixed)
+    assert in_place is mixed
+    np.testing.assert_array_equal(mixed, out)
