@@ -79,10 +79,10 @@ def support_depth(
 def _sample(img: np.ndarray, u: np.ndarray, v: np.ndarray, fill: float | bool) -> np.ndarray:
     """Nearest-pixel lookup with ``fill`` outside the image."""
     h, w = img.shape[:2]
-    ui = np.rint(np.nan_to_num(u, nan=-1.0)).astype(np.int64)
-    vi = np.rint(np.nan_to_num(v, nan=-1.0)).astype(np.int64)
-    inside = (ui >= 0) & (ui < w) & (vi >= 0) & (vi < h)
-    values = img.reshape(-1)[np.clip(vi, 0, h - 1) * w + np.clip(ui, 0, w - 1)]
+    inside = (u >= -0.5) & (u < w - 0.5) & (v >= -0.5) & (v < h - 0.5)  # NaN coordinates compare False
+    ui = np.rint(np.where(inside, u, 0.0)).astype(np.int64)
+    vi = np.rint(np.where(inside, v, 0.0)).astype(np.int64)
+    values = img.reshape(-1)[np.minimum(vi, h - 1) * w + np.minimum(ui, w - 1)]
     return np.where(inside, values, np.asarray(fill, dtype=img.dtype))
 
 
@@ -184,16 +184,19 @@ def _object_candidates(
 
     # finger footprints: a 3 x 3 grid of samples over each finger, just outside the contacts
     finger_half_w = 0.5 * params.finger_width_m * px_per_m
-    offs_along = (clearance_px + params.finger_thickness_m * px_per_m * np.array([[0.15], [0.5], [0.85]])).T
-    free_depth = np.full(cu.shape, np.inf)
-    for sign, (pu, pv) in ((-1.0, (p1u, p1v)), (1.0, (p2u, p2v))):
-        for across in (-1.0, 0.0, 1.0):
-            fu = pu[:, None] + sign * offs_along * du[:, None] - across * finger_half_w[:, None] * dv[:, None]
-            fv = pv[:, None] + sign * offs_along * dv[:, None] + across * finger_half_w[:, None] * du[:, None]
-            d = _sample(depth, fu, fv, np.nan)
-            outside_image = (fu + x0 < -0.5) | (fu + x0 > full_w - 0.5) | (fv + y0 < -0.5) | (fv + y0 > full_h - 0.5)
-            d = np.where(outside_image, -np.inf, np.where(np.isfinite(d), d, np.inf))  # no hit = free
-            free_depth = np.minimum(free_depth, d.min(axis=1))
+    along = clearance_px[:, None] + params.finger_thickness_m * px_per_m[:, None] * np.array([0.15, 0.5, 0.85])
+    across = finger_half_w[:, None] * np.array([-1.0, 0.0, 1.0])
+    fu_parts, fv_parts = [], []
+    for sign, pu, pv in ((-1.0, p1u, p1v), (1.0, p2u, p2v)):
+        a = sign * along[:, :, None]  # (N, 3 along, 1)
+        c = across[:, None, :]  # (N, 1, 3 across)
+        fu_parts.append((pu[:, None, None] + a * du[:, None, None] - c * dv[:, None, None]).reshape(len(cu), -1))
+        fv_parts.append((pv[:, None, None] + a * dv[:, None, None] + c * du[:, None, None]).reshape(len(cu), -1))
+    fu, fv = np.concatenate(fu_parts, axis=1), np.concatenate(fv_parts, axis=1)
+    d = _sample(depth, fu, fv, np.nan)
+    outside_image = (fu + x0 < -0.5) | (fu + x0 > full_w - 0.5) | (fv + y0 < -0.5) | (fv + y0 > full_h - 0.5)
+    d = np.where(outside_image, -np.inf, np.where(np.isfinite(d), d, np.inf))  # no hit = free; off-image = unknown
+    free_depth = d.min(axis=1)
     slack = free_depth - z_tip
     collision_free = slack >= params.collision_margin_m
     clearance_score = np.clip(slack / 0.02, 0.0, 1.0)

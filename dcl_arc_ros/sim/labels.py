@@ -62,14 +62,40 @@ def _surface_index(mesh: TriMesh) -> _SurfaceIndex:
     return index
 
 
+def _best_plane(points: np.ndarray, normals: np.ndarray, offsets: np.ndarray) -> np.ndarray:
+    """Index of the plane with the largest signed distance ``n . p - d`` for every point (running max, no (N, F))."""
+    best = points @ normals[0] - offsets[0]
+    index = np.zeros(len(points), dtype=np.int32)
+    for f in range(1, len(normals)):
+        dist = points @ normals[f] - offsets[f]
+        better = dist > best
+        best = np.where(better, dist, best)
+        index[better] = f
+    return index
+
+
 def body_normals(body: SceneBody, points_body: np.ndarray) -> np.ndarray:
     """Surface normals (N, 3) in the body frame at points (N, 3) that lie on ``body``'s surface (body frame)."""
     index = _surface_index(body.mesh)
     if index.tree is None:
-        signed = points_body @ index.normals.T - index.offsets[None, :]
-        return index.normals[np.argmax(signed, axis=1)]
+        return index.normals[_best_plane(points_body, index.normals, index.offsets)]
     _, nearest = index.tree.query(points_body, k=1, eps=0.5)
     return index.normals[nearest]
+
+
+def _camera_frame_normals(body: SceneBody, body_T_cam: np.ndarray, points_cam: np.ndarray) -> np.ndarray:
+    """Normals (N, 3) in the camera frame at camera-frame points on ``body``."""
+    index = _surface_index(body.mesh)
+    rot, trans = body_T_cam[:3, :3], body_T_cam[:3, 3]
+    if index.tree is None:
+        # move the planes into the camera frame rather than every point into the body frame:
+        # n_b . (R p + t) - d = (R^T n_b) . p - (d - n_b . t)
+        planes_cam = (index.normals @ rot).astype(np.float32)
+        offsets_cam = (index.offsets - index.normals @ trans).astype(np.float32)
+        return planes_cam[_best_plane(points_cam, planes_cam, offsets_cam)]
+    points_body = points_cam @ rot.T.astype(np.float32) + trans.astype(np.float32)
+    _, nearest = index.tree.query(points_body, k=1, eps=0.5)
+    return (index.normals[nearest] @ rot).astype(np.float32)  # body -> camera rotation is R^T
 
 
 def instance_map(segmentation: np.ndarray, scene: Scene) -> np.ndarray:
@@ -103,10 +129,9 @@ def surface_normals(
         except KeyError:
             raise LabelError(f"segmentation names body {body_id}, which the scene does not have") from None
         pix = np.flatnonzero(flat_seg == body_id)
-        body_T_cam = (np.linalg.inv(body.world_T_body) @ world_T_cam).astype(np.float32)
-        p_body = points[pix] @ body_T_cam[:3, :3].T + body_T_cam[:3, 3]
-        n_cam = body_normals(body, p_body).astype(np.float32) @ body_T_cam[:3, :3]  # body -> camera is R^T
-        facing_away = np.einsum("ni,ni->n", n_cam, points[pix]) > 0
+        body_points = points[pix]
+        n_cam = _camera_frame_normals(body, np.linalg.inv(body.world_T_body) @ world_T_cam, body_points)
+        facing_away = np.einsum("ni,ni->n", n_cam, body_points) > 0
         n_cam[facing_away] *= -1.0
         normals[pix] = n_cam
     return normals.reshape((*depth_clean.shape, 3))

@@ -182,8 +182,12 @@ def read_obj(path: Path) -> tuple[np.ndarray, np.ndarray]:
     return v, f.astype(np.int32)
 
 
-def box_mesh(half_extents: np.ndarray) -> TriMesh:
-    """An axis-aligned box with 4 vertices per face (flat normals, per-face UVs)."""
+def box_mesh(half_extents: np.ndarray, uv_tile_m: float | None = None) -> TriMesh:
+    """An axis-aligned box with 4 vertices per face (flat normals, per-face UVs).
+
+    By default each face shows the whole texture once; with ``uv_tile_m`` the texture repeats every ``uv_tile_m``
+    metres instead (the renderer wraps UVs), so large surfaces keep a realistic texel size.
+    """
     h = np.asarray(half_extents, dtype=np.float64)
     vertices, normals, uvs, faces = [], [], [], []
     square = np.array([[-1, -1], [1, -1], [1, 1], [-1, 1]], dtype=np.float64)
@@ -200,7 +204,10 @@ def box_mesh(half_extents: np.ndarray) -> TriMesh:
                 n[axis] = sign
                 vertices.append(p)
                 normals.append(n)
-                uvs.append([(su + 1) / 2, (sv + 1) / 2])
+                if uv_tile_m:
+                    uvs.append([(su + 1) * h[u_axis] / uv_tile_m, (sv + 1) * h[v_axis] / uv_tile_m])
+                else:
+                    uvs.append([(su + 1) / 2, (sv + 1) / 2])
             faces += [[base, base + 1, base + 2], [base, base + 2, base + 3]]
     return TriMesh(np.array(vertices), np.array(faces, dtype=np.int32), np.array(normals), np.array(uvs), True)
 

@@ -162,7 +162,7 @@ class _Builder:
         pitch: float = 0.0,
         roll: float = 0.0,
     ) -> SceneBody:
-        mesh = box_mesh(np.asarray(half_extents, dtype=np.float64))
+        mesh = box_mesh(np.asarray(half_extents, dtype=np.float64), uv_tile_m=0.25 if max(half_extents) > 0.3 else None)
         col = pb.createCollisionShape(pb.GEOM_BOX, halfExtents=list(half_extents), physicsClientId=self.client)
         quat = pb.getQuaternionFromEuler([roll, pitch, yaw])
         body = pb.createMultiBody(0.0, col, self._visual(mesh), list(position), quat, physicsClientId=self.client)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import cache
 from typing import Protocol, runtime_checkable
 
 import numpy as np
@@ -61,14 +62,23 @@ def check_depth(depth_clean: np.ndarray, intrinsics: Intrinsics, who: str) -> np
 
 def viewing_angles(normals: np.ndarray | None, intrinsics: Intrinsics) -> np.ndarray:
     """(H, W) angle in radians between each pixel's viewing ray and its surface normal (0 where unknown)."""
-    h, w = intrinsics.height, intrinsics.width
     if normals is None:
-        return np.zeros((h, w), dtype=np.float32)
+        return np.zeros((intrinsics.height, intrinsics.width), dtype=np.float32)
+    ray = unit_rays(intrinsics)
+    n = normals.astype(np.float32, copy=False)
+    cos = np.abs(ray[..., 0] * n[..., 0] + ray[..., 1] * n[..., 1] + ray[..., 2] * n[..., 2])
+    known = (n[..., 0] != 0) | (n[..., 1] != 0) | (n[..., 2] != 0)
+    return np.where(known, np.arccos(np.minimum(cos, 1.0)), 0.0).astype(np.float32)
+
+
+@cache
+def unit_rays(intrinsics: Intrinsics) -> np.ndarray:
+    """(H, W, 3) float32 unit viewing rays through the pixel centres (cached per intrinsics; read-only)."""
+    h, w = intrinsics.height, intrinsics.width
     ray = np.empty((h, w, 3), dtype=np.float32)
     ray[..., 0] = ((np.arange(w, dtype=np.float32) - intrinsics.cx) / intrinsics.fx)[None, :]
     ray[..., 1] = ((np.arange(h, dtype=np.float32) - intrinsics.cy) / intrinsics.fy)[:, None]
     ray[..., 2] = 1.0
     ray /= np.linalg.norm(ray, axis=-1, keepdims=True)
-    cos = np.abs(np.einsum("hwi,hwi->hw", ray, normals.astype(np.float32)))
-    known = np.linalg.norm(normals, axis=-1) > 0.5
-    return np.where(known, np.arccos(np.clip(cos, 0.0, 1.0)), 0.0).astype(np.float32)
+    ray.flags.writeable = False
+    return ray

@@ -122,17 +122,16 @@ class EmpiricalSensor:
                 disparity = np.round(f_b / z / step) * step
                 z = np.where(disparity > 0, f_b / disparity, np.nan)
 
-        holes = np.zeros((h, w), dtype=bool)
-        if p.shadows:
-            holes |= projector_shadow(depth, intrinsics.fx, scene_context.baseline_m)
+        # independent hole causes, combined into one per-pixel probability and drawn once
+        keep = np.full((h, w), 1.0 - p.dropout, dtype=np.float32)
         if p.edge_hole_probability > 0:
-            band = discontinuity_band(depth, p.edge_threshold_m)
-            holes |= band & (rng.random((h, w)) < p.edge_hole_probability)
+            keep[discontinuity_band(depth, p.edge_threshold_m)] *= 1.0 - p.edge_hole_probability
         if p.grazing_full_deg > p.grazing_start_deg:
             ramp = (theta / _DEG - p.grazing_start_deg) / (p.grazing_full_deg - p.grazing_start_deg)
-            holes |= rng.random((h, w)) < np.clip(ramp, 0.0, 1.0)
-        if p.dropout > 0:
-            holes |= rng.random((h, w)) < p.dropout
+            keep *= 1.0 - np.clip(ramp, 0.0, 1.0)
+        holes = rng.random((h, w), dtype=np.float32) >= keep
+        if p.shadows:
+            holes |= projector_shadow(depth, intrinsics.fx, scene_context.baseline_m)
         z[holes] = np.nan
         if p.apply_range:
             lo, hi = scene_context.depth_range_m
