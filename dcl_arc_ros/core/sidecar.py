@@ -51,12 +51,14 @@ KNOWN_DTYPES: Final[tuple[str, ...]] = (
 #: Normalisation kinds and the numeric parameters each requires (optional ones are checked when present).
 #: ``range``: metres in [min_m, max_m] <-> [-1, 1]. ``metres``: pass-through (optional valid range min_m/max_m).
 #: ``affine``: x * scale + offset (e.g. RGB uint8 -> [-1, 1] with scale 2/255, offset -1).
-#: ``mean_std``: (x - mean) / std.
+#: ``mean_std``: (x - mean) / std. ``mean_subtract_clip``: x minus the image's own mean, clipped to [-clip, clip]
+#: (GG-CNN's depth input). Other keys in an entry are kept and ignored by the validator.
 NORMALISATION_KINDS: Final[dict[str, tuple[tuple[str, ...], tuple[str, ...]]]] = {
     "range": (("min_m", "max_m"), ()),
     "metres": ((), ("min_m", "max_m")),
     "affine": (("scale", "offset"), ()),
     "mean_std": (("mean", "std"), ()),
+    "mean_subtract_clip": (("clip",), ()),
 }
 
 _SHA256_RE: Final = re.compile(r"^[0-9a-f]{64}$")
@@ -299,6 +301,8 @@ def _parse_normalisation(data: Mapping[str, Any], source: str) -> dict[str, Any]
             raise _fail(source, field_name, f"needs min_m < max_m, got min_m={values['min_m']} max_m={values['max_m']}")
         if kind == "mean_std" and values["std"] == 0.0:
             raise _fail(source, f"{field_name}.std", "must not be 0")
+        if kind == "mean_subtract_clip" and values["clip"] <= 0.0:
+            raise _fail(source, f"{field_name}.clip", f"must be > 0, got {values['clip']}")
     return dict(norm)
 
 

@@ -101,6 +101,10 @@ def valid_dict() -> dict[str, Any]:
         (lambda d: d["normalisation"]["depth"].update(kind="log"), "normalisation.depth.kind"),
         (lambda d: d["normalisation"]["depth"].pop("max_m"), "normalisation.depth.max_m"),
         (lambda d: d["normalisation"]["depth"].update(min_m=5.0), "normalisation.depth"),
+        (lambda d: d["normalisation"].update(crop={"kind": "mean_subtract_clip", "clip": 0}),
+         "normalisation.crop.clip"),
+        (lambda d: d["normalisation"].update(rgb={"kind": "affine", "scale": "2/255", "offset": -1}),
+         "normalisation.rgb.scale"),
         (lambda d: d.update(training_config_sha256="abc"), "training_config_sha256"),
         (lambda d: d.update(model_sha256="XYZ"), "model_sha256"),
         (lambda d: d.update(format_version=99), "format_version"),
@@ -161,3 +165,16 @@ def test_config_sha256_is_stable_and_sensitive() -> None:
     assert config_sha256({**a, "lr": 1e-4}) != config_sha256(a)
     with pytest.raises(TypeError, match="not JSON-serialisable"):
         config_sha256({"f": object()})
+
+
+def test_every_normalisation_kind_round_trips(tmp_path: Path) -> None:
+    norm = {
+        "depth": {"kind": "range", "min_m": 0.0, "max_m": 4.0, "invalid_value_m": 0.0},
+        "depth_out": {"kind": "metres", "max_m": 6.0},
+        "rgb": {"kind": "affine", "scale": 2 / 255, "offset": -1.0},
+        "features": {"kind": "mean_std", "mean": 0.5, "std": 0.25},
+        "crop": {"kind": "mean_subtract_clip", "clip": 1.0},
+    }
+    path = tmp_path / "m.json"
+    write_sidecar(make_sidecar(normalisation=norm), path)
+    assert read_sidecar(path).normalisation == norm
