@@ -74,6 +74,8 @@ setup(
             "ruff>=0.6",
             "mypy>=1.10",
         ],
+        # Only to extract the official NYUv2 labelled .mat file once (dcl_arc_ros.data.nyuv2.extract_labelled_mat).
+        "nyu": ["h5py>=3"],
         # Never installed by default: both need an NVIDIA GPU to run.
         "gpu": ["onnxruntime-gpu>=1.17", "tensorrt>=10"],
     },

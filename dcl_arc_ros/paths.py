@@ -22,7 +22,8 @@ def _candidates() -> list[Path]:
 
         try:
             found.append(Path(get_package_share_directory(PACKAGE)))
-        except (PackageNotFoundError, ValueError, LookupError):
+        except (PackageNotFoundError, ValueError, LookupError, OSError):
+            # OSError: no AMENT_PREFIX_PATH (no sourced ROS install).
             pass
     except ImportError:
         pass
