@@ -125,7 +125,9 @@ def _latency(values: Sequence[float]) -> dict[str, float] | None:
     }
 
 
-def run_phase(phase: str, seconds: float, model: Path, env: dict[str, str], work: Path) -> dict[str, Any]:
+def run_phase(
+    phase: str, seconds: float, model: Path, env: dict[str, str], work: Path, node_params: Sequence[str] = ()
+) -> dict[str, Any]:
     in_topic, out_topic = PHASES[phase]
     frames = round(seconds * RATE_HZ)
     logs = {name: work / f"{phase}_{name}.log" for name in ("server", "bare", "path", "publisher")}
@@ -135,6 +137,8 @@ def run_phase(phase: str, seconds: float, model: Path, env: dict[str, str], work
             sys.executable, "-m", "dcl_arc_ros.runner", "--only", "depth_cleaner",
             "--param", f"depth_cleaner.model={model}", "--param", "depth_cleaner.log_stats_period_s=10.0",
         ]  # fmt: skip
+        for text in node_params:
+            server_cmd += ["--param", text]
     else:
         server_cmd = [sys.executable, "-m", "benchmarks.depth_cleaner_graph", "--relay", in_topic, out_topic]
     processes: list[subprocess.Popen[bytes]] = []
@@ -213,6 +217,13 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--out", type=Path, default=Path("benchmarks/results"), help="results folder")
     parser.add_argument("--seconds", type=float, default=60.0, help="publishing time per phase")
     parser.add_argument("--phases", default="depth_cleaner,relay", help=f"comma-separated subset of {list(PHASES)}")
+    parser.add_argument(
+        "--param",
+        action="append",
+        default=[],
+        metavar="NODE.NAME=VALUE",
+        help="extra depth_cleaner parameter for the runner, e.g. depth_cleaner.threads=1; repeatable",
+    )
     parser.add_argument("--relay", nargs=2, metavar=("IN", "OUT"), help=argparse.SUPPRESS)
     return parser.parse_args(argv)
 
@@ -232,7 +243,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         work = Path(folder)
         model = work / "identity.onnx"
         write_affine_depth_model(model, scale=1.0, offset=0.0, height=HEIGHT, width=WIDTH, name="identity")
-        results = [run_phase(phase, args.seconds, model, env, work) for phase in phases]
+        results = [run_phase(phase, args.seconds, model, env, work, args.param) for phase in phases]
     by_phase = {r["phase"]: r for r in results}
     cleaner = by_phase.get("depth_cleaner")
     verdict = None
@@ -254,6 +265,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             "input": "32FC1, best effort (sensor data QoS)",
             "output_qos": "reliable",
             "model": "identity affine ONNX, fill_holes true",
+            "node_parameters": list(args.param),
             "dds": describe_dds_environment(env),
             "ros_automatic_discovery_range": env["ROS_AUTOMATIC_DISCOVERY_RANGE"],
             "cpu_count": os.cpu_count(),

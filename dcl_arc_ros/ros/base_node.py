@@ -212,7 +212,7 @@ class PerceptionNode(Node):
             if matched is None:
                 return
             frame = Frame(
-                msgs={k: stamped.item[0] for k, stamped in matched.items()},
+                msgs={str(k): stamped.item[0] for k, stamped in matched.items()},
                 stamp_ns=matched[primary].stamp_ns,
                 received_at=now,
                 topics={k: s.subscription.topic_name for k, s in self._inputs.items()},

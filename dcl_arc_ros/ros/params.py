@@ -118,7 +118,7 @@ def validate_value(spec: ParamSpec, value: Any, *, node: str) -> Any:
         raise ParameterError(f"{where} = {value!r}: expected a {spec.type_name}, got a {type(value).__name__}")
     if spec.type is float and value != value:  # NaN
         raise ParameterError(f"{where} = {value!r}: NaN is not allowed")
-    if spec.range is not None and not (spec.range[0] <= value <= spec.range[1]):
+    if spec.range is not None and isinstance(value, int | float) and not (spec.range[0] <= value <= spec.range[1]):
         raise ParameterError(f"{where} = {value!r} is out of range [{spec.range[0]}, {spec.range[1]}]")
     if spec.choices is not None and value not in spec.choices:
         raise ParameterError(f"{where} = {value!r} is not one of: {', '.join(spec.choices)}")
@@ -218,6 +218,7 @@ def backend_options(params: Mapping[str, Any]) -> dict[str, Any]:
     option = THREAD_OPTIONS.get(params.get("backend", ""))
     threads = int(params.get("threads", 0))
     return {option: threads} if option is not None and threads > 0 else {}
+
 
 DEPTH_CLEANER = NodeSchema(
     executable="depth_cleaner",

@@ -6,7 +6,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable, Iterator
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 import pytest
@@ -26,6 +26,7 @@ from dcl_arc_ros.ros.conversions import depth_from_msg, depth_to_msg
 from dcl_arc_ros.ros.errors import ParameterError
 from dcl_arc_ros.ros.params import COMMON_PARAMS, NodeSchema
 
+NodeT = TypeVar("NodeT", bound=Node)
 SCHEMA = NodeSchema("recording_node", COMMON_PARAMS)
 TIMEOUT_S = 20.0
 
@@ -75,7 +76,7 @@ class Harness:
         self.thread = threading.Thread(target=self.executor.spin, daemon=True)
         self.thread.start()
 
-    def add(self, node: Node) -> Node:
+    def add(self, node: NodeT) -> NodeT:
         self.nodes.append(node)
         self.executor.add_node(node)
         return node

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import array
+from collections.abc import Callable
 
 import numpy as np
 import pytest
@@ -116,17 +117,26 @@ def test_depth_reading_counts_infinities_and_negatives() -> None:
     assert any("inf" in p for p in reading.problems())
 
 
+def _wrong_encoding(msg: Image) -> None:
+    msg.encoding = "rgb8"
+
+
+def _truncated(msg: Image) -> None:
+    msg.data = array.array("B", bytes(msg.data)[:-7])
+
+
+def _empty(msg: Image) -> None:
+    msg.width = msg.height = 0
+    msg.data = array.array("B")
+
+
 @pytest.mark.parametrize(
     ("mutate", "message"),
-    [
-        (lambda m: setattr(m, "encoding", "rgb8"), "'rgb8' is not supported"),
-        (lambda m: setattr(m, "data", array.array("B", bytes(m.data)[:-7])), "bytes"),
-        (lambda m: (setattr(m, "width", 0), setattr(m, "height", 0), setattr(m, "data", array.array("B"))), "empty"),
-    ],
+    [(_wrong_encoding, "'rgb8' is not supported"), (_truncated, "bytes"), (_empty, "empty")],
 )
-def test_bad_depth_messages_raise_naming_the_problem(mutate: object, message: str) -> None:
+def test_bad_depth_messages_raise_naming_the_problem(mutate: Callable[[Image], None], message: str) -> None:
     msg = depth_to_msg(random_depth(), HEADER)
-    mutate(msg)  # type: ignore[operator]
+    mutate(msg)
     with pytest.raises(BadInputError, match=message):
         depth_from_msg(msg)
 
