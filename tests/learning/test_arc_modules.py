@@ -112,8 +112,9 @@ def test_inpainting_sees_the_mask_not_the_removed_pixels() -> None:
 
 
 def test_random_hole_masks_are_binary_and_remove_a_bounded_share() -> None:
-    masks = random_hole_masks(64, 32, 32, fraction_min=0.1, fraction_max=0.3, holes=3,
-                              generator=torch.Generator().manual_seed(0))
+    masks = random_hole_masks(
+        64, 32, 32, fraction_min=0.1, fraction_max=0.3, holes=3, generator=torch.Generator().manual_seed(0)
+    )
     assert masks.shape == (64, 1, 32, 32)
     assert set(masks.unique().tolist()) == {0.0, 1.0}
     removed = 1 - masks.flatten(1).mean(1)

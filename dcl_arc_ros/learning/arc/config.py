@@ -183,9 +183,7 @@ class ARCConfig:
         return self
 
 
-def config_from_mapping(
-    data: Mapping[str, Any], source: str = "<config>", overrides: Iterable[str] = ()
-) -> ARCConfig:
+def config_from_mapping(data: Mapping[str, Any], source: str = "<config>", overrides: Iterable[str] = ()) -> ARCConfig:
     """Defaults overlaid with ``data`` (partial mappings are fine) and ``dotted.key=value`` overrides, validated."""
     raw = apply_overrides(merge_dicts(to_dict(ARCConfig()), data), overrides)
     try:

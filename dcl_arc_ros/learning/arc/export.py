@@ -89,9 +89,7 @@ def arc_sidecar(
     )
 
 
-def check_mask_parity(
-    onnx_path: Path, model: ARCInference, rgb: torch.Tensor, *, margin: float = 1e-3
-) -> MaskParity:
+def check_mask_parity(onnx_path: Path, model: ARCInference, rgb: torch.Tensor, *, margin: float = 1e-3) -> MaskParity:
     """Compare the ONNX mask with A's logits: identical wherever |logit| > margin."""
     import onnxruntime as ort
 
@@ -133,9 +131,7 @@ def export_arc(
     model = model.eval()
     h, w = config.model.height, config.model.width
     rgb = torch.rand(1, 3, h, w, generator=torch.Generator().manual_seed(seed)) * 2.0 - 1.0
-    torch_to_onnx(
-        model, (rgb,), out_path, input_names=model.input_names, output_names=model.output_names, opset=opset
-    )
+    torch_to_onnx(model, (rgb,), out_path, input_names=model.input_names, output_names=model.output_names, opset=opset)
     report = check_parity(out_path, model, (rgb,), rtol=rtol, raise_on_failure=False)
     mask = check_mask_parity(out_path, model, rgb)
     if mask.mismatched_away_from_threshold:
