@@ -70,8 +70,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         if not samples:
             raise DatasetError(f"no object crops in {cfg.data.source} {list(cfg.data.paths)}: check the filters")
         task = PoseTask(cfg, device=args.device)
-        result = run_training(task, {"train": PoseCropDataset(samples)}, cfg.loop, args.out, run_config=cfg,
-                              resume=args.resume, dist_env=env)
+        train = PoseCropDataset(samples, num_classes=cfg.network.num_classes)
+        result = run_training(task, {"train": train}, cfg.loop, args.out, run_config=cfg, resume=args.resume,
+                              dist_env=env)
     except LearningError as exc:
         print(f"train_pose: error: {exc}", file=sys.stderr)
         return 2

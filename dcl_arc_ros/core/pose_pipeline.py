@@ -200,8 +200,8 @@ class PoseModel(Protocol):
 class ObjectPose:
     """One detected object in the camera frame."""
 
-    class_id: int
-    confidence: float  # softmax probability of class_id
+    class_id: int  # catalogue class id (the sidecar's extra.class_ids maps network outputs to it)
+    confidence: float  # softmax probability of that class
     rotation: np.ndarray  # (3, 3) camera_R_object
     translation: np.ndarray  # (3,) metres
     box: tuple[int, int, int, int]  # (x0, y0, x1, y1) full-image pixels
@@ -260,6 +260,8 @@ class PosePipeline:
             raise PipelineError(f"crop_size {self.crop.crop_size} differs from model {sc.name!r} input size {size}")
         self.proposals = proposals or ProposalParams()
         self.max_objects = int(max_objects)
+        class_ids = sc.extra.get("class_ids")
+        self.class_ids: tuple[int, ...] | None = tuple(int(c) for c in class_ids) if class_ids else None
         rotation_kind = sc.extra.get("rotation", "allocentric_6d" if allocentric else "egocentric_6d")
         self.allocentric = rotation_kind == "allocentric_6d"
         self.depth_offset_m = float(depth_offset_m)
@@ -285,11 +287,12 @@ class PosePipeline:
             result = self.model.run({self.input_name: prepared.image[None]})
             logits, rot6d = (np.asarray(result[n]).reshape(-1) for n in self.output_names)
             probs = softmax(logits)
-            cls = int(np.argmax(probs))
+            index = int(np.argmax(probs))
             t = translation_from_depth(prepared.centre_uv, prepared.depth_m, intrinsics,
                                        depth_offset_m=self.depth_offset_m)
             r = rotation_from_6d(rot6d)
             if self.allocentric:
                 r = allocentric_to_egocentric(r, t)
-            out.append(ObjectPose(cls, float(probs[cls]), r, t, crop.box))
+            class_id = self.class_ids[index] if self.class_ids and index < len(self.class_ids) else index
+            out.append(ObjectPose(class_id, float(probs[index]), r, t, crop.box))
         return out

@@ -82,8 +82,9 @@ def test_a_few_training_steps_lower_the_loss(tmp_path: Path) -> None:
     net_cfg = POSENET_PRESETS["tiny"]
     cfg = PoseTrainConfig(
         network=net_cfg,
-        loop=LoopConfig(max_steps=40, batch_size=8, log_every=10, image_every=1000, checkpoint_every=40,
-                        progress=False),
+        loop=LoopConfig(
+            max_steps=40, batch_size=8, log_every=10, image_every=1000, checkpoint_every=40, progress=False
+        ),
         data=PoseDataConfig(crop_size=net_cfg.crop_size, min_pixels=20),
     )
     data = PoseCropDataset(build_pose_samples(ToyPoseFrames(8), cfg.data, progress=False))
@@ -109,3 +110,17 @@ def test_config_rejects_mismatched_crop_sizes() -> None:
 
     with pytest.raises(ConfigError, match="crop_size"):
         PoseTrainConfig(network=POSENET_PRESETS["tiny"], data=PoseDataConfig(crop_size=64))
+
+
+def test_class_ids_map_catalogue_classes_to_outputs() -> None:
+    depth, instances, objects = _frame(0)
+    wanted = objects[0].class_id
+    cfg = PoseDataConfig(crop_size=32, min_pixels=20, class_ids=(wanted,))
+    samples = pose_samples_from_frame(depth, instances, objects, K, cfg)
+    expected = sum(o.class_id == wanted for o in objects)
+    assert len(samples) == expected and all(s.class_id == 0 for s in samples)
+    from dcl_arc_ros.learning.errors import DatasetError
+
+    raw = pose_samples_from_frame(depth, instances, objects, K, PoseDataConfig(crop_size=32, min_pixels=20))
+    with pytest.raises(DatasetError, match="outside"):
+        PoseCropDataset([s for s in raw if s.class_id == 1], num_classes=1)

@@ -150,3 +150,14 @@ def test_pose_pipeline_on_crops() -> None:
     np.testing.assert_allclose(egocentric_to_allocentric(pose.rotation, pose.translation), r_allo, atol=1e-9)
     with pytest.raises(PipelineError):
         PosePipeline(model, crop=PoseCropParams(crop_size=64))
+
+
+def test_pose_pipeline_reports_catalogue_class_ids() -> None:
+    import dataclasses
+
+    k = Intrinsics(fx=500.0, fy=500.0, cx=100.0, cy=60.0, width=200, height=120)
+    model = _FakePoseModel(np.eye(3))
+    model.sidecar = dataclasses.replace(model.sidecar, extra={"class_ids": [7, 1002, 31], "rotation": "egocentric_6d"})
+    (pose,) = PosePipeline(model).poses_for_crops([_crop_of_box()], k)
+    assert pose.class_id == 1002  # output index 1
+    np.testing.assert_allclose(pose.rotation, np.eye(3), atol=1e-12)  # egocentric: no ray correction

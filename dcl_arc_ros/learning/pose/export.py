@@ -88,6 +88,7 @@ def export_pose_checkpoint(
             "network_config": spec.to_dict()["config"],
             "checkpoint_step": ckpt.step,
             "crop": crop,
+            "class_ids": [int(c) for c in data_cfg.get("class_ids", [])] or list(range(cfg.num_classes)),
             "rotation": "allocentric_6d",
             "parity": report.as_dict(),
             "opset": opset,

@@ -60,6 +60,9 @@ class PoseDataConfig:
     depth_scale_m: float = 0.15
     min_visible_fraction: float = 0.3  # skip heavily occluded objects
     min_pixels: int = 60
+    # Catalogue class ids the network classifies, in output order (empty: the class id is the output index). Objects
+    # of other classes are skipped. The exporter records this list so the pipeline reports catalogue ids.
+    class_ids: tuple[int, ...] = ()
 
     def crop_params(self) -> PoseCropParams:
         return PoseCropParams(crop_size=self.crop_size, margin=self.margin, depth_scale_m=self.depth_scale_m)
@@ -76,6 +79,11 @@ class PoseTrainConfig:
     def __post_init__(self) -> None:
         if self.rotation_weight < 0:
             raise ConfigError(f"PoseTrainConfig.rotation_weight must be >= 0, got {self.rotation_weight}")
+        if self.data.class_ids and len(self.data.class_ids) != self.network.num_classes:
+            raise ConfigError(
+                f"data.class_ids lists {len(self.data.class_ids)} classes but network.num_classes is "
+                f"{self.network.num_classes}"
+            )
         if self.network.crop_size != self.data.crop_size:
             raise ConfigError(
                 f"network.crop_size ({self.network.crop_size}) must equal data.crop_size ({self.data.crop_size})"
@@ -101,7 +109,7 @@ class _ObjectLike(Protocol):
 class PoseSample:
     instance_id: int
     image: np.ndarray  # (1, S, S) float32
-    class_id: int
+    class_id: int  # the network's class index (see PoseDataConfig.class_ids)
     rotation_allo: np.ndarray  # (3, 3)
     rotation_cam: np.ndarray  # (3, 3) camera_R_object, for evaluation
     translation_est: np.ndarray  # (3,) from depth, as the pipeline computes it
@@ -117,6 +125,7 @@ def pose_samples_from_frame(
 ) -> list[PoseSample]:
     """One sample per sufficiently visible object of one frame (``sim.frame.Frame`` fields)."""
     by_id = {int(o.instance_id): o for o in objects if o.visible_fraction >= cfg.min_visible_fraction}
+    class_index = {int(c): i for i, c in enumerate(cfg.class_ids)}
     params = ProposalParams(
         min_pixels=cfg.min_pixels,
         max_pixels=intrinsics.width * intrinsics.height,
@@ -129,13 +138,16 @@ def pose_samples_from_frame(
         obj = by_id.get(crop.label)
         if obj is None:
             continue
+        label = class_index.get(int(obj.class_id)) if class_index else int(obj.class_id)
+        if label is None:
+            continue
         prepared = prepare_pose_input(crop, crop_params)
         if prepared is None:
             continue
         t = translation_from_depth(prepared.centre_uv, prepared.depth_m, intrinsics)
         r_cam = np.asarray(obj.cam_T_obj, dtype=np.float64)[:3, :3]
         r_allo = egocentric_to_allocentric(r_cam, t)
-        out.append(PoseSample(crop.label, prepared.image, int(obj.class_id), r_allo, r_cam, t, bool(obj.novel)))
+        out.append(PoseSample(crop.label, prepared.image, label, r_allo, r_cam, t, bool(obj.novel)))
     return out
 
 
@@ -200,8 +212,15 @@ def build_pose_samples(
 class PoseCropDataset(Dataset[dict[str, torch.Tensor]]):
     """Precomputed object crops -> ``{"input", "class_id", "rot6d", "rotation"}`` tensors."""
 
-    def __init__(self, samples: Sequence[PoseSample]) -> None:
+    def __init__(self, samples: Sequence[PoseSample], *, num_classes: int | None = None) -> None:
         self.samples = list(samples)
+        if num_classes is not None:
+            bad = sorted({s.class_id for s in self.samples if not 0 <= s.class_id < num_classes})
+            if bad:
+                raise DatasetError(
+                    f"class ids {bad[:10]} are outside [0, {num_classes}): set data.class_ids to the catalogue ids "
+                    f"the network classifies, or raise network.num_classes"
+                )
 
     def __len__(self) -> int:
         return len(self.samples)
