@@ -77,7 +77,8 @@ setup(
         # Only to extract the official NYUv2 labelled .mat file once (dcl_arc_ros.data.nyuv2.extract_labelled_mat).
         "nyu": ["h5py>=3"],
         # Never installed by default: both need an NVIDIA GPU to run.
-        "gpu": ["onnxruntime-gpu>=1.17", "tensorrt>=10"],
+        # TensorRT 11 dropped the FP16 builder flag this package uses; cuda-python manages device buffers.
+        "gpu": ["onnxruntime-gpu>=1.17", "tensorrt>=10,<11", "cuda-python>=12"],
     },
     zip_safe=True,
     entry_points={
