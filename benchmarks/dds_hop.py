@@ -3,15 +3,21 @@
 Every configuration runs in a fresh subscriber process and a fresh publisher process (``benchmarks._dds_peer``), each
 with its own environment, for:
 
-- where the shipped Fast DDS profile is loaded: ``defaults`` (neither side), ``profile_pub``, ``profile_sub``,
-  ``profile_both``;
+- what each side loads (the "placement"): Fast DDS ``defaults`` on both; the shipped profile on the publisher
+  (``profile_pub``), the subscriber (``profile_sub``) or ``profile_both``; and, for comparison only,
+  ``FASTDDS_BUILTIN_TRANSPORTS=LARGE_DATA`` on ``large_data_pub``, ``large_data_sub`` or ``large_data_both``;
 - the QoS on both sides: ``best_effort`` (sensor data, what camera drivers use) and ``reliable``.
 
 Latency is the subscriber's wall clock in its callback minus the header stamp the publisher set just before
 ``publish`` (one machine, one clock). A user's own profile or ``FASTDDS_BUILTIN_TRANSPORTS`` is removed from both sides
-so the table means what it says.
+so the table means what it says. Pairs that never discover each other are recorded with ``matched: false``.
+
+Discovery uses ``ROS_AUTOMATIC_DISCOVERY_RANGE`` from the environment, else ``SUBNET`` (the ROS 2 default, what a robot
+runs with). The range changes how rmw_fastrtps sets up transports, so results are written per range:
+``dds_hop.json`` for SUBNET, ``dds_hop_<range>.json`` otherwise.
 
     python -m benchmarks.dds_hop --out benchmarks/results [--frames 300] [--only profile_pub/best_effort,...]
+        [--discovery-range SUBNET|LOCALHOST]
 """
 
 from __future__ import annotations
@@ -28,7 +34,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
 from importlib import metadata
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 from tqdm import tqdm
@@ -39,14 +45,21 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 PEER_MODULE = "benchmarks._dds_peer"
 RESULT_FILE = "dds_hop.json"
 
-PLACEMENTS: dict[str, tuple[bool, bool]] = {
-    # name: (profile on the publisher, profile on the subscriber)
-    "defaults": (False, False),
-    "profile_pub": (True, False),
-    "profile_sub": (False, True),
-    "profile_both": (True, True),
+SideSetup = Literal["defaults", "profile", "large_data"]
+"""What one process loads: nothing, the shipped profile, or Fast DDS 3's LARGE_DATA builtin transports."""
+
+PLACEMENTS: dict[str, tuple[SideSetup, SideSetup]] = {
+    # name: (publisher, subscriber)
+    "defaults": ("defaults", "defaults"),
+    "profile_pub": ("profile", "defaults"),
+    "profile_sub": ("defaults", "profile"),
+    "profile_both": ("profile", "profile"),
+    "large_data_pub": ("large_data", "defaults"),
+    "large_data_sub": ("defaults", "large_data"),
+    "large_data_both": ("large_data", "large_data"),
 }
 QOS_NAMES: tuple[str, ...] = ("best_effort", "reliable")
+DISCOVERY_RANGES: tuple[str, ...] = ("SUBNET", "LOCALHOST")
 
 
 @dataclass(frozen=True)
@@ -59,11 +72,11 @@ class HopConfig:
         return f"{self.placement}/{self.qos}"
 
     @property
-    def publisher_profile(self) -> bool:
+    def publisher_setup(self) -> SideSetup:
         return PLACEMENTS[self.placement][0]
 
     @property
-    def subscriber_profile(self) -> bool:
+    def subscriber_setup(self) -> SideSetup:
         return PLACEMENTS[self.placement][1]
 
 
@@ -78,6 +91,7 @@ class HopSettings:
     rate_hz: float = 30.0
     width: int = 640
     height: int = 480
+    match_timeout_s: float = 10.0
 
 
 @dataclass
@@ -85,8 +99,9 @@ class HopResult:
     name: str
     placement: str
     qos: str
-    publisher_profile: bool
-    subscriber_profile: bool
+    publisher_setup: str
+    subscriber_setup: str
+    matched: bool
     published: int
     delivered: int
     delivered_fraction: float
@@ -105,19 +120,24 @@ def strip_dds_overrides(base: Mapping[str, str]) -> dict[str, str]:
     return {k: v for k, v in base.items() if k not in (*PROFILE_ENV_VARS, BUILTIN_TRANSPORTS_ENV_VAR)}
 
 
-def benchmark_environment(base: Mapping[str, str]) -> dict[str, str]:
-    """The environment both peers share: Fast DDS, an isolated domain and loopback discovery unless already chosen."""
+def benchmark_environment(base: Mapping[str, str], discovery_range: str) -> dict[str, str]:
+    """The environment both peers share: Fast DDS, the given discovery range, a domain of its own unless chosen."""
     env = strip_dds_overrides(base)
     env["RMW_IMPLEMENTATION"] = "rmw_fastrtps_cpp"
+    env["ROS_AUTOMATIC_DISCOVERY_RANGE"] = discovery_range
     env.setdefault("ROS_DOMAIN_ID", str(random.Random(os.getpid()).randint(1, 100)))
-    env.setdefault("ROS_AUTOMATIC_DISCOVERY_RANGE", "LOCALHOST")
     env["PYTHONPATH"] = os.pathsep.join(p for p in (str(REPO_ROOT), env.get("PYTHONPATH", "")) if p)
     env["PYTHONUNBUFFERED"] = "1"
     return env
 
 
-def side_environment(shared: Mapping[str, str], *, with_profile: bool, profile: Path) -> dict[str, str]:
-    return dds_environment(shared, profile=profile) if with_profile else dict(shared)
+def side_environment(shared: Mapping[str, str], setup: SideSetup, *, profile: Path) -> dict[str, str]:
+    if setup == "profile":
+        return dds_environment(shared, profile=profile)
+    env = dict(shared)
+    if setup == "large_data":
+        env[BUILTIN_TRANSPORTS_ENV_VAR] = "LARGE_DATA"
+    return env
 
 
 def latency_summary(latencies_ms: Sequence[float]) -> dict[str, float] | None:
@@ -137,6 +157,7 @@ def _peer_command(role: str, config: HopConfig, settings: HopSettings, topic: st
         sys.executable, "-m", PEER_MODULE, role,
         "--topic", topic, "--qos", config.qos, "--frames", str(settings.frames), "--rate", str(settings.rate_hz),
         "--width", str(settings.width), "--height", str(settings.height), "--result", str(result),
+        "--match-timeout", str(settings.match_timeout_s),
     ]  # fmt: skip
 
 
@@ -158,12 +179,12 @@ def run_hop(
     topic: str,
 ) -> HopResult:
     """Run one configuration in a fresh subscriber + publisher pair and collect both sides' reports."""
-    pub_env = side_environment(shared_env, with_profile=config.publisher_profile, profile=profile)
-    sub_env = side_environment(shared_env, with_profile=config.subscriber_profile, profile=profile)
+    pub_env = side_environment(shared_env, config.publisher_setup, profile=profile)
+    sub_env = side_environment(shared_env, config.subscriber_setup, profile=profile)
     tag = config.name.replace("/", "_")
     sub_json, pub_json = workdir / f"{tag}_sub.json", workdir / f"{tag}_pub.json"
     sub_err, pub_err = workdir / f"{tag}_sub.stderr", workdir / f"{tag}_pub.stderr"
-    publish_time = settings.frames / settings.rate_hz
+    publisher_timeout = settings.match_timeout_s + settings.frames / settings.rate_hz + 90.0
     start = time.monotonic()
     with sub_err.open("wb") as sub_log, pub_err.open("wb") as pub_log:
         subscriber = subprocess.Popen(
@@ -173,8 +194,8 @@ def run_hop(
         try:
             publisher = subprocess.run(
                 _peer_command("publish", config, settings, topic, pub_json),
-                env=pub_env, cwd=REPO_ROOT, stdout=subprocess.DEVNULL, stderr=pub_log, timeout=publish_time + 90,
-                check=False,
+                env=pub_env, cwd=REPO_ROOT, stdout=subprocess.DEVNULL, stderr=pub_log,
+                timeout=publisher_timeout, check=False,
             )  # fmt: skip
             try:  # a subscriber that has every frame stops by itself
                 subscriber.wait(timeout=2.0)
@@ -198,11 +219,13 @@ def run_hop(
         name=config.name,
         placement=config.placement,
         qos=config.qos,
-        publisher_profile=config.publisher_profile,
-        subscriber_profile=config.subscriber_profile,
+        publisher_setup=config.publisher_setup,
+        subscriber_setup=config.subscriber_setup,
+        matched=bool(pub["matched"]),
         published=int(pub["published"]),
         delivered=delivered,
-        delivered_fraction=round(delivered / max(int(pub["published"]), 1), 4),
+        # Out of the frames asked for: a pair that never matched delivered nothing of them.
+        delivered_fraction=round(delivered / settings.frames, 4),
         latency_ms=latency_summary(sub["latencies_ms"]),
         publisher_rate_hz=round(float(pub["achieved_rate_hz"]), 2),
         match_wait_s=round(float(pub["match_wait_s"]), 3),
@@ -225,12 +248,18 @@ def _display_path(path: Path) -> str:
         return path.name
 
 
+def result_file_name(discovery_range: str) -> str:
+    """``dds_hop.json`` for the ROS 2 default range, ``dds_hop_<range>.json`` for any other."""
+    return RESULT_FILE if discovery_range == "SUBNET" else f"dds_hop_{discovery_range.lower()}.json"
+
+
 def format_table(results: Sequence[HopResult]) -> str:
-    lines = [f"{'configuration':<26} {'delivered':>11} {'median ms':>10} {'p95 ms':>8}"]
+    lines = [f"{'configuration':<28} {'delivered':>11} {'median ms':>10} {'p95 ms':>8}"]
     for r in results:
         median = f"{r.latency_ms['median']:.1f}" if r.latency_ms else "-"
         p95 = f"{r.latency_ms['p95']:.1f}" if r.latency_ms else "-"
-        lines.append(f"{r.name:<26} {f'{r.delivered}/{r.published}':>11} {median:>10} {p95:>8}")
+        delivered = f"{r.delivered}/{r.published}" if r.matched else "no match"
+        lines.append(f"{r.name:<28} {delivered:>11} {median:>10} {p95:>8}")
     return "\n".join(lines)
 
 
@@ -245,6 +274,15 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         "--only", default="", help=f"comma-separated configurations (default: all of {', '.join(CONFIGS)})"
     )
     parser.add_argument("--profile", type=Path, default=None, help="profile XML (default: the shipped one)")
+    parser.add_argument(
+        "--discovery-range",
+        choices=DISCOVERY_RANGES,
+        default=None,
+        help="ROS_AUTOMATIC_DISCOVERY_RANGE for both peers (default: the environment's, else SUBNET)",
+    )
+    parser.add_argument(
+        "--match-timeout", type=float, default=HopSettings.match_timeout_s, help="seconds to wait for discovery"
+    )
     return parser.parse_args(argv)
 
 
@@ -261,9 +299,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     configs = select_configs(args.only)
     if args.frames < 1:
         raise SystemExit(f"--frames must be at least 1, got {args.frames}")
-    settings = HopSettings(frames=args.frames, rate_hz=args.rate, width=args.width, height=args.height)
+    settings = HopSettings(
+        frames=args.frames,
+        rate_hz=args.rate,
+        width=args.width,
+        height=args.height,
+        match_timeout_s=args.match_timeout,
+    )
     profile = (args.profile or profile_path()).resolve()
-    shared_env = benchmark_environment(os.environ)
+    discovery_range = args.discovery_range or os.environ.get("ROS_AUTOMATIC_DISCOVERY_RANGE") or "SUBNET"
+    shared_env = benchmark_environment(os.environ, discovery_range)
     results: list[HopResult] = []
     with tempfile.TemporaryDirectory(prefix="dds_hop_") as tmp:
         for index, config in enumerate(tqdm(configs, desc="dds_hop", unit="config")):
@@ -289,7 +334,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "results": [asdict(r) for r in results],
     }
     args.out.mkdir(parents=True, exist_ok=True)
-    out_file = args.out / RESULT_FILE
+    out_file = args.out / result_file_name(discovery_range)
     out_file.write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
     print(format_table(results))
     print(f"wrote {out_file}")

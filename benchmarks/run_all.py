@@ -56,7 +56,7 @@ def _load_main(module_path: str) -> Callable[[list[str]], int | None]:
     entry = getattr(module, "main", None)
     if not callable(entry):
         raise TypeError(f"{module_path} ({module.__file__}) has no callable main(argv)")
-    return entry  # type: ignore[no-any-return]
+    return entry
 
 
 def _written_since(out: Path, start: float) -> list[str]:

@@ -12,6 +12,7 @@ import os
 import shutil
 import subprocess
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -45,11 +46,11 @@ def _source_files() -> list[Path]:
 
 def _copy_package(dest: Path) -> list[str]:
     """Copy the package into ``dest``; returns the shared files that had to be stood in for by placeholders."""
-    for rel in _source_files():
-        target = dest / rel
+    for source in _source_files():
+        target = dest / source
         target.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copy2(REPO_ROOT / rel, target)
-    placeholders = []
+        shutil.copy2(REPO_ROOT / source, target)
+    placeholders: list[str] = []
     for rel in SHARED_FILES:
         if not (dest / rel).is_file():
             assert rel in PLACEHOLDER_OK, f"{rel} is missing from the checkout {REPO_ROOT}"
@@ -82,8 +83,16 @@ def _colcon() -> list[str]:
     return [found]
 
 
+@dataclass(frozen=True)
+class BuiltWorkspace:
+    root: Path
+    install: Path  # install/dcl_arc_ros
+    scripts: list[str]  # console scripts declared by setup.py
+    placeholders: list[str]  # shared files not yet in the checkout, stood in for
+
+
 @pytest.fixture(scope="module")
-def workspace(tmp_path_factory: pytest.TempPathFactory) -> dict[str, object]:
+def workspace(tmp_path_factory: pytest.TempPathFactory) -> BuiltWorkspace:
     ws = tmp_path_factory.mktemp("colcon_ws")
     package_src = ws / "src" / PACKAGE
     placeholders = _copy_package(package_src)
@@ -94,44 +103,41 @@ def workspace(tmp_path_factory: pytest.TempPathFactory) -> dict[str, object]:
         cwd=ws, env=env, capture_output=True, text=True, timeout=180,
     )  # fmt: skip
     assert result.returncode == 0, f"colcon build failed in {ws}:\n{result.stdout[-3000:]}\n{result.stderr[-3000:]}"
-    return {"root": ws, "install": ws / "install" / PACKAGE, "scripts": scripts, "placeholders": placeholders}
+    return BuiltWorkspace(ws, ws / "install" / PACKAGE, scripts, placeholders)
 
 
-def test_setup_py_declares_console_scripts(workspace: dict[str, object]) -> None:
-    scripts = workspace["scripts"]
-    assert isinstance(scripts, list)
-    assert "depth_cleaner" in scripts and "dcl-arc-perception" in scripts, scripts
+def test_setup_py_declares_console_scripts(workspace: BuiltWorkspace) -> None:
+    assert "depth_cleaner" in workspace.scripts and "dcl-arc-perception" in workspace.scripts, workspace.scripts
 
 
-def test_every_console_script_lands_in_lib_package(workspace: dict[str, object]) -> None:
-    lib = Path(str(workspace["install"])) / "lib" / PACKAGE
-    scripts = workspace["scripts"]
-    assert isinstance(scripts, list)
+def test_every_console_script_lands_in_lib_package(workspace: BuiltWorkspace) -> None:
+    lib = workspace.install / "lib" / PACKAGE
+    scripts = workspace.scripts
     missing = [s for s in scripts if not (lib / s).is_file()]
     assert not missing, f"not installed in {lib}: {missing}"
     not_executable = [s for s in scripts if not os.access(lib / s, os.X_OK)]
     assert not not_executable, f"not executable in {lib}: {not_executable}"
 
 
-def test_launch_and_config_land_in_share(workspace: dict[str, object]) -> None:
-    share = Path(str(workspace["install"])) / "share" / PACKAGE
+def test_launch_and_config_land_in_share(workspace: BuiltWorkspace) -> None:
+    share = workspace.install / "share" / PACKAGE
     for rel in SHARED_FILES:
         assert (share / rel).is_file(), f"{rel} is not installed under {share}"
     assert (share / "package.xml").is_file()
-    marker = Path(str(workspace["install"])) / "share" / "ament_index" / "resource_index" / "packages" / PACKAGE
+    marker = workspace.install / "share" / "ament_index" / "resource_index" / "packages" / PACKAGE
     assert marker.is_file(), f"the ament index marker {marker} is missing: ros2 run/launch would not find the package"
 
 
-def test_installed_package_finds_its_shipped_profile(workspace: dict[str, object]) -> None:
+def test_installed_package_finds_its_shipped_profile(workspace: BuiltWorkspace) -> None:
     """From the workspace install (not the checkout), the DDS helper resolves the profile under share/."""
-    install = Path(str(workspace["install"]))
+    install = workspace.install
     (site_packages,) = install.glob("lib/python*/site-packages")
     env = dict(os.environ)
     env["AMENT_PREFIX_PATH"] = os.pathsep.join(p for p in (str(install), env.get("AMENT_PREFIX_PATH", "")) if p)
     env["PYTHONPATH"] = os.pathsep.join(p for p in (str(site_packages), env.get("PYTHONPATH", "")) if p)
     probe = "import dcl_arc_ros, dcl_arc_ros.dds as d; print(dcl_arc_ros.__file__); print(d.profile_path())"
     result = subprocess.run(
-        [sys.executable, "-c", probe], env=env, cwd=workspace["root"], capture_output=True, text=True, timeout=60
+        [sys.executable, "-c", probe], env=env, cwd=workspace.root, capture_output=True, text=True, timeout=60
     )
     assert result.returncode == 0, result.stderr
     module_file, profile = (Path(line) for line in result.stdout.split())

@@ -34,7 +34,8 @@ def hop_results(tmp_path_factory: pytest.TempPathFactory) -> dict[str, dict[str,
     ]  # fmt: skip
     result = subprocess.run(command, cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=240)
     assert result.returncode == 0, f"dds_hop failed:\n{result.stdout[-2000:]}\n{result.stderr[-3000:]}"
-    summary = json.loads((out / "dds_hop.json").read_text(encoding="utf-8"))
+    (result_file,) = out.glob("dds_hop*.json")  # named after the discovery range
+    summary = json.loads(result_file.read_text(encoding="utf-8"))
     assert summary["settings"]["ros_automatic_discovery_range"] == os.environ["ROS_AUTOMATIC_DISCOVERY_RANGE"]
     print(result.stdout)
     return {run["name"]: run for run in summary["results"]}
@@ -44,8 +45,8 @@ def test_profile_on_publisher_delivers_best_effort_frames_to_a_default_subscribe
     hop_results: dict[str, dict[str, Any]],
 ) -> None:
     run = hop_results["profile_pub/best_effort"]
-    assert run["publisher_profile"] is True and run["subscriber_profile"] is False
-    assert run["published"] == FRAMES
+    assert (run["publisher_setup"], run["subscriber_setup"]) == ("profile", "defaults")
+    assert run["matched"] and run["published"] == FRAMES
     assert run["delivered"] >= int(0.9 * FRAMES), f"only {run['delivered']}/{FRAMES} frames arrived: {run}"
     latency = run["latency_ms"]
     assert latency is not None and 0.0 < latency["median"] <= latency["p95"] <= latency["max"]
@@ -53,6 +54,6 @@ def test_profile_on_publisher_delivers_best_effort_frames_to_a_default_subscribe
 
 def test_defaults_run_is_recorded(hop_results: dict[str, dict[str, Any]]) -> None:
     run = hop_results["defaults/best_effort"]
-    assert run["publisher_profile"] is False and run["subscriber_profile"] is False
-    assert run["published"] == FRAMES
+    assert (run["publisher_setup"], run["subscriber_setup"]) == ("defaults", "defaults")
+    assert run["matched"] and run["published"] == FRAMES
     assert 0 <= run["delivered"] <= FRAMES
