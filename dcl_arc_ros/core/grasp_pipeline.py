@@ -111,7 +111,8 @@ class GraspPipeline:
     """GG-CNN grasps for one depth frame.
 
     Parameters: ``crop_size`` is the side of the centre crop in full-image pixels (GG-CNN uses 300); ``decode`` holds
-    the smoothing and peak parameters; ``depth_half_window`` sets the window of the robust grasp depth;
+    the smoothing and peak parameters, in *network* pixels (sigmas, ``min_distance``; the same as image pixels when
+    the deploy resolution equals the crop); ``depth_half_window`` sets the window of the robust grasp depth;
     ``fill_method`` is the hole filling of :func:`dcl_arc_ros.core.depth.fill_holes` (``"nearest"`` or ``"inpaint"``).
     """
 
