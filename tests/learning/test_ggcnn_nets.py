@@ -61,8 +61,9 @@ def test_adapter_prepares_inputs_and_flips_angles() -> None:
             return base_item
 
     torch.manual_seed(0)
-    flipped = [GraspSampleAdapter(_One(), GraspDataConfig(input_size=48, crop_size=48), train=True)[0]
-               for _ in range(8)]
+    flipped = [
+        GraspSampleAdapter(_One(), GraspDataConfig(input_size=48, crop_size=48), train=True)[0] for _ in range(8)
+    ]
     signs = {float(torch.sign(f["sin2"].sum())) for f in flipped}
     assert signs == {-1.0, 1.0}  # some draws mirrored (sin 2a negated), some not
 
@@ -74,8 +75,9 @@ def test_a_few_training_steps_lower_the_loss(network: str, tmp_path: Path) -> No
         network=network,  # type: ignore[arg-type]
         ggcnn=GGCNN_PRESETS["tiny"],
         ggcnn2=GGCNN2_PRESETS["tiny"],
-        loop=LoopConfig(max_steps=40, batch_size=4, log_every=10, image_every=1000, checkpoint_every=40,
-                        progress=False),
+        loop=LoopConfig(
+            max_steps=40, batch_size=4, log_every=10, image_every=1000, checkpoint_every=40, progress=False
+        ),
         data=GraspDataConfig(input_size=48, crop_size=48, flip=False),
     )
     data = GraspSampleAdapter(ToyGraspFrames(8), cfg.data, train=False)
