@@ -49,6 +49,7 @@ class BlurDownsample(nn.Module):
     def __init__(self, channels: int) -> None:
         super().__init__()
         self.channels = channels
+        self.kernel: torch.Tensor
         self.register_buffer("kernel", _binomial_kernel(channels), persistent=False)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -62,6 +63,7 @@ class BlurUpsample(nn.Module):
     def __init__(self, channels: int) -> None:
         super().__init__()
         self.channels = channels
+        self.kernel: torch.Tensor
         self.register_buffer("kernel", _binomial_kernel(channels), persistent=False)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

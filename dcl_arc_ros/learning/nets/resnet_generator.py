@@ -14,6 +14,12 @@ therefore has exactly ``hole_value`` (0 m) in its holes during training as well 
 never sees "half holes" that real data cannot contain, and the hole logit still gets gradients from every loss.
 ``"soft"`` uses ``1 - p`` directly (smooth, but holes are only approximately 0 m). ``"none"`` has no hole channel.
 The hole logit's bias starts at ``hole_bias_init`` (negative: few holes at first), so early outputs are dense.
+
+Metric scale: ``norm="instance"`` (CUT's image default) removes each image's per-channel mean in the encoder, so the
+decoder cannot easily recover the absolute depth level. In short toy runs (32x32, 300-400 steps) the identity L1 on
+real depth ended near 0.40 (normalised units) with instance norm, 0.25 with ``"batch"`` (the DCL official choice,
+used by every preset here except ``cut9``) and 0.06 with ``residual=True``, which adds the output to the input and
+so keeps metric depth by construction.
 """
 
 from __future__ import annotations
@@ -71,9 +77,9 @@ class ResnetGeneratorConfig:
 PRESETS: dict[str, ResnetGeneratorConfig] = {
     # The DCL official defaults: resnet_5blocks, ngf 32, BatchNorm, anti-aliased resampling.
     "default": ResnetGeneratorConfig(),
-    "tiny": ResnetGeneratorConfig(ngf=8, n_blocks=2, norm="instance"),
+    "tiny": ResnetGeneratorConfig(ngf=8, n_blocks=2),
     "rgb": ResnetGeneratorConfig(rgb_channels=3),
-    "tiny_rgb": ResnetGeneratorConfig(ngf=8, n_blocks=2, norm="instance", rgb_channels=3, rgb_blocks=1),
+    "tiny_rgb": ResnetGeneratorConfig(ngf=8, n_blocks=2, rgb_channels=3, rgb_blocks=1),
     # The CUT paper's image generator (9 blocks, ngf 64, instance norm).
     "cut9": ResnetGeneratorConfig(ngf=64, n_blocks=9, norm="instance"),
 }
@@ -140,7 +146,7 @@ class ResnetGenerator(nn.Module):
             ch = out
         n_head = cfg.out_channels * (1 if cfg.hole_head == "none" else 2)
         head_conv = nn.Conv2d(ch, n_head, 7)
-        if cfg.hole_head != "none":
+        if cfg.hole_head != "none" and head_conv.bias is not None:
             with torch.no_grad():
                 head_conv.bias[cfg.out_channels :].fill_(cfg.hole_bias_init)
         dec += [nn.ReflectionPad2d(3), head_conv]
