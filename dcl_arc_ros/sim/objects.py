@@ -189,7 +189,10 @@ def box_mesh(half_extents: np.ndarray, uv_tile_m: float | None = None) -> TriMes
     metres instead (the renderer wraps UVs), so large surfaces keep a realistic texel size.
     """
     h = np.asarray(half_extents, dtype=np.float64)
-    vertices, normals, uvs, faces = [], [], [], []
+    vertices: list[np.ndarray] = []
+    normals: list[np.ndarray] = []
+    uvs: list[list[float]] = []
+    faces: list[list[int]] = []
     square = np.array([[-1, -1], [1, -1], [1, 1], [-1, 1]], dtype=np.float64)
     for axis in range(3):
         for sign in (-1.0, 1.0):

@@ -206,8 +206,7 @@ def load_texture(client: int, image: np.ndarray) -> int:
 
 def camera_effects(rgb: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     """Real-camera image effects for the real-like family: slight defocus, vignetting, gain, shot and read noise."""
-    img = rgb.astype(np.float32) / 255.0
-    img = cv2.GaussianBlur(img, (0, 0), float(rng.uniform(0.3, 0.9)))
+    img: np.ndarray = cv2.GaussianBlur(rgb.astype(np.float32) / 255.0, (0, 0), float(rng.uniform(0.3, 0.9)))
     h, w = img.shape[:2]
     yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
     r2 = ((xx - w / 2) / (w / 2)) ** 2 + ((yy - h / 2) / (h / 2)) ** 2

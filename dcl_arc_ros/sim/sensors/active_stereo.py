@@ -119,8 +119,8 @@ def refine_subpixel(
         warped = cv2.remap(rf, grid_u - d, grid_v, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
         grad = cv2.Sobel(warped, cv2.CV_32F, 1, 0, ksize=3) / 8.0
         resid = lf - warped
-        num = cv2.boxFilter(grad * resid, -1, (window, window), normalize=False)
-        den = cv2.boxFilter(grad * grad, -1, (window, window), normalize=False)
+        num = cv2.boxFilter((grad * resid).astype(np.float32), -1, (window, window), normalize=False)
+        den = cv2.boxFilter((grad * grad).astype(np.float32), -1, (window, window), normalize=False)
         step = np.where(den > 1e-3, -num / np.maximum(den, 1e-3), 0.0)
         d = np.clip(d + step, start - 1.0, start + 1.0).astype(np.float32)
     return np.where(valid, d, disparity).astype(np.float32)
@@ -199,7 +199,7 @@ class ActiveStereoSensor:
         block = p.block_size or max(3, round(7 * intrinsics.width / 640) | 1)
         max_disp = intrinsics.fx * b / p.min_depth_m
         num_disp = int(np.ceil(max_disp / 16.0)) * 16
-        sgbm = cv2.StereoSGBM_create(
+        sgbm = cv2.StereoSGBM.create(
             minDisparity=0,
             numDisparities=num_disp,
             blockSize=block,

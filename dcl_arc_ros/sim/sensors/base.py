@@ -33,7 +33,10 @@ class SceneContext:
 class SensorModel(Protocol):
     """Turns clean depth into a sensor reading. Implementations are stateless apart from fixed device properties."""
 
-    name: str
+    @property
+    def name(self) -> str:
+        """The registry key of this model."""
+        ...
 
     def apply(
         self, depth_clean: np.ndarray, intrinsics: Intrinsics, rng: np.random.Generator, scene_context: SceneContext
