@@ -14,10 +14,11 @@ from dcl_arc_ros.core.arc_pipeline import ARCDepthPipeline, ARCModelSpec
 from dcl_arc_ros.core.camera import Intrinsics
 from dcl_arc_ros.core.sidecar import read_sidecar
 from dcl_arc_ros.inference.backends import load_model
+from dcl_arc_ros.learning.arc.batches import ARCData
 from dcl_arc_ros.learning.arc.config import ARCConfig, config_from_mapping
 from dcl_arc_ros.learning.arc.export import export_arc, export_arc_checkpoint
 from dcl_arc_ros.learning.arc.model import ARCInference
-from dcl_arc_ros.learning.arc.stages import ARCData, build_system, run_stage
+from dcl_arc_ros.learning.arc.stages import build_system, run_stage
 from dcl_arc_ros.learning.arc.toy_data import ToySceneDataset
 from dcl_arc_ros.learning.arc.variants import get_variant
 

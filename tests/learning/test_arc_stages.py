@@ -9,13 +9,14 @@ from typing import Any
 import pytest
 import torch
 
-from dcl_arc_ros.learning.arc.config import ARCConfig, config_from_mapping
-from dcl_arc_ros.learning.arc.errors import StageError, VariantError
+from dcl_arc_ros.learning.arc.batches import ARCData
+from dcl_arc_ros.learning.arc.config import ARCConfig, DatasetConfig, config_from_mapping
+from dcl_arc_ros.learning.arc.datasets import build_arc_data, build_dataset
+from dcl_arc_ros.learning.arc.errors import ARCConfigError, StageError, VariantError
 from dcl_arc_ros.learning.arc.model import ARCInference
+from dcl_arc_ros.learning.arc.runners import Finetune
 from dcl_arc_ros.learning.arc.stages import (
     STAGES,
-    ARCData,
-    Finetune,
     build_system,
     load_inference,
     read_checkpoint,
@@ -202,6 +203,21 @@ def test_independent_pretraining_stages_run_alone(tmp_path: Path) -> None:
         tensorboard=False,
     )
     assert result.completed and not stage_checkpoint_path(tmp_path, "pretrain_D").exists()
+
+
+def test_dataset_registry_builds_both_domains_and_names_unknown_kinds() -> None:
+    config = config_from_mapping({"model": {"height": H, "width": W}, "data": {
+        "synthetic": {"kind": "toy", "size": 5}, "real": {"kind": "toy", "size": 2, "options": {"domain": "real"}}}})
+    data = build_arc_data(config)
+    assert data.synthetic is not None and data.real is not None
+    assert (len(data.synthetic), len(data.real)) == (5, 2)  # type: ignore[arg-type]
+    sample = data.real[0]
+    assert sample["rgb"].shape == (3, H, W) and sample["depth"].shape == sample["valid"].shape == (1, H, W)
+    assert 0.0 < sample["valid"].mean().item() < 1.0  # the real-like domain has missing readings
+    middlebury = build_dataset(DatasetConfig(kind="middlebury"), config, "real")  # real stereo GT, shipped by skimage
+    assert middlebury[0]["rgb"].shape == (3, H, W) and middlebury[0]["depth"].max().item() > 2.0
+    with pytest.raises(ARCConfigError, match=r"data\.real\.kind = 'nope'"):
+        build_dataset(DatasetConfig(kind="nope"), config, "real")
 
 
 def test_variants_registry_matches_the_paper_rows() -> None:

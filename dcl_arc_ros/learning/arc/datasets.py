@@ -8,11 +8,11 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from torch.utils.data import Dataset
+from torch.utils.data import Dataset, Subset
 
+from dcl_arc_ros.learning.arc.batches import ARCData, Tensors
 from dcl_arc_ros.learning.arc.config import ARCConfig, DatasetConfig
 from dcl_arc_ros.learning.arc.errors import ARCConfigError
-from dcl_arc_ros.learning.arc.stages import ARCData, Tensors
 from dcl_arc_ros.learning.arc.toy_data import ToySceneDataset
 
 DatasetFactory = Callable[[DatasetConfig, ARCConfig, str], Dataset[Tensors]]
@@ -30,8 +30,38 @@ def _toy(spec: DatasetConfig, config: ARCConfig, domain: str) -> Dataset[Tensors
     return ToySceneDataset(spec.size or 64, config.model.height, config.model.width, domain=toy_domain, seed=split_seed)
 
 
+def _frames(spec: DatasetConfig, config: ARCConfig, domain: str) -> Dataset[Tensors]:
+    """A data-pipeline source (bags, folder, nyuv2, middlebury, castel), resized to the training resolution.
+
+    ``root`` may list several paths separated by commas. Options: ``depth_from`` ("clean" by default for the
+    synthetic set, "sensor" for the real one: a real labelled set only has what its sensor measured); any other
+    option goes to the source's factory. ``size`` > 0 keeps the first ``size`` frames.
+    """
+    from dcl_arc_ros.data.torch_datasets import Resize, build_dataset  # lazy: the data pipeline's dependencies
+
+    options = dict(spec.options)
+    depth_from = options.pop("depth_from", "clean" if domain == "synthetic" else "sensor")
+    roots = [r.strip() for r in spec.root.split(",") if r.strip()]
+    dataset = build_dataset(
+        spec.kind,
+        *roots,
+        transforms=[Resize(config.model.width, config.model.height)],
+        depth_from=depth_from,
+        keys=("rgb", "depth", "valid"),
+        **options,
+    )
+    if spec.size and spec.size < len(dataset):
+        return Subset(dataset, range(spec.size))
+    return dataset
+
+
 DATASETS: dict[str, DatasetFactory] = {
     "toy": _toy,  # procedural two-domain scenes: tests and smoke runs only
+    "bags": _frames,  # the synthetic-data engine's bags (synthetic and real-like scene families)
+    "folder": _frames,
+    "nyuv2": _frames,
+    "middlebury": _frames,
+    "castel": _frames,
 }
 
 

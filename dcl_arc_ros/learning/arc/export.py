@@ -38,6 +38,7 @@ from dcl_arc_ros.core.sidecar import (
 )
 from dcl_arc_ros.learning.arc.config import ARCConfig, to_dict
 from dcl_arc_ros.learning.arc.model import ARCInference
+from dcl_arc_ros.learning.arc.stages import load_system, read_checkpoint
 from dcl_arc_ros.learning.arc.variants import Variant
 from dcl_arc_ros.learning.errors import ParityError
 from dcl_arc_ros.learning.export import DEFAULT_OPSET, ParityReport, check_parity, torch_to_onnx
@@ -154,8 +155,6 @@ def export_arc(
 
 def export_arc_checkpoint(checkpoint: Path | str, out_path: Path | str, **options: Any) -> ARCExportResult:
     """Rebuild the method from a stage checkpoint alone (normally its last stage) and export it."""
-    from dcl_arc_ros.learning.arc.stages import load_system, read_checkpoint
-
     state = read_checkpoint(checkpoint)
     system = load_system(checkpoint)
     extra = {
