@@ -36,7 +36,7 @@ def _one_thread() -> None:
     torch.set_num_threads(1)
 
 
-def tiny_config(attention: dict[str, Any] | None = None, **schedule: Any) -> ARCConfig:
+def tiny_config(attention: dict[str, Any] | None = None, /, **schedule: int) -> ARCConfig:
     steps = {
         "pretrain_d_steps": 15,
         "pretrain_t_steps": 15,

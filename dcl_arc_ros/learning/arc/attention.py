@@ -39,7 +39,7 @@ class AttentionModule(nn.Module):
         super().__init__()
         self.net = ResnetGenerator(3, 1, ngf=ngf, n_down=n_down, n_blocks=n_blocks, out_activation="none")
         final_conv = self.net.head[-1]
-        assert isinstance(final_conv, nn.Conv2d)
+        assert isinstance(final_conv, nn.Conv2d) and final_conv.bias is not None
         nn.init.normal_(final_conv.weight, std=1e-3)  # start from a near-uniform mask ...
         nn.init.constant_(final_conv.bias, init_keep_logit)  # ... that keeps about sigmoid(init_keep_logit)
 

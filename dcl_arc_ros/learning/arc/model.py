@@ -29,6 +29,8 @@ from dcl_arc_ros.learning.nets.patchgan import PatchGAN
 class ARCSystem(nn.Module):
     """All trainable modules of one ARC method."""
 
+    attention_frozen: torch.Tensor
+
     def __init__(self, config: ARCConfig, variant: Variant) -> None:
         super().__init__()
         m = config.model

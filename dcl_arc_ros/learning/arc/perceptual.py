@@ -64,6 +64,9 @@ def vgg16_features(last_index: int, width_scale: float = 1.0) -> nn.Sequential:
 class PerceptualFeatures(nn.Module):
     """Frozen feature extractor: ``forward(x)`` returns the listed layers' activations, shallowest first."""
 
+    mean: torch.Tensor
+    std: torch.Tensor
+
     def __init__(
         self,
         layers: Sequence[str] = ("relu1_2", "relu2_2", "relu3_3"),

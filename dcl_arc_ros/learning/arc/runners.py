@@ -65,8 +65,9 @@ class PretrainDepth:
     def __init__(self, system: ARCSystem, total_steps: int) -> None:
         self.system = system
         data = system.variant.depth_data
-        self.domains = ("synthetic", "real") if data == "mix" else (data,)
-        self.optimizers = {"depth": _adam(_params(system.depth), system.config.optim.lr, system.config)}
+        self.domains: tuple[str, ...] = ("synthetic", "real") if data == "mix" else (data,)
+        lr = system.config.optim.lr
+        self.optimizers: dict[str, torch.optim.Optimizer] = {"depth": _adam(_params(system.depth), lr, system.config)}
 
     def step(self, step: int, batch: Batch) -> dict[str, float]:
         logs: dict[str, float] = {}
@@ -86,7 +87,7 @@ class PretrainDepth:
 
 
 class PretrainTranslator:
-    domains = ("synthetic", "real")
+    domains: tuple[str, ...] = ("synthetic", "real")
 
     def __init__(self, system: ARCSystem, total_steps: int) -> None:
         self.system = system
@@ -96,7 +97,7 @@ class PretrainTranslator:
             cfg.translator.cycle_weight, cfg.translator.identity_weight, cfg.translator.gan_mode
         )
         assert system.translator is not None
-        self.optimizers = {
+        self.optimizers: dict[str, torch.optim.Optimizer] = {
             "generators": _adam(system.translator.generator_parameters(), cfg.optim.lr, cfg),
             "discriminators": _adam(system.translator.discriminator_parameters(), cfg.optim.lr_disc, cfg),
         }
@@ -122,7 +123,7 @@ class PretrainTranslator:
 
 
 class PretrainAttention:
-    domains = ("real",)
+    domains: tuple[str, ...] = ("real",)
 
     def __init__(self, system: ARCSystem, total_steps: int) -> None:
         self.system = system
@@ -133,7 +134,8 @@ class PretrainAttention:
             system.translator.requires_grad_(False)
         self.tau = TauSchedule(a.tau_start, a.tau_end, total_steps)
         self.rho = RhoSchedule(a.rho, a.rho_initial, a.rho_initial_fraction, total_steps)
-        self.optimizers = {"attention": _adam(_params(attention), system.config.optim.lr, system.config)}
+        lr = system.config.optim.lr
+        self.optimizers: dict[str, torch.optim.Optimizer] = {"attention": _adam(_params(attention), lr, system.config)}
 
     def step(self, step: int, batch: Batch) -> dict[str, float]:
         system, a = self.system, self.system.config.attention
@@ -167,7 +169,7 @@ class PretrainAttention:
 
 
 class PretrainInpainting:
-    domains = ("synthetic", "real")
+    domains: tuple[str, ...] = ("synthetic", "real")
 
     def __init__(self, system: ARCSystem, total_steps: int) -> None:
         self.system = system
@@ -182,7 +184,7 @@ class PretrainInpainting:
             i.rec_weight, i.perceptual_weight, i.style_weight, i.adv_weight, i.gan_mode
         )
         self.generator = torch.Generator().manual_seed(cfg.seed + 4242)
-        self.optimizers = {
+        self.optimizers: dict[str, torch.optim.Optimizer] = {
             "inpainting": _adam(_params(inpainting), cfg.optim.lr, cfg),
             "discriminator": _adam(_params(system.disc_inpaint), cfg.optim.lr_disc, cfg),
         }
@@ -236,7 +238,7 @@ class PretrainInpainting:
 class FreezeAttention:
     """No optimisation: A becomes fixed, hard-masked, and loses its KL term."""
 
-    domains = ("real",)
+    domains: tuple[str, ...] = ("real",)
 
     def __init__(self, system: ARCSystem, total_steps: int) -> None:
         self.system = system
@@ -259,7 +261,7 @@ def freeze_attention(system: ARCSystem) -> None:
 class Finetune:
     """Algorithm 1's loop: rounds of (Eq. 14 for ``eq14_steps``, then Eq. 15 for ``eq15_steps``)."""
 
-    domains = ("synthetic", "real")
+    domains: tuple[str, ...] = ("synthetic", "real")
 
     def __init__(self, system: ARCSystem, total_steps: int) -> None:
         self.system = system
@@ -268,7 +270,7 @@ class Finetune:
         s, cfg = system.config.schedule, system.config
         self.eq14_steps, self.eq15_steps = s.eq14_steps, s.eq15_steps
         generator = system.translator.g_r2s if system.translator is not None else None
-        self.optimizers = {
+        self.optimizers: dict[str, torch.optim.Optimizer] = {
             "eq14": _adam(_params(system.inpainting, system.depth, generator), cfg.optim.lr, cfg),
             "eq15": _adam(_params(system.depth), cfg.optim.lr, cfg),
         }
