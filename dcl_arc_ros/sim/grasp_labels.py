@@ -9,9 +9,10 @@ every closing angle this module
    to the two contact points, which must be visible in the frame;
 2. scores antipodality: both contact normals (outward normals of the smoothed silhouette) must lie in the friction
    cone (half-angle ``atan(mu)``) around the closing line;
-3. places two fingers just outside the contacts, ``grasp_depth`` beyond the object's top along the ray, and rejects
-   the grasp if the clean depth anywhere under a finger footprint is nearer than the finger tip, i.e. if a finger
-   would hit the table, the tray, or another object; the object's thickness comes from the support plane's depth;
+3. places two fingers just outside the contacts, reaching from the object's top halfway down to the highest point
+   of the support plane under them (at most ``finger_depth_m``), and rejects the grasp if the object is thinner than
+   ``min_thickness_m`` there or if the clean depth anywhere under a finger footprint is nearer than the finger tip,
+   i.e. if a finger would hit the table, the tray, or another object;
 4. keeps at most a few well-spread rectangles per object (greedy non-maximum suppression), and paints every valid
    centre's best grasp into the dense quality / cos 2θ / sin 2θ / width maps.
 """
@@ -176,11 +177,6 @@ def _object_candidates(
     seg_depth = _sample(depth, mid_u[:, None] + seg * half_u[:, None], mid_v[:, None] + seg * half_v[:, None], np.nan)
     with np.errstate(all="ignore"):
         z_top = np.nanmin(np.where(np.isfinite(seg_depth), seg_depth, np.inf), axis=1)
-    z_support = support_depth(intrinsics, world_T_cam, support_height, cu, cv)
-    thickness = z_support - z_top
-    grasp_depth = np.clip(0.5 * thickness, 0.005, params.finger_depth_m)
-    z_tip = z_top + grasp_depth
-    thick_enough = np.nan_to_num(thickness, nan=0.0) >= params.min_thickness_m
 
     # finger footprints: a 3 x 3 grid of samples over each finger, just outside the contacts
     finger_half_w = 0.5 * params.finger_width_m * px_per_m
@@ -193,6 +189,16 @@ def _object_candidates(
         fu_parts.append((pu[:, None, None] + a * du[:, None, None] - c * dv[:, None, None]).reshape(len(cu), -1))
         fv_parts.append((pv[:, None, None] + a * dv[:, None, None] + c * du[:, None, None]).reshape(len(cu), -1))
     fu, fv = np.concatenate(fu_parts, axis=1), np.concatenate(fv_parts, axis=1)
+
+    # the fingers reach halfway from the object's top down to the highest support point under them (seen from a
+    # tilted camera the support rises towards the near finger), at most finger_depth_m
+    with np.errstate(invalid="ignore"):
+        z_support = np.nanmin(support_depth(intrinsics, world_T_cam, support_height, fu, fv), axis=1)
+    thickness = z_support - z_top
+    thick_enough = np.nan_to_num(thickness, nan=0.0) >= params.min_thickness_m
+    z_tip = z_top + np.clip(0.5 * np.nan_to_num(thickness, nan=0.0), 0.005, params.finger_depth_m)
+
+    # collision: anything the depth map sees under a finger footprint nearer than the finger tip
     d = _sample(depth, fu, fv, np.nan)
     outside_image = (fu + x0 < -0.5) | (fu + x0 > full_w - 0.5) | (fv + y0 < -0.5) | (fv + y0 > full_h - 0.5)
     d = np.where(outside_image, -np.inf, np.where(np.isfinite(d), d, np.inf))  # no hit = free; off-image = unknown
