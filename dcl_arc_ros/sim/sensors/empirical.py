@@ -22,6 +22,7 @@ Applied in this order, each step switchable in :class:`EmpiricalParams`:
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cache
 
 import cv2
 import numpy as np
@@ -49,18 +50,21 @@ class EmpiricalParams:
 
 def axial_sigma(z: np.ndarray, theta: np.ndarray) -> np.ndarray:
     """Nguyen et al. 2012 axial standard deviation (metres) at depth ``z`` (m) and angle ``theta`` (rad)."""
-    z = np.asarray(z, dtype=np.float64)
-    theta = np.minimum(np.asarray(theta, dtype=np.float64), _THETA_MAX)
+    z = np.asarray(z)
+    theta = np.asarray(theta)
     sigma = 0.0012 + 0.0019 * (z - 0.4) ** 2
-    with np.errstate(invalid="ignore", divide="ignore"):
-        angle_term = 0.0001 / np.sqrt(z) * theta**2 / (np.pi / 2 - theta) ** 2
-    return sigma + np.where(theta > 60.0 * _DEG, angle_term, 0.0)
+    steep = theta > 60.0 * _DEG
+    if np.any(steep):
+        t = np.minimum(theta[steep], _THETA_MAX)
+        sigma = np.array(sigma, copy=True)
+        sigma[steep] += 0.0001 / np.sqrt(np.broadcast_to(z, theta.shape)[steep]) * t**2 / (np.pi / 2 - t) ** 2
+    return sigma
 
 
 def lateral_sigma_px(theta: np.ndarray) -> np.ndarray:
     """Nguyen et al. 2012 lateral standard deviation in pixels at angle ``theta`` (rad)."""
-    theta = np.minimum(np.asarray(theta, dtype=np.float64), _THETA_MAX)
-    return 0.8 + 0.035 * theta / (np.pi / 2 - theta)
+    theta = np.minimum(np.asarray(theta), np.float32(_THETA_MAX))
+    return 0.8 + 0.035 * theta / (np.float32(np.pi / 2) - theta)
 
 
 def projector_shadow(depth: np.ndarray, fx: float, baseline_m: float) -> np.ndarray:
@@ -87,6 +91,14 @@ def discontinuity_band(depth: np.ndarray, threshold_m: float) -> np.ndarray:
     return (cv2.dilate(far, kernel) - cv2.erode(far, kernel)) > threshold_m
 
 
+@cache
+def _pixel_grid(h: int, w: int) -> tuple[np.ndarray, np.ndarray]:
+    grid_u, grid_v = np.meshgrid(np.arange(w, dtype=np.float32), np.arange(h, dtype=np.float32))
+    grid_u.flags.writeable = False
+    grid_v.flags.writeable = False
+    return grid_u, grid_v
+
+
 @dataclass(frozen=True)
 class EmpiricalSensor:
     name: str = "empirical"
@@ -102,25 +114,26 @@ class EmpiricalSensor:
 
         if p.lateral:
             sigma = lateral_sigma_px(theta).astype(np.float32)
-            grid_u, grid_v = np.meshgrid(np.arange(w, dtype=np.float32), np.arange(h, dtype=np.float32))
+            grid_u, grid_v = _pixel_grid(h, w)
             map_u = grid_u + sigma * rng.standard_normal((h, w), dtype=np.float32)
             map_v = grid_v + sigma * rng.standard_normal((h, w), dtype=np.float32)
-            nan_fill = np.where(np.isfinite(depth), depth, 0.0).astype(np.float32)
+            nan_fill = np.where(np.isfinite(depth), depth, np.float32(0.0))
             z = cv2.remap(nan_fill, map_u, map_v, cv2.INTER_NEAREST, borderMode=cv2.BORDER_REPLICATE)
             theta = cv2.remap(theta, map_u, map_v, cv2.INTER_NEAREST, borderMode=cv2.BORDER_REPLICATE)
-            z = np.where(z > 0, z, np.nan).astype(np.float64)
+            z[z <= 0] = np.nan
         else:
-            z = depth.astype(np.float64)
+            z = depth.copy()
 
         if p.axial:
-            z = z + axial_sigma(z, theta) * rng.standard_normal((h, w))
+            with np.errstate(invalid="ignore"):
+                z += axial_sigma(z, theta).astype(np.float32) * rng.standard_normal((h, w), dtype=np.float32)
 
         if p.quantise:
-            f_b = intrinsics.fx * scene_context.baseline_m
-            step = scene_context.disparity_subpixel
+            f_b = np.float32(intrinsics.fx * scene_context.baseline_m)
+            step = np.float32(scene_context.disparity_subpixel)
             with np.errstate(divide="ignore", invalid="ignore"):
                 disparity = np.round(f_b / z / step) * step
-                z = np.where(disparity > 0, f_b / disparity, np.nan)
+                z = np.where(disparity > 0, f_b / disparity, np.float32(np.nan))
 
         # independent hole causes, combined into one per-pixel probability and drawn once
         keep = np.full((h, w), 1.0 - p.dropout, dtype=np.float32)
@@ -137,4 +150,4 @@ class EmpiricalSensor:
             lo, hi = scene_context.depth_range_m
             with np.errstate(invalid="ignore"):
                 z[(z < lo) | (z > hi)] = np.nan
-        return z.astype(np.float32)
+        return z.astype(np.float32, copy=False)
