@@ -19,6 +19,7 @@ Every process loads the shipped Fast DDS profile (as the README asks of camera d
 are ``benchmarks._dds_peer``.
 
     python -m benchmarks.depth_cleaner_graph --out benchmarks/results [--seconds 60] [--phases depth_cleaner,relay]
+        [--param depth_cleaner.threads=1 --tag threads1]
 """
 
 from __future__ import annotations
@@ -224,6 +225,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         metavar="NODE.NAME=VALUE",
         help="extra depth_cleaner parameter for the runner, e.g. depth_cleaner.threads=1; repeatable",
     )
+    parser.add_argument("--tag", default="", help="write depth_cleaner_graph_<tag>.json (e.g. for a --param variant)")
     parser.add_argument("--relay", nargs=2, metavar=("IN", "OUT"), help=argparse.SUPPRESS)
     return parser.parse_args(argv)
 
@@ -276,7 +278,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "verdict": verdict,
     }
     args.out.mkdir(parents=True, exist_ok=True)
-    out = args.out / RESULT_FILE
+    out = args.out / (f"depth_cleaner_graph_{args.tag}.json" if args.tag else RESULT_FILE)
     out.write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
     for r in results:
         print(

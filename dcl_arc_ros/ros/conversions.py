@@ -91,6 +91,13 @@ class DepthReading:
         return found
 
 
+def _raw_float_pixels(fields: ImageFields) -> np.ndarray:
+    """The 32FC1 values as sent: a zero-copy view for unpadded little-endian rows, else a decoded copy."""
+    if not fields.is_bigendian and fields.step == fields.width * 4:
+        return np.frombuffer(fields.data, dtype="<f4", count=fields.width * fields.height)
+    return image_to_array(fields)
+
+
 def depth_from_msg(msg: Image, *, encodings: tuple[str, ...] = DEPTH_INPUT_ENCODINGS) -> DepthReading:
     """Decode a depth Image (16UC1 mm or 32FC1 m) into metres; ``BadInputError`` names the encoding and sizes."""
     sizes = f"{msg.width}x{msg.height}, step {msg.step}, {len(msg.data)} bytes"
@@ -103,15 +110,16 @@ def depth_from_msg(msg: Image, *, encodings: tuple[str, ...] = DEPTH_INPUT_ENCOD
         raise BadInputError(f"empty depth image ({sizes}, encoding {msg.encoding})")
     fields = fields_from_image_msg(msg)
     try:
+        depth = depth_from_image(fields)
         infinite = negative = 0
-        if fields.encoding == "32FC1":
-            raw = image_to_array(fields)
+        if fields.encoding == "32FC1" and np.count_nonzero(np.isnan(depth)):
+            # Only frames with unreadable pixels need a closer look at what the raw values were.
+            raw = _raw_float_pixels(fields)
             infinite = int(np.count_nonzero(np.isinf(raw)))
             negative = int(np.count_nonzero(raw < 0.0))
-        depth = depth_from_image(fields)
     except EncodingError as exc:
         raise BadInputError(f"cannot decode depth image: {exc}") from exc
-    valid = int(np.count_nonzero(~np.isnan(depth)))
+    valid = int(np.count_nonzero(depth > 0.0))  # NaN compares False
     return DepthReading(depth_m=depth, infinite=infinite, negative=negative, valid=valid)
 
 
