@@ -151,3 +151,12 @@ def test_camera_info_round_trip() -> None:
 def test_uncalibrated_camera_info_is_bad_input() -> None:
     with pytest.raises(BadInputError, match="not calibrated"):
         intrinsics_from_camera_info(CameraInfo(width=640, height=480))
+
+
+def test_infinities_are_counted_in_padded_big_endian_rows_too() -> None:
+    values = random_depth(4, 3, seed=3)
+    values[1, 2] = np.inf
+    values[2, 0] = -2.0
+    reading = depth_from_msg(padded_big_endian_msg(values, "32FC1", pad=2))
+    assert (reading.infinite, reading.negative) == (1, 1)
+    assert reading.valid == values.size - 3  # NaN at (0, 0), inf and the negative
