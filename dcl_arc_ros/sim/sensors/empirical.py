@@ -126,7 +126,8 @@ class EmpiricalSensor:
 
         if p.axial:
             with np.errstate(invalid="ignore"):
-                z += axial_sigma(z, theta).astype(np.float32) * rng.standard_normal((h, w), dtype=np.float32)
+                noise = axial_sigma(z, theta).astype(np.float32) * rng.standard_normal((h, w), dtype=np.float32)
+                z = (z + noise).astype(np.float32, copy=False)
 
         if p.quantise:
             f_b = np.float32(intrinsics.fx * scene_context.baseline_m)
