@@ -12,7 +12,6 @@ from typing import Any
 import pytest
 import yaml
 
-from dcl_arc_ros import graph
 from dcl_arc_ros.dds import PROFILE_ENV_VARS, profile_path
 from dcl_arc_ros.graph import EXECUTABLES, GraphError, available_nodes, load_graph, parse_override
 from dcl_arc_ros.ros.params import DEPTH_CLEANER
@@ -270,10 +269,7 @@ def test_launch_nodes_come_from_the_graph(
     assert GHOST in skipped.kwargs["msg"]
 
 
-def test_launch_node_switches_override_the_config(
-    launch_module: types.ModuleType, tmp_path: Path, ghost_executable: None, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    monkeypatch.setattr(graph, "EXECUTABLES", {**EXECUTABLES})  # the launch module holds its own reference
+def test_launch_node_switches_override_the_config(launch_module: types.ModuleType, tmp_path: Path) -> None:
     config = write_config(tmp_path / "g.yaml", {"depth_cleaner": {"model": "/m.onnx"}})
     description = launch_module.generate_launch_description()
     assert _by_type(_run_opaque(description, config=str(config), depth_cleaner="false"), "Node") == []
