@@ -7,12 +7,9 @@ the image spans ``[-0.5, width - 0.5]``), and converts the non-linear depth buff
 
 from __future__ import annotations
 
-import atexit
-import hashlib
-import shutil
+import os
 import tempfile
 from dataclasses import dataclass
-from pathlib import Path
 
 import cv2
 import numpy as np
@@ -23,7 +20,6 @@ from dcl_arc_ros.sim.errors import RenderError
 
 _GL_FROM_OPTICAL = np.diag([1.0, -1.0, -1.0, 1.0])  # optical (x right, y down, z fwd) -> OpenGL (y up, looks down -z)
 TEXTURE_KINDS = ("checker", "stripes", "blotches", "wood", "grain")
-_texture_dir: Path | None = None
 
 
 @dataclass(frozen=True)
@@ -184,23 +180,24 @@ def procedural_texture(rng: np.random.Generator, kind: str, size: int = 128) -> 
     return np.clip(img * 255.0, 0, 255).astype(np.uint8)
 
 
-def _textures_path() -> Path:
-    global _texture_dir
-    if _texture_dir is None:
-        _texture_dir = Path(tempfile.mkdtemp(prefix="dcl_arc_textures_"))
-        atexit.register(shutil.rmtree, _texture_dir, True)
-    return _texture_dir
-
-
 def load_texture(client: int, image: np.ndarray) -> int:
-    """Hand an RGB uint8 image to the renderer (through a per-process PNG cache); returns the texture id."""
+    """Hand an RGB uint8 image to the renderer; returns the texture id.
+
+    PyBullet only loads textures from files, and reads the file completely when loading it, so the image goes
+    through a temporary PNG that is deleted straight afterwards (nothing is left behind, even by killed workers'
+    siblings).
+    """
     data = np.ascontiguousarray(image, dtype=np.uint8)
-    path = _textures_path() / f"{hashlib.sha1(data.tobytes()).hexdigest()[:16]}.png"
-    if not path.exists() and not cv2.imwrite(str(path), cv2.cvtColor(data, cv2.COLOR_RGB2BGR)):
-        raise RenderError(f"could not write texture file {path}")
-    tex = pb.loadTexture(str(path), physicsClientId=client)
+    fd, name = tempfile.mkstemp(prefix="dcl_arc_texture_", suffix=".png")
+    os.close(fd)
+    try:
+        if not cv2.imwrite(name, cv2.cvtColor(data, cv2.COLOR_RGB2BGR)):
+            raise RenderError(f"could not write texture file {name}")
+        tex = pb.loadTexture(name, physicsClientId=client)
+    finally:
+        os.unlink(name)
     if tex < 0:
-        raise RenderError(f"renderer could not load texture file {path}")
+        raise RenderError(f"renderer could not load texture file {name}")
     return int(tex)
 
 
