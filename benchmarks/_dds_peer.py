@@ -63,12 +63,17 @@ class SubscriberReport:
     received: int
     indices: list[int] = field(default_factory=list)
     latencies_ms: list[float] = field(default_factory=list)
-    bad_frames: int = 0
+    bad_frames: int = 0  # arrived with the wrong encoding, size or content
+
+
+def frame_depth(width: int, height: int) -> np.ndarray:
+    """The depth every frame carries (metres, a smooth ramp); the subscriber checks it arrived intact."""
+    return np.linspace(0.3, 3.0, width * height, dtype=np.float32).reshape(height, width)
 
 
 def make_frame(width: int, height: int) -> Image:
-    """A 32FC1 depth image (metres, a smooth ramp) whose data is reused for every frame."""
-    depth = np.linspace(0.3, 3.0, width * height, dtype=np.float32).reshape(height, width)
+    """A 32FC1 image of ``frame_depth``, reused for every frame (only the header changes)."""
+    depth = frame_depth(width, height)
     msg = Image()
     msg.height = height
     msg.width = width
@@ -118,13 +123,14 @@ def run_publisher(args: argparse.Namespace) -> PublisherReport:
 
 def run_subscriber(args: argparse.Namespace) -> SubscriberReport:
     report = SubscriberReport(received=0)
-    expected_bytes = args.width * args.height * 4
+    expected = frame_depth(args.width, args.height).view(np.uint8).reshape(-1)
     stop = threading.Event()
 
     def on_image(msg: Image) -> None:
         now_ns = time.time_ns()
         stamp_ns = msg.header.stamp.sec * 1_000_000_000 + msg.header.stamp.nanosec
-        if len(msg.data) != expected_bytes or msg.encoding != "32FC1":
+        payload = np.frombuffer(msg.data, dtype=np.uint8)
+        if msg.encoding != "32FC1" or not np.array_equal(payload, expected):
             report.bad_frames += 1
             return
         report.received += 1

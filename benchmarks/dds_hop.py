@@ -105,6 +105,7 @@ class HopResult:
     published: int
     delivered: int
     delivered_fraction: float
+    corrupt: int  # frames that arrived with the wrong encoding, size or content (not counted as delivered)
     latency_ms: dict[str, float] | None
     publisher_rate_hz: float
     match_wait_s: float
@@ -226,6 +227,7 @@ def run_hop(
         delivered=delivered,
         # Out of the frames asked for: a pair that never matched delivered nothing of them.
         delivered_fraction=round(delivered / settings.frames, 4),
+        corrupt=int(sub["bad_frames"]),
         latency_ms=latency_summary(sub["latencies_ms"]),
         publisher_rate_hz=round(float(pub["achieved_rate_hz"]), 2),
         match_wait_s=round(float(pub["match_wait_s"]), 3),

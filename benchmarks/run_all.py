@@ -59,16 +59,22 @@ def _load_main(module_path: str) -> Callable[[list[str]], int | None]:
     return entry
 
 
-def _written_since(out: Path, start: float) -> list[str]:
-    fresh = (p for p in out.iterdir() if p.is_file() and p.name != SUMMARY_FILE and p.stat().st_mtime >= start)
-    return sorted(p.name for p in fresh)
+def _snapshot(out: Path) -> dict[str, int]:
+    """File name -> modification time (ns) of the files directly in ``out``."""
+    return {p.name: p.stat().st_mtime_ns for p in out.iterdir() if p.is_file()}
+
+
+def _written_since(out: Path, before: dict[str, int]) -> list[str]:
+    """Files in ``out`` that are new or were rewritten since ``before`` was taken."""
+    after = _snapshot(out)
+    return sorted(name for name, mtime in after.items() if name != SUMMARY_FILE and before.get(name) != mtime)
 
 
 def run_benchmark(name: str, module_path: str, out: Path) -> BenchOutcome:
     """Run one benchmark in this process; never raises for the benchmark's own failures."""
     if not _module_exists(module_path):
         return BenchOutcome(name, module_path, "not available", error=f"module {module_path} does not exist yet")
-    start_wall = time.time() - 1.0  # file systems with coarse mtimes
+    before = _snapshot(out)
     start = time.monotonic()
     try:
         status = _load_main(module_path)(["--out", str(out)])
@@ -82,7 +88,7 @@ def run_benchmark(name: str, module_path: str, out: Path) -> BenchOutcome:
     seconds = time.monotonic() - start
     if status not in (0, None):
         return BenchOutcome(name, module_path, "failed", seconds, f"main returned {status}")
-    return BenchOutcome(name, module_path, "ok", seconds, outputs=_written_since(out, start_wall))
+    return BenchOutcome(name, module_path, "ok", seconds, outputs=_written_since(out, before))
 
 
 def format_summary(outcomes: Sequence[BenchOutcome]) -> str:

@@ -48,6 +48,7 @@ def test_profile_on_publisher_delivers_best_effort_frames_to_a_default_subscribe
     assert (run["publisher_setup"], run["subscriber_setup"]) == ("profile", "defaults")
     assert run["matched"] and run["published"] == FRAMES
     assert run["delivered"] >= int(0.9 * FRAMES), f"only {run['delivered']}/{FRAMES} frames arrived: {run}"
+    assert run["corrupt"] == 0, f"{run['corrupt']} frames arrived with wrong content: {run}"
     latency = run["latency_ms"]
     assert latency is not None and 0.0 < latency["median"] <= latency["p95"] <= latency["max"]
 

@@ -53,7 +53,8 @@ def test_missing_module_is_not_available(run_all: ModuleType, tmp_path: Path) ->
     assert outcome.status == "not available" and "benchmarks.not_written_yet_xyz" in outcome.error
 
 
-def test_ok_benchmark_lists_its_outputs(run_all: ModuleType, tmp_path: Path) -> None:
+def test_ok_benchmark_lists_only_its_own_outputs(run_all: ModuleType, tmp_path: Path) -> None:
+    (tmp_path / "written_by_an_earlier_benchmark.json").write_text("{}", encoding="utf-8")
     outcome = run_all.run_benchmark("ok", "fake_bench_ok", tmp_path)
     assert outcome.status == "ok", outcome.error
     assert outcome.outputs == ["fake_ok.json"]
