@@ -48,7 +48,7 @@ SUPPORTS: tuple[str, ...] = ("table", "tray", "floor")
 OBJECT_POOLS: tuple[str, ...] = ("seen", "novel", "all")
 
 _SETTLE_DT = 1.0 / 240.0
-_SETTLE_MAX_STEPS = 720
+_SETTLE_MAX_STEPS = 480  # 2 s of simulated time; whatever still rolls after that is frozen where it is
 _SETTLE_CHECK_EVERY = 40
 _SETTLE_SPEED = 0.01  # m/s and rad/s below which the scene counts as settled
 
@@ -212,8 +212,8 @@ class _Builder:
             body,
             -1,
             lateralFriction=0.8,
-            rollingFriction=0.001,
-            spinningFriction=0.001,
+            rollingFriction=0.005,
+            spinningFriction=0.005,
             linearDamping=0.1,
             angularDamping=0.1,
             physicsClientId=self.client,
