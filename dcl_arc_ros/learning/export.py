@@ -189,6 +189,7 @@ class ExportKind:
     outputs: Callable[[Any, DepthRange], tuple[TensorDecl, ...]]
     size_multiple: Callable[[Any], int]
     internal_resolution: Callable[[Any, int, int], tuple[int, int]] = lambda cfg, h, w: (h, w)
+    notes: Callable[[Any], dict[str, Any]] = lambda cfg: {}  # facts for the sidecar's ``extra`` (e.g. hole handling)
 
 
 _RGB_NORM: Mapping[str, Any] = {"kind": "affine", "scale": 1.0 / 255.0, "offset": 0.0}
@@ -224,6 +225,10 @@ EXPORTABLE_KINDS: dict[str, ExportKind] = {
         inputs=_generator_inputs,
         outputs=_generator_outputs,
         size_multiple=lambda cfg: 2**cfg.n_downsampling,
+        notes=lambda cfg: {
+            "holes": "outputs holes as the bottom of the range (-1 -> 0 m); keep them as no-reading (NaN)",
+            "outputs_holes": cfg.hole_head != "none",
+        },
     ),
     "unet": ExportKind(
         task="depth_to_depth",
@@ -231,6 +236,12 @@ EXPORTABLE_KINDS: dict[str, ExportKind] = {
         outputs=_unet_outputs,
         size_multiple=lambda cfg: cfg.internal_downsample,
         internal_resolution=lambda cfg, h, w: (h // cfg.internal_downsample, w // cfg.internal_downsample),
+        notes=lambda cfg: {
+            "holes": "trained with holes fed as the bottom of the range (-1 = 0 m) and fills them itself; "
+            "pre-filling holes before the model is not needed",
+            "fills_holes": True,
+            "valid_mask": "derived inside the network from depth > -1",
+        },
     ),
 }
 
@@ -345,6 +356,7 @@ def export_checkpoint(
             "upsampling": "bilinear" if internal != (height, width) else "none",
             "parity": report.as_dict(),
             "opset": opset,
+            **kind.notes(spec.config),
         },
     )
     from dcl_arc_ros.core.sidecar import sidecar_path_for

@@ -126,7 +126,7 @@ def test_config_validation_names_the_problem() -> None:
     with pytest.raises(ConfigError, match=r"x\.yaml"):
         load_enhancer_config({**raw, "unknown_key": 1}, source="x.yaml")
     default = load_enhancer_config(load_yaml(REPO / "training/configs/enhancer_default.yaml"), source="d.yaml")
-    assert default.net.internal_downsample == 2
+    assert default.net.internal_downsample == 4
 
 
 @pytest.mark.slow

@@ -32,19 +32,20 @@ def _trained_looking(spec: NetworkSpec, *inputs: torch.Tensor) -> torch.nn.Modul
 
 
 @pytest.mark.parametrize(
-    ("kind", "preset_name", "names"),
+    ("kind", "preset_name", "overrides", "names"),
     [
-        ("resnet_generator", "tiny", ("depth",)),
-        ("resnet_generator", "tiny_rgb", ("depth", "rgb")),
-        ("unet", "tiny", ("depth",)),
-        ("unet", "deploy", ("depth",)),
-        ("unet", "tiny_normals", ("depth",)),
+        ("resnet_generator", "tiny", {}, ("depth",)),
+        ("resnet_generator", "tiny_rgb", {}, ("depth", "rgb")),
+        ("unet", "tiny", {}, ("depth",)),
+        ("unet", "deploy", {}, ("depth",)),
+        ("unet", "deploy", {"refine_channels": 4}, ("depth",)),
+        ("unet", "tiny_normals", {}, ("depth",)),
     ],
 )
 def test_export_checkpoint_parity_and_sidecar(
-    tmp_path: Path, kind: str, preset_name: str, names: tuple[str, ...]
+    tmp_path: Path, kind: str, preset_name: str, overrides: dict[str, int], names: tuple[str, ...]
 ) -> None:
-    spec = NetworkSpec.from_preset(kind, preset_name)
+    spec = NetworkSpec.from_preset(kind, preset_name, **overrides)
     example = [torch.rand(2, 1, 32, 48) * 2 - 1] + ([torch.rand(2, 3, 32, 48)] if "rgb" in names else [])
     net = _trained_looking(spec, *example)
     ckpt = save_checkpoint(tmp_path / "run.pt", step=11, networks={"net": (spec, net)}, run_config=RUN_CONFIG)
@@ -61,6 +62,12 @@ def test_export_checkpoint_parity_and_sidecar(
     assert sidecar.extra["checkpoint_step"] == 11
     assert sidecar.extra["network_kind"] == kind
     assert len(sidecar.training_config_sha256) == 64
+    if kind == "unet":
+        assert sidecar.extra["fills_holes"] is True
+        ds = spec.config.internal_downsample
+        assert sidecar.extra["internal_resolution"] == [32 // ds, 64 // ds]
+    else:
+        assert sidecar.extra["outputs_holes"] is True
 
     # Independent check on fresh inputs: the artefact alone (onnxruntime) against the torch net.
     import onnxruntime as ort
@@ -76,7 +83,7 @@ def test_export_checkpoint_parity_and_sidecar(
 def test_export_flags_are_validated(tmp_path: Path) -> None:
     spec = NetworkSpec.from_preset("unet", "deploy")
     ckpt = save_checkpoint(tmp_path / "run.pt", step=1, networks={"net": (spec, spec.build())}, run_config=RUN_CONFIG)
-    with pytest.raises(ExportError, match="multiples of 2"):
+    with pytest.raises(ExportError, match="multiples of 4"):
         export_checkpoint(ckpt, tmp_path / "m.onnx", height=33, width=64)
     disc = NetworkSpec.from_preset("patchgan", "tiny")
     ckpt_d = save_checkpoint(tmp_path / "d.pt", step=1, networks={"d": (disc, disc.build())}, run_config=RUN_CONFIG)
