@@ -21,7 +21,7 @@ import json
 import types
 import typing
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal, TypeVar, Union, get_args, get_origin
 
@@ -261,8 +261,3 @@ def config_digest(cfg: Any) -> str:
     data = to_dict(cfg) if dataclasses.is_dataclass(cfg) else _plain(cfg)
     blob = json.dumps(data, sort_keys=True, separators=(",", ":")).encode("utf-8")
     return hashlib.sha256(blob).hexdigest()
-
-
-def field_default(factory: Any) -> Any:
-    """Shorthand for ``field(default_factory=factory)`` in nested config dataclasses."""
-    return field(default_factory=factory)

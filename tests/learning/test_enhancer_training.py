@@ -187,3 +187,18 @@ def test_train_and_export_clis_end_to_end(tmp_path: Path) -> None:
     report = json.loads(exported.stdout[exported.stdout.index("{") :])
     assert report["parity"]["max_rel"] <= 1e-4
     assert onnx.is_file() and onnx.with_suffix(".json").is_file()
+
+
+def test_fine_tuning_starts_from_the_given_cleaner(tmp_path: Path) -> None:
+    seed_everything(0)
+    cfg = _tiny("paired", 2)
+    first = run_training(EnhancerTask(cfg), {"train": ToyDepthDataset(8, real_like=True)}, cfg.loop, tmp_path)
+    assert first.last_checkpoint is not None
+    seed_everything(7)
+    tuned = EnhancerTask(dataclasses.replace(cfg, init_checkpoint=str(first.last_checkpoint)))
+    saved = load_checkpoint(first.last_checkpoint).state_dicts["cleaner"]
+    for key, value in tuned.net.state_dict().items():
+        torch.testing.assert_close(value, saved[key])
+    other = dataclasses.replace(cfg, init_checkpoint=str(first.last_checkpoint), net=ENHANCER_PRESETS["deploy"].net)
+    with pytest.raises(ConfigError, match="differs"):
+        EnhancerTask(other)

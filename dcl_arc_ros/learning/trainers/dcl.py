@@ -277,7 +277,7 @@ class SynthesisTask:
         x = torch.cat([d_s, d_r]) if need_idt else d_s
         rgb = None if rgb_s is None or rgb_r is None else (torch.cat([rgb_s, rgb_r]) if need_idt else rgb_s)
         out = self.run_g(x, rgb) if rgb is not None else self.run_g(x)  # one DDP forward per step
-        fake, idt = out[:b], (out[b:] if need_idt else None)
+        fake = out[:b]
 
         # Discriminator: real -> 1, synthesized -> 0.
         set_requires_grad(self.discriminator, True)
@@ -302,8 +302,7 @@ class SynthesisTask:
             feats_src = [f.detach() for f in self.generator.encode_features(d_s, self.layers)]
             feats_out = self.generator.encode_features(fake, self.layers)
             loss_dc = dcl_loss(feats_src, feats_out, self._project, cfg.contrastive)
-            assert idt is not None
-            loss_idt = F.l1_loss(idt, d_r)
+            loss_idt = F.l1_loss(out[b:], d_r)  # L_idt on REAL depth
             loss_g = w.adv * loss_adv + w.dc * loss_dc + w.idt * loss_idt
             logs["dc"] = loss_dc.item()
             logs["idt"] = loss_idt.item()

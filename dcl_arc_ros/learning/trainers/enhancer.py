@@ -23,6 +23,7 @@ import torch
 from torch import nn
 from torch.utils.data import Dataset
 
+from dcl_arc_ros.learning.checkpoint import load_checkpoint
 from dcl_arc_ros.learning.config import DepthRange, OptimConfig, from_dict, merge_dicts, to_dict
 from dcl_arc_ros.learning.errors import ConfigError, DatasetError
 from dcl_arc_ros.learning.losses.depth import DepthLossWeights, enhancement_loss, normal_angle_loss
@@ -63,6 +64,7 @@ class EnhancerConfig:
     target: Target = "depth"
     synthesis: str = "clean"  # a SYNTHESIS_METHODS name or "paired"
     synthesis_checkpoint: str = ""  # for trained synthesis methods
+    init_checkpoint: str = ""  # start from this cleaner's weights (fine-tuning, e.g. on a few real pairs)
     net: UNetConfig = field(default_factory=lambda: UNET_PRESETS["default"])
     losses: DepthLossWeights = field(default_factory=DepthLossWeights)
     optim: OptimConfig = field(default_factory=lambda: OptimConfig(lr=2e-4, beta1=0.9, beta2=0.999))
@@ -116,6 +118,14 @@ class EnhancerTask:
         self.device = torch.device(device)
         self.spec = NetworkSpec("unet", cfg.net)
         self.net = self.spec.build().to(self.device)
+        if cfg.init_checkpoint:
+            init = load_checkpoint(cfg.init_checkpoint)
+            if init.networks.get("cleaner") != self.spec:
+                raise ConfigError(
+                    f"init_checkpoint {cfg.init_checkpoint}: its cleaner {init.networks.get('cleaner')} differs from "
+                    f"the configured net {self.spec}"
+                )
+            init.restore({"cleaner": self.net})
         self.run_net: nn.Module = self.net
         self.opt = torch.optim.Adam(
             self.net.parameters(),
@@ -215,6 +225,8 @@ def open_enhancer_dataset(cfg: EnhancerConfig, *, seed: int = 0) -> Dataset:
         keys.append("rgb")
     if cfg.target == "normals":
         keys.append("normals")
+    if cfg.synthesis == "empirical":
+        keys.append("intrinsics")  # the sensor model's lateral noise and shadows depend on the focal length
     if data.kind == "toy":
         if cfg.target == "normals":
             raise ConfigError("the toy dataset has no normals; use a generated data source for target=normals")

@@ -42,7 +42,7 @@ from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
 from dcl_arc_ros.learning.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
-from dcl_arc_ros.learning.config import save_yaml, to_dict
+from dcl_arc_ros.learning.config import save_yaml
 from dcl_arc_ros.learning.errors import ConfigError, DatasetError, DistributedError
 from dcl_arc_ros.learning.registry import NetworkSpec
 
@@ -358,10 +358,3 @@ def run_training(
     result.step = step
     result.last_checkpoint = last_ckpt
     return result
-
-
-def config_as_dict(run_config: Any) -> dict[str, Any]:
-    """A run config (dataclass or mapping) as a plain dict."""
-    if dataclasses.is_dataclass(run_config) and not isinstance(run_config, type):
-        return to_dict(run_config)
-    return dict(run_config or {})
