@@ -88,13 +88,15 @@ def measure(frames: int, encoding: str, warmup: int) -> dict[str, Any]:
     from dcl_arc_ros.inference.backends import load_model
     from dcl_arc_ros.inference.reference_models import write_affine_depth_model
     from dcl_arc_ros.ros.conversions import depth_from_msg, depth_to_msg
+    from dcl_arc_ros.ros.params import DEPTH_CLEANER, backend_options
     from dcl_arc_ros.ros.qos import qos_profile
 
     rng = np.random.default_rng(0)
     with tempfile.TemporaryDirectory() as folder:
         model_path = Path(folder) / "identity.onnx"
         write_affine_depth_model(model_path, scale=1.0, offset=0.0, height=HEIGHT, width=WIDTH, name="identity")
-        model = TimedModel(load_model(model_path))
+        # As the node loads it with its default parameters (backend, threads).
+        model = TimedModel(load_model(model_path, **backend_options(DEPTH_CLEANER.defaults())))
     pipeline = DepthCleaningPipeline(model, fill_holes=True)
 
     os.environ.update(dds_environment(os.environ))  # this process only: the publisher's profile, as in the node
@@ -177,6 +179,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             "hole_fraction": 0.05,
             "fill_holes": True,
             "model": "identity affine ONNX (scale 1, offset 0), no resize",
+            "model_threads": "depth_cleaner default (threads parameter)",
             "cpu_count": os.cpu_count(),
             "python": platform.python_version(),
         },

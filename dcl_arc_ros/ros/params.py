@@ -203,8 +203,10 @@ MODEL_PARAMS: tuple[ParamSpec, ...] = (
     ParamSpec(
         "threads",
         int,
-        0,
-        "CPU threads for the model (ONNX Runtime intra-op threads); 0 = the backend's default (one per core)",
+        1,
+        "CPU threads for the model (ONNX Runtime intra-op threads); 0 = the backend's default (one per core). "
+        "1 by default: ONNX Runtime's pool spins between frames, which on a CPU shared with the camera driver "
+        "costs more than it gains; raise it for heavy models on CPUs with cores to spare",
         range=(0, 256),
     ),
 )
