@@ -198,7 +198,8 @@ MODEL_PARAMS: tuple[ParamSpec, ...] = (
         "device",
         str,
         "cpu",
-        "Device for the backend: cpu, cuda or cuda:N (a missing GPU provider falls back to CPU with a loud warning)",
+        "Device for the onnxruntime backend: cpu, cuda or tensorrt (execution providers; a missing GPU provider "
+        "falls back along the chain to CPU with a loud warning naming the provider used)",
     ),
     ParamSpec(
         "threads",
