@@ -188,7 +188,8 @@ def object_labels(
 ) -> tuple[ObjectLabel, ...]:
     """One :class:`ObjectLabel` per object that is at least partly visible, ordered by instance id.
 
-    ``visible_fraction`` is the object's pixels in ``instances`` over its pixels in its silhouette rendered alone.
+    ``visible_fraction`` is the object's pixels in ``instances`` over its pixels in its silhouette rendered alone,
+    both counted inside the image (an unoccluded object cut by the image border has 1.0).
     """
     poses = camera_poses(scene, world_T_cam)
     if silhouettes is None:
