@@ -74,15 +74,6 @@ def _best_plane(points: np.ndarray, normals: np.ndarray, offsets: np.ndarray) ->
     return index
 
 
-def body_normals(body: SceneBody, points_body: np.ndarray) -> np.ndarray:
-    """Surface normals (N, 3) in the body frame at points (N, 3) that lie on ``body``'s surface (body frame)."""
-    index = _surface_index(body.mesh)
-    if index.tree is None:
-        return index.normals[_best_plane(points_body, index.normals, index.offsets)]
-    _, nearest = index.tree.query(points_body, k=1, eps=0.5)
-    return index.normals[nearest]
-
-
 def _camera_frame_normals(body: SceneBody, body_T_cam: np.ndarray, points_cam: np.ndarray) -> np.ndarray:
     """Normals (N, 3) in the camera frame at camera-frame points on ``body``."""
     index = _surface_index(body.mesh)
