@@ -30,6 +30,7 @@ PATTERN_SEED = 435  # the projector's diffractive element is a fixed physical pa
 
 @dataclass(frozen=True)
 class ActiveStereoParams:
+    baseline_m: float | None = 0.05  # D435 IR cameras; None = use the camera preset's baseline
     min_depth_m: float = 0.3  # sets the disparity search range
     block_size: int = 0  # SGBM block; 0 = 7 at 640 px width, scaled down for smaller images (odd, >= 3)
     dot_density: float = 0.25  # fraction of projector pixels that are dots
@@ -160,6 +161,12 @@ class ActiveStereoSensor:
         img = 255.0 * (signal + ambient) + p.noise_dn * rng.standard_normal(z.shape)
         return np.clip(img + 0.5, 0, 255).astype(np.uint8)
 
+    def baseline(self, scene_context: SceneContext) -> float:
+        """The IR camera baseline: the sensor's own (D435-like 50 mm) unless set to None, then the camera preset's."""
+        if self.params.baseline_m is not None:
+            return float(self.params.baseline_m)
+        return float(scene_context.baseline_m)
+
     def ir_images(
         self, depth_clean: np.ndarray, intrinsics: Intrinsics, rng: np.random.Generator, scene_context: SceneContext
     ) -> tuple[np.ndarray, np.ndarray]:
@@ -168,7 +175,7 @@ class ActiveStereoSensor:
         depth_left = check_depth(depth_clean, intrinsics, self.name)
         if scene_context.render_depth is None:
             raise SensorError(f"{self.name}: SceneContext.render_depth is required to render the right IR view")
-        b = float(scene_context.baseline_m)
+        b = self.baseline(scene_context)
         if not 0.0 < b < 1.0:
             raise SensorError(f"{self.name}: baseline_m={b!r} must be in (0, 1) metres")
         left_T_right = np.eye(4)
@@ -195,7 +202,7 @@ class ActiveStereoSensor:
     ) -> np.ndarray:
         p = self.params
         img_left, img_right = self.ir_images(depth_clean, intrinsics, rng, scene_context)
-        b = float(scene_context.baseline_m)
+        b = self.baseline(scene_context)
         block = p.block_size or max(3, round(7 * intrinsics.width / 640) | 1)
         max_disp = intrinsics.fx * b / p.min_depth_m
         num_disp = int(np.ceil(max_disp / 16.0)) * 16
