@@ -96,6 +96,10 @@ def test_yaml_configs_load_for_every_method() -> None:
             cfg = load_dcl_config(raw, source=str(path), method=method)
             assert cfg.method == method
             assert (cfg.generator.rgb_channels > 0) == (method == "dcl_rgb")
+    tiny = load_yaml(REPO / "training/configs/dcl_tiny.yaml")
+    assert load_dcl_config(tiny, source="t", method="cut").weights.dc == 1.0  # CUT's lambda_NCE
+    assert load_dcl_config(tiny, source="t", method="cyclegan").weights.idt == 5.0  # 0.5 * lambda_cycle
+    assert load_dcl_config(tiny, source="t").weights.dc == 1.5  # alpha
     default = load_dcl_config(load_yaml(REPO / "training/configs/dcl_default.yaml"), source="dcl_default.yaml")
     assert (default.weights.dc, default.weights.idt, default.contrastive.tau) == (1.5, 1.0, 0.07)
     assert (default.optim.lr, default.optim.beta1, default.loop.batch_size) == (2e-4, 0.5, 16)

@@ -161,20 +161,30 @@ def config_for_method(cfg: DCLTrainConfig, method: str) -> DCLTrainConfig:
 
 
 def load_dcl_config(raw: Mapping[str, Any], *, source: str, method: str | None = None) -> DCLTrainConfig:
-    """A YAML mapping -> config: ``preset`` (default "default") + the mapping's overrides, then the method."""
+    """A YAML mapping -> config: ``preset`` (default "default") + the mapping's values, for the mapping's method.
+
+    ``method``, when it differs from the mapping's, then adapts the method-specific defaults with
+    :func:`config_for_method` (RGB encoder, CUT's lambda_NCE 1.0, CycleGAN's identity weight 0.5 * lambda_cycle).
+    """
     raw = dict(raw)
     preset_name = raw.pop("preset", "default")
     if preset_name not in DCL_PRESETS:
         raise ConfigError(f"{source}: unknown preset {preset_name!r}; presets: {sorted(DCL_PRESETS)}")
-    want = method or raw.get("method") or DCL_PRESETS[preset_name].method
-    base = to_dict(config_for_method(DCL_PRESETS[preset_name], want))
-    merged = merge_dicts(base, raw)
-    merged["method"] = want
-    if want == "dcl_rgb" and not merged["generator"].get("rgb_channels"):
-        merged["generator"]["rgb_channels"] = 3
-    if want != "dcl_rgb":
-        merged["generator"]["rgb_channels"] = 0
-    return from_dict(DCLTrainConfig, merged, source=source)
+    preset = DCL_PRESETS[preset_name]
+    own = raw.get("method", preset.method)
+    if own not in TRAINED_METHODS:
+        raise ConfigError(f"{source}: method {own!r} is not one of {list(TRAINED_METHODS)}")
+    merged = merge_dicts(to_dict(config_for_method(preset, own)), raw)
+    gen = dict(merged.get("generator", {}))
+    if own == "dcl_rgb" and not gen.get("rgb_channels"):
+        gen["rgb_channels"] = 3
+    if own != "dcl_rgb":
+        gen["rgb_channels"] = 0
+    merged["generator"] = gen
+    cfg = from_dict(DCLTrainConfig, merged, source=source)
+    if method is not None and method != cfg.method:
+        cfg = config_for_method(cfg, method)
+    return cfg
 
 
 # --------------------------------------------------------------------------------------------------------------------
