@@ -111,15 +111,16 @@ def depth_from_msg(msg: Image, *, encodings: tuple[str, ...] = DEPTH_INPUT_ENCOD
     fields = fields_from_image_msg(msg)
     try:
         depth = depth_from_image(fields)
+        # The codec turns every unreadable pixel into NaN, so whatever is not NaN is a positive depth.
+        valid = int(np.count_nonzero(depth > 0.0))  # NaN compares False
         infinite = negative = 0
-        if fields.encoding == "32FC1" and np.count_nonzero(np.isnan(depth)):
+        if fields.encoding == "32FC1" and valid < depth.size:
             # Only frames with unreadable pixels need a closer look at what the raw values were.
             raw = _raw_float_pixels(fields)
             infinite = int(np.count_nonzero(np.isinf(raw)))
             negative = int(np.count_nonzero(raw < 0.0))
     except EncodingError as exc:
         raise BadInputError(f"cannot decode depth image: {exc}") from exc
-    valid = int(np.count_nonzero(depth > 0.0))  # NaN compares False
     return DepthReading(depth_m=depth, infinite=infinite, negative=negative, valid=valid)
 
 
