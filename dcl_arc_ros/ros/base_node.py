@@ -17,9 +17,10 @@ What the base does:
 - **QoS** of inputs and outputs comes from ``input_qos`` / ``output_qos`` (default: sensor data in, reliable out).
 - **Sync**: with several inputs (image + CameraInfo, + RGB), messages are matched by header stamp within
   ``sync_slop_s`` (``core/sync.py``).
-- **Newest frame wins**: subscription callbacks only store the newest matched set in a one-slot mailbox; one worker
-  thread processes it. When the model is slower than the camera, older sets are dropped (counted as "dropped
-  (stale)") instead of queueing, so latency stays bounded by about one processing time.
+- **Newest frame wins**: subscription callbacks only store matched sets in a short mailbox (``max_pending_frames``,
+  default 1); one worker thread processes them. When the model is slower than the camera, the oldest waiting set is
+  dropped (counted as "dropped (stale)") instead of queueing, so latency stays bounded by about
+  ``max_pending_frames`` processing times. A larger mailbox absorbs short stalls at the cost of latency.
 - **Diagnostics** on ``/diagnostics`` (input/output rate, latency p50/p95, drops, bad inputs, provider) and a summary
   in the log every ``log_stats_period_s``.
 - **No input**: a loud warning after ``no_input_warn_s`` without messages, naming the topic, the subscription QoS,
@@ -36,6 +37,7 @@ import sys
 import threading
 import time
 import traceback
+from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -104,7 +106,8 @@ class PerceptionNode(Node):
         self._sync: ApproximateTimeSync[tuple[Any, float]] | None = None
         self._lock = threading.Lock()
         self._wake = threading.Condition(self._lock)
-        self._slot: Frame | None = None
+        # Matched frames waiting for the worker; when full, the oldest is dropped (newest frame wins).
+        self._pending: deque[Frame] = deque(maxlen=int(self.params["max_pending_frames"]))
         self._stop = threading.Event()
         self._worker: threading.Thread | None = None
         self._throttle = ReportThrottle(BAD_INPUT_REPORT_PERIOD_S)
@@ -218,17 +221,17 @@ class PerceptionNode(Node):
                 topics={k: s.subscription.topic_name for k, s in self._inputs.items()},
             )
             self._last_emitted_at = now
-            if self._slot is not None:
+            if len(self._pending) == self._pending.maxlen:
                 self.stats.dropped_stale += 1
-            self._slot = frame
+            self._pending.append(frame)
             self._wake.notify()
 
     def _work(self) -> None:
         while not self._stop.is_set():
             with self._lock:
-                while self._slot is None and not self._stop.is_set():
+                while not self._pending and not self._stop.is_set():
                     self._wake.wait(timeout=0.2)
-                frame, self._slot = self._slot, None
+                frame = self._pending.popleft() if self._pending else None
             if frame is None:
                 continue
             self._process_one(frame)

@@ -165,6 +165,14 @@ COMMON_PARAMS: tuple[ParamSpec, ...] = (
         range=(0.0, 1.0),
     ),
     ParamSpec(
+        "max_pending_frames",
+        int,
+        1,
+        "Matched input frames that may wait while one is processed; when more arrive, the oldest is dropped. "
+        "1 = always the newest frame (lowest latency); more absorbs short stalls at the cost of latency",
+        range=(1, 30),
+    ),
+    ParamSpec(
         "no_input_warn_s",
         float,
         5.0,

@@ -168,6 +168,29 @@ def test_slow_processing_drops_stale_frames_and_keeps_the_newest(harness: Harnes
     assert snapshot.published == 2
 
 
+def test_a_larger_mailbox_keeps_the_newest_few_frames_in_order(harness: Harness) -> None:
+    node = harness.add(
+        RecordingNode(
+            [InputSpec("depth", "/mailbox/depth", Image)],
+            hold=True,
+            context=harness.context,
+            cli_args=["--ros-args", "-p", "input_qos:=reliable", "-p", "max_pending_frames:=3"],
+        )
+    )
+    pub = harness.publisher(Image, "/mailbox/depth")
+    wait_for(lambda: pub.get_subscription_count() > 0, "the node's subscription")
+    pub.publish(depth_msg(1))
+    wait_for(node.entered.is_set, "the worker to start on frame 1")
+    for sec in range(2, 8):  # one at a time: the subscription's own history keeps only 5
+        pub.publish(depth_msg(sec))
+        wait_for(lambda n=sec: node.stats_snapshot().received == n, f"frame {sec} to be received")
+    node.release.set()
+    wait_for(lambda: len(node.processed) == 4, "the three newest frames to be processed")
+    time.sleep(0.3)
+    assert [f.msgs["depth"].header.stamp.sec for f in node.processed] == [1, 5, 6, 7]
+    assert node.stats_snapshot().dropped_stale == 3
+
+
 def test_image_and_camera_info_are_matched_by_stamp_within_the_slop(harness: Harness) -> None:
     node = harness.add(
         RecordingNode(
