@@ -6,6 +6,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable, Iterator
+from functools import partial
 from typing import Any, TypeVar
 
 import numpy as np
@@ -107,6 +108,10 @@ def wait_for(predicate: Callable[[], bool], what: str, timeout: float = TIMEOUT_
     raise AssertionError(f"timed out after {timeout} s waiting for {what}")
 
 
+def _received(node: RecordingNode, count: int) -> bool:
+    return node.stats_snapshot().received == count
+
+
 def depth_msg(sec: int, value: float = 1.0, encoding: str = "32FC1") -> Image:
     header = Header(stamp=Time(sec=sec, nanosec=0), frame_id="cam")
     return depth_to_msg(np.full((4, 6), value, dtype=np.float32), header, encoding)
@@ -183,7 +188,7 @@ def test_a_larger_mailbox_keeps_the_newest_few_frames_in_order(harness: Harness)
     wait_for(node.entered.is_set, "the worker to start on frame 1")
     for sec in range(2, 8):  # one at a time: the subscription's own history keeps only 5
         pub.publish(depth_msg(sec))
-        wait_for(lambda n=sec: node.stats_snapshot().received == n, f"frame {sec} to be received")
+        wait_for(partial(_received, node, sec), f"frame {sec} to be received")
     node.release.set()
     wait_for(lambda: len(node.processed) == 4, "the three newest frames to be processed")
     time.sleep(0.3)
