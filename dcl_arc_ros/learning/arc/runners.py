@@ -144,11 +144,15 @@ class PretrainAttention:
         with torch.no_grad():  # T is fixed
             translated = system.translate(b["rgb"])
         tau, rho = self.tau(step), self.rho(step)
-        mask = gumbel_sigmoid(system.attention.logits(b["rgb"]), tau, noise=a.noise)
+        logits = system.attention.logits(b["rgb"])
+        mask = gumbel_sigmoid(logits, tau, noise=a.noise)
         masked = translated * mask
         kl = kl_sparsity(mask, rho)
         loss = a.kl_weight * kl
-        logs = {"kl": _f(kl), "tau": tau, "rho": rho, "mask_mean": _f(mask.mean())}
+        # The KL sees the noisy soft mask; inference uses the noise-free hard one. With the paper's single Gumbel
+        # sample the two differ (a pixel with logit 0 is kept 63% of the time in training), so log both.
+        hard_mean = (logits.detach() > 0).float().mean()
+        logs = {"kl": _f(kl), "tau": tau, "rho": rho, "mask_mean": _f(mask.mean()), "hard_mask_mean": _f(hard_mean)}
         if a.depth_weight > 0:
             depth = masked_l1(system.depth(masked), b["depth"], b["valid"])  # D fixed: only A's optimizer steps
             loss = loss + a.depth_weight * depth
