@@ -1,7 +1,7 @@
 """``dcl-arc-perception``: run the perception graph from config/perception.yaml without ``ros2 launch``.
 
     dcl-arc-perception [--config FILE] [--only NODE,...] [--single-process] [--param NODE.NAME=VALUE ...]
-                       [--models-dir DIR] [--list-params]
+                       [--models-dir DIR] [--list-params] [--dry-run]
 
 - By default each node runs in its own process (``python -m dcl_arc_ros.ros.<executable> --ros-args ...``), each in
   its own process group. ``--single-process`` runs them all in this process on a MultiThreadedExecutor.
@@ -19,6 +19,7 @@ import argparse
 import contextlib
 import importlib
 import os
+import shlex
 import signal
 import subprocess
 import sys
@@ -57,6 +58,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--models-dir", type=Path, default=None, help="where empty model parameters point")
     parser.add_argument("--stop-timeout", type=float, default=5.0, help="seconds per stop signal before escalating")
     parser.add_argument("--list-params", action="store_true", help="print every node's parameters and exit")
+    parser.add_argument(
+        "--dry-run", action="store_true", help="print the command of every node that would start, and exit"
+    )
     return parser
 
 
@@ -230,6 +234,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_CONFIG_ERROR
     except SystemExit as exc:
         return int(exc.code or 0)
+    if args.dry_run:
+        print("\n".join(shlex.join(node_command(spec)) for spec in specs))
+        return 0
     _log("running " + ", ".join(s.name for s in specs) + (" in one process" if args.single_process else ""))
     if args.single_process:
         return run_single_process(specs)

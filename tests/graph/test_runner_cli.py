@@ -33,6 +33,17 @@ def test_list_params_prints_every_parameter_with_its_description() -> None:
     assert "range [0.0, 1.0]" in result.stdout
 
 
+def test_dry_run_prints_the_node_commands(tmp_path: Path) -> None:
+    model = tmp_path / "m.onnx"
+    model.write_bytes(b"x")  # only its existence is checked before start-up
+    result = run("--only", "depth_cleaner", "--param", f"depth_cleaner.model={model}", "--param",
+                 "depth_cleaner.fill_holes=false", "--dry-run")  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    (line,) = result.stdout.strip().splitlines()
+    assert "-m dcl_arc_ros.ros.depth_cleaner --ros-args -r __node:=depth_cleaner" in line
+    assert f"model:={model}" in line and "fill_holes:=false" in line
+
+
 def test_nothing_runnable_is_an_error_that_says_why(tmp_path: Path) -> None:
     config = tmp_path / "graph.yaml"
     config.write_text(yaml.safe_dump({"depth_cleaner": {"ros__parameters": {"model": str(tmp_path / "none.onnx")}}}))
