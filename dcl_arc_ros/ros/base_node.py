@@ -75,7 +75,7 @@ class InputSpec:
 
 @dataclass(frozen=True)
 class Frame:
-    """One matched set of input messages (newest-frame policy: at most one waits for the worker)."""
+    """One matched set of input messages (at most ``max_pending_frames`` of them wait for the worker)."""
 
     msgs: dict[str, Any]  # InputSpec.key -> message
     stamp_ns: int  # header stamp of the first (primary) input

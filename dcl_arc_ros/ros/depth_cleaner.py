@@ -44,9 +44,14 @@ def resolve_model_path(value: str, default_file: str | None) -> Path:
     return models_dir() / default_file
 
 
-def _load(path: Path, params: dict[str, Any], role: str) -> Model:
+def _load(path: Path, params: dict[str, Any], role: str, parameter: str, node: str) -> Model:
     if not path.is_file():
-        raise NodeStartupError(f"the {role} model file {path} does not exist (parameter model/synthesis_model)")
+        hint = (
+            f"the shipped default is used because {node}.{parameter} is empty; set {node}.{parameter} to a model file"
+            if not params[parameter]
+            else f"check {node}.{parameter}"
+        )
+        raise NodeStartupError(f"the {role} model file {path} does not exist ({hint})")
     try:
         return load_model(path, params["backend"], device=params["device"], **backend_options(params))
     except (InferenceError, CoreError, OSError, ValueError) as exc:
@@ -67,7 +72,7 @@ class DepthCleanerNode(PerceptionNode):
         super().__init__(node_name, DEPTH_CLEANER, **node_kwargs)
         p = self.params
         self.model_path = resolve_model_path(p["model"], DEPTH_CLEANER.default_model_file)
-        model = _load(self.model_path, p, "depth cleaner")
+        model = _load(self.model_path, p, "depth cleaner", "model", self.get_name())
         self.provider = model.provider
         self.pipeline = _pipeline(model, self.model_path, "depth cleaner", fill_holes=p["fill_holes"])
         self.synthesis: DepthCleaningPipeline | None = None
@@ -79,7 +84,7 @@ class DepthCleanerNode(PerceptionNode):
                     "is empty"
                 )
             self.synthesis_path = Path(p["synthesis_model"]).expanduser()
-            synthesis_model = _load(self.synthesis_path, p, "synthesis")
+            synthesis_model = _load(self.synthesis_path, p, "synthesis", "synthesis_model", self.get_name())
             # DCL generators output realistic depth WITH holes: no hole filling, raw output (holes stay holes).
             self.synthesis = _pipeline(
                 synthesis_model, self.synthesis_path, "synthesis", fill_holes=False, raw_output=True
