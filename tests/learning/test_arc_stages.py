@@ -206,8 +206,15 @@ def test_independent_pretraining_stages_run_alone(tmp_path: Path) -> None:
 
 
 def test_dataset_registry_builds_both_domains_and_names_unknown_kinds() -> None:
-    config = config_from_mapping({"model": {"height": H, "width": W}, "data": {
-        "synthetic": {"kind": "toy", "size": 5}, "real": {"kind": "toy", "size": 2, "options": {"domain": "real"}}}})
+    config = config_from_mapping(
+        {
+            "model": {"height": H, "width": W},
+            "data": {
+                "synthetic": {"kind": "toy", "size": 5},
+                "real": {"kind": "toy", "size": 2, "options": {"domain": "real"}},
+            },
+        }
+    )
     data = build_arc_data(config)
     assert data.synthetic is not None and data.real is not None
     assert (len(data.synthetic), len(data.real)) == (5, 2)  # type: ignore[arg-type]
@@ -314,3 +321,18 @@ def test_train_arc_cli_runs_a_method_and_resumes(tmp_path: Path, capsys: pytest.
         )
         == 2
     )
+
+
+def test_a_checkpoint_that_does_not_fit_the_config_is_named(tmp_path: Path) -> None:
+    variant = get_variant("mix")
+    run_stage("pretrain_D", tiny_config(pretrain_d_steps=1), variant, tiny_data(), tmp_path / "run", progress=False,
+              tensorboard=False)
+    path = stage_checkpoint_path(tmp_path / "run", "pretrain_D")
+    state = read_checkpoint(path)
+    state["config"]["model"]["depth_ngf"] = 4  # the file now claims another architecture than its weights
+    torch.save(state, path)
+    with pytest.raises(StageError, match=r"pretrain_D.*do not fit"):
+        load_inference(path)
+    path.write_bytes(b"not a checkpoint")
+    with pytest.raises(StageError, match="unreadable"):
+        read_checkpoint(path)

@@ -118,7 +118,7 @@ def build_system(config: ARCConfig, variant: Variant) -> ARCSystem:
 def read_checkpoint(path: str | Path) -> dict[str, Any]:
     path = Path(path)
     try:
-        state = torch.load(path, map_location="cpu", weights_only=False)
+        state = torch.load(path, map_location="cpu", weights_only=True)  # tensors and plain data only
     except FileNotFoundError:
         raise StageError(f"{path}: no such stage checkpoint") from None
     except Exception as exc:  # corrupt / truncated file
@@ -134,7 +134,7 @@ def load_system(path: str | Path) -> ARCSystem:
     state = read_checkpoint(path)
     config = config_from_mapping(state["config"], str(path))
     system = build_system(config, get_variant(state["method"]))
-    system.load_state_dict(state["system"])
+    _load_state(system, state["system"], Path(path))
     system.provenance.update(state.get("provenance", {}))
     return system
 
@@ -144,11 +144,20 @@ def load_inference(path: str | Path) -> ARCInference:
     return ARCInference.from_system(load_system(path))
 
 
-def _load_modules(system: ARCSystem, state_dict: Mapping[str, torch.Tensor], prefixes: tuple[str, ...]) -> None:
+def _load_state(system: ARCSystem, state_dict: Mapping[str, torch.Tensor], path: Path) -> None:
+    try:
+        system.load_state_dict(state_dict)
+    except RuntimeError as exc:  # another architecture than the config builds
+        raise StageError(f"{path}: its weights do not fit the configured networks: {exc}") from exc
+
+
+def _load_modules(
+    system: ARCSystem, state_dict: Mapping[str, torch.Tensor], prefixes: tuple[str, ...], path: Path
+) -> None:
     own = system.state_dict()
     chosen = {k: v for k, v in state_dict.items() if k.split(".")[0] in prefixes and k in own}
     own.update(chosen)
-    system.load_state_dict(own)
+    _load_state(system, own, path)
 
 
 def _save(path: Path, payload: dict[str, Any]) -> None:
@@ -210,7 +219,7 @@ def run_stage(
             raise StageError(f"{path} exists; resume it, or choose another output directory")
         state = read_checkpoint(path)
         _assert_same_config(state, config, variant, path)
-        system.load_state_dict(state["system"])
+        _load_state(system, state["system"], path)
         system.provenance.update(state.get("provenance", {}))
         if state["completed"]:
             return StageResult(name, path, 0, total, True)
@@ -242,7 +251,7 @@ def _start_from_earlier_stages(system: ARCSystem, name: str, variant: Variant, o
         state = read_checkpoint(path)
         if not state["completed"]:
             continue
-        _load_modules(system, state["system"], STAGES[stage].trains)
+        _load_modules(system, state["system"], STAGES[stage].trains, path)
         system.provenance.update(state.get("provenance", {}))
         done.append(stage)
     missing = [s for s in STAGES[name].requires if s in variant.stages and s not in done]
