@@ -17,6 +17,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from launch import LaunchDescription
 from launch.actions import DeclareLaunchArgument, LogInfo, OpaqueFunction, SetEnvironmentVariable
 from launch.substitutions import LaunchConfiguration
 from launch_ros.actions import Node
@@ -24,7 +25,6 @@ from launch_ros.actions import Node
 from dcl_arc_ros.dds import PROFILE_ENV_VARS, dds_environment
 from dcl_arc_ros.graph import EXECUTABLES, available_nodes, load_graph, read_config
 from dcl_arc_ros.paths import config_file
-from launch import LaunchDescription
 
 PACKAGE = "dcl_arc_ros"
 TRUE_WORDS = ("true", "1", "yes", "on")
