@@ -70,13 +70,12 @@ class PretrainDepth:
         self.optimizers: dict[str, torch.optim.Optimizer] = {"depth": _adam(_params(system.depth), lr, system.config)}
 
     def step(self, step: int, batch: Batch) -> dict[str, float]:
-        logs: dict[str, float] = {}
-        loss = torch.zeros(())
-        for domain in self.domains:
+        parts = {}
+        for domain in self.domains:  # Eq. 13: the sum of the per-domain L1 terms
             b = batch.need(domain)
-            part = masked_l1(self.system.depth(b["rgb"]), b["depth"], b["valid"])
-            logs[f"depth_l1/{domain}"] = _f(part)
-            loss = loss + part
+            parts[f"depth_l1/{domain}"] = masked_l1(self.system.depth(b["rgb"]), b["depth"], b["valid"])
+        loss = torch.stack(list(parts.values())).sum()
+        logs = {k: _f(v) for k, v in parts.items()}
         _step(self.optimizers["depth"], loss)
         return {"loss": _f(loss), **logs}
 
