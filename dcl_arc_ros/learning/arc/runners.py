@@ -287,7 +287,8 @@ class Finetune:
         system = self.system
         round_index, phase = self.phase(step)
         real = batch.need("real")
-        decluttered, mask = system.declutter(real["rgb"])
+        with torch.set_grad_enabled(phase == "eq14"):  # Eq. 15 optimises D only: no graph through T and I
+            decluttered, mask = system.declutter(real["rgb"])
         real_l1 = masked_l1(system.depth(decluttered), real["depth"], real["valid"])
         logs = {"round": float(round_index), f"{phase}/depth_l1/real": _f(real_l1), "mask_mean": _f(mask.mean())}
         loss = real_l1
