@@ -5,15 +5,16 @@ physics and the labels all use exactly the same geometry.
 
 Catalogue (class ids are stable; nothing here depends on a random seed):
 
-* ``urdf_000`` ... ``urdf_999`` -> class ids 0 ... 999: the 1000 ``random_urdfs`` meshes that ship with
-  ``pybullet_data``, at the scale their URDFs use (0.015).
+* ``urdf_000`` ... ``urdf_999`` -> class ids 0 ... 999: the ``random_urdfs`` meshes that ship with
+  ``pybullet_data``, at the scale their URDFs use (0.015). ``urdf_168`` is left out: its mesh file holds only NaN
+  vertices.
 * ``box``, ``cylinder``, ``sphere`` -> class ids 1000, 1001, 1002: primitives whose size is drawn per instance.
 * Distractors, class ids from 2000 (``duck``, ``teddy``, ``bunny``, ``mug``, ``torus``, ``soccerball``, ``lego``,
   ``domino``): other ``pybullet_data`` meshes. They appear **only** in the ``real_like`` scene family and
   never in the ``synthetic`` one, so they are clutter that a model trained on synthetic scenes has never seen.
 
 Seen/novel split (fixed, for the grasp and pose evaluations): a ``random_urdfs`` object is **novel** when its index
-modulo 5 is 4 (``urdf_004``, ``urdf_009``, ..., 200 classes); the other 800 and the three primitives are **seen**.
+modulo 5 is 4 (``urdf_004``, ``urdf_009``, ..., 200 classes); the other 799 and the three primitives are **seen**.
 Distractors are novel too. Training scenes draw only seen classes unless asked otherwise.
 """
 
@@ -33,6 +34,8 @@ ObjectKind = Literal["mesh", "box", "cylinder", "sphere"]
 
 RANDOM_URDF_COUNT = 1000
 RANDOM_URDF_SCALE = 0.015  # the mesh scale every random_urdfs/NNN/NNN.urdf uses
+# random_urdfs/168/168.obj ships with nothing but "v nan nan nan" vertices: it is left out (class id 168 is unused)
+BROKEN_RANDOM_URDFS: frozenset[int] = frozenset({168})
 NOVEL_MODULUS = 5
 NOVEL_REMAINDER = 4
 PRIMITIVE_CLASS_IDS: dict[str, int] = {"box": 1000, "cylinder": 1001, "sphere": 1002}
@@ -179,7 +182,13 @@ def read_obj(path: Path) -> tuple[np.ndarray, np.ndarray]:
     f = np.asarray(faces, dtype=np.int64)
     if f.min() < 0 or f.max() >= len(v):
         raise MeshFormatError(f"{path}: face index out of range 1..{len(v)}")
-    return v, f.astype(np.int32)
+    # some shipped meshes (random_urdfs/168) contain "v nan nan nan": drop the faces that use such vertices
+    good_faces = np.isfinite(v).all(axis=1)[f].all(axis=1)
+    f = f[good_faces]
+    if len(f) == 0:
+        raise MeshFormatError(f"{path}: no triangle has finite vertices")
+    used, f = np.unique(f, return_inverse=True)
+    return v[used], f.reshape(-1, 3).astype(np.int32)
 
 
 def box_mesh(half_extents: np.ndarray, uv_tile_m: float | None = None) -> TriMesh:
@@ -316,7 +325,7 @@ def _random_urdf_spec(index: int) -> ObjectSpec:
 
 
 def _build_catalogue() -> dict[str, ObjectSpec]:
-    specs = [_random_urdf_spec(i) for i in range(RANDOM_URDF_COUNT)]
+    specs = [_random_urdf_spec(i) for i in range(RANDOM_URDF_COUNT) if i not in BROKEN_RANDOM_URDFS]
     specs += [ObjectSpec(name, cid, name, novel=False) for name, cid in PRIMITIVE_CLASS_IDS.items()]  # type: ignore[arg-type]
     specs += [
         ObjectSpec(name, DISTRACTOR_CLASS_ID0 + i, "mesh", novel=True, distractor=True, source=src, max_extent_m=size)
