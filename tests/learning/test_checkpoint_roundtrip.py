@@ -129,7 +129,12 @@ def test_resume_continues_step_count_and_state(tmp_path: Path) -> None:
     assert r1.step == 4 and len(r1.history) == 4
     assert (tmp_path / "checkpoints" / "latest.pt").is_file()
     assert (tmp_path / "config.yaml").is_file()
-    assert any((tmp_path / "tb").iterdir())
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    events = EventAccumulator(str(tmp_path / "tb"))
+    events.Reload()
+    assert [e.step for e in events.Scalars("train/loss")] == [1, 2, 3, 4]
+    assert "images/input" in events.Tags()["images"]
 
     seed_everything(123)  # a different init: everything must come from the checkpoint
     second = _RegressionTask()

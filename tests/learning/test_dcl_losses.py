@@ -111,3 +111,16 @@ def test_hole_head_outputs_exact_holes_and_passes_gradients() -> None:
     out.output.mean().backward()
     head = gen.decoder[-1]
     assert head.bias.grad is not None and head.bias.grad[1].abs() > 0  # straight-through reaches the hole logit
+
+
+@pytest.mark.parametrize("mode", ["lsgan", "vanilla"])
+def test_gan_losses_prefer_the_right_side(mode: str) -> None:
+    from dcl_arc_ros.learning.losses.gan import GANLoss, discriminator_loss
+
+    gan = GANLoss(mode)  # type: ignore[arg-type]
+    confident_real = torch.full((2, 1, 4, 4), 1.0 if mode == "lsgan" else 8.0)
+    confident_fake = torch.full((2, 1, 4, 4), 0.0 if mode == "lsgan" else -8.0)
+    assert gan(confident_real, True) < 1e-3 < gan(confident_real, False)
+    good = discriminator_loss(gan, confident_real, confident_fake)
+    bad = discriminator_loss(gan, confident_fake, confident_real)
+    assert good < 1e-3 < bad
