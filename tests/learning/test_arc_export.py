@@ -10,7 +10,7 @@ import onnxruntime as ort
 import pytest
 import torch
 
-from dcl_arc_ros.core.arc_pipeline import ARCDepthPipeline, ARCModelSpec
+from dcl_arc_ros.core.arc_pipeline import ARCDepthPipeline, ARCModelSpec, preprocess_rgb
 from dcl_arc_ros.core.camera import Intrinsics
 from dcl_arc_ros.core.sidecar import read_sidecar
 from dcl_arc_ros.inference.backends import load_model
@@ -114,24 +114,19 @@ def test_pipeline_runs_the_exported_model_through_the_onnxruntime_backend(
     assert result.intrinsics is not None and (result.intrinsics.width, result.intrinsics.height) == (W, H)
     assert result.intrinsics.fx == pytest.approx(50.0)
     with torch.no_grad():  # the removed pixels are the ones the PyTorch mask removes (away from the threshold)
-        x = torch.from_numpy(pipeline_input(rgb, pipeline))
+        x = torch.from_numpy(preprocess_rgb(rgb, pipeline.spec))
         keep = model.attention.hard_mask(x)[0, 0].numpy()  # type: ignore[union-attr]
         logits = model.attention.logits(x)[0, 0].numpy()  # type: ignore[union-attr]
     away = np.abs(logits) > 1e-3
     assert np.array_equal((result.mask == 255)[away], (keep == 0)[away])
 
 
-def pipeline_input(rgb: np.ndarray, pipeline: ARCDepthPipeline) -> np.ndarray:
-    from dcl_arc_ros.core.arc_pipeline import preprocess_rgb
-
-    return preprocess_rgb(rgb, pipeline.spec)
-
-
 def test_export_from_a_stage_checkpoint_alone(tmp_path: Path) -> None:
     config = tiny_config()
     data = ARCData(ToySceneDataset(4, H, W, domain="synthetic"), ToySceneDataset(4, H, W, domain="real"))
-    stage = run_stage("pretrain_D", config, get_variant("mix"), data, tmp_path / "run", progress=False,
-                      tensorboard=False)
+    stage = run_stage(
+        "pretrain_D", config, get_variant("mix"), data, tmp_path / "run", progress=False, tensorboard=False
+    )
     result = export_arc_checkpoint(stage.checkpoint, tmp_path / "mix.onnx")
     sidecar = read_sidecar(result.sidecar_path)
     assert sidecar.extra["method"] == "mix" and sidecar.extra["checkpoint_stage"] == "pretrain_D"
