@@ -34,6 +34,8 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--resume", action="store_true", help="continue from existing stage checkpoints")
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                         help="override a config value, e.g. --set attention.rho=0.9 (repeatable)")
+    parser.add_argument("--max-steps", type=int, default=None,
+                        help="stop after this many optimisation steps in this call (checkpointed; --resume goes on)")
     parser.add_argument("--no-progress", action="store_true", help="no tqdm progress bars")
     return parser.parse_args(argv)
 
@@ -59,7 +61,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         save_yaml(config, args.out / "config.yaml")
         results = run_method(
             config, variant, build_arc_data(config), args.out, stage=args.stage, resume=args.resume,
-            progress=not args.no_progress,
+            progress=not args.no_progress, max_steps=args.max_steps,
         )
     except ARCError as exc:
         print(f"train_arc: error: {exc}", file=sys.stderr)

@@ -336,3 +336,14 @@ def test_a_checkpoint_that_does_not_fit_the_config_is_named(tmp_path: Path) -> N
     path.write_bytes(b"not a checkpoint")
     with pytest.raises(StageError, match="unreadable"):
         read_checkpoint(path)
+
+
+def test_a_time_boxed_method_run_stops_at_the_unfinished_stage_and_resumes(tmp_path: Path) -> None:
+    config = tiny_config(pretrain_d_steps=2, pretrain_t_steps=3, finetune_rounds=1, eq14_steps=1, eq15_steps=1)
+    variant = get_variant("arc_t")
+    first = run_method(config, variant, tiny_data(), tmp_path, max_steps=4, progress=False, tensorboard=False)
+    assert [(r.stage, r.steps_run, r.completed) for r in first] == [("pretrain_D", 2, True), ("pretrain_T", 2, False)]
+    rest = run_method(config, variant, tiny_data(), tmp_path, resume=True, progress=False, tensorboard=False)
+    assert [(r.stage, r.steps_run, r.completed) for r in rest] == [
+        ("pretrain_D", 0, True), ("pretrain_T", 1, True), ("finetune", 2, True)
+    ]

@@ -3,7 +3,9 @@
     pretrain_D   D on the variant's depth data (synthetic, real or both; Eq. 13 with untranslated real images)
     pretrain_T   T by CycleGAN (Eq. 10-12): G_r2s, G_s2r and both domain discriminators
     pretrain_A   A only, with D and T fixed, in the real -> synthetic direction only (appendix, Fig. 9):
-                 depth L1 of D(M * T(x_r)) + KL(rho || mean M) + adversarial (T's synthetic discriminator)
+                 depth L1 of D(M * T(x_r)) + KL(rho || mean M) + adversarial (T's synthetic discriminator).
+                 The cycle reconstruction G_s2r(M * T(x_r)) ~ x_r is not used for A: it penalises every removal
+                 and would only fight the KL target. Without T (arc_a, arc_ai) there is no adversarial term.
     pretrain_I   I by self-supervised completion of random holes (Eq. 4-9) on synthetic and translated real images;
                  the adversarial term sees translated real images completed under A's hard mask (Fig. 10)
     freeze_A     A fixed from here on, hard binary masks, no KL term (no optimisation steps)
@@ -339,13 +341,27 @@ def run_method(
     resume: bool = False,
     progress: bool = True,
     tensorboard: bool = True,
+    max_steps: int | None = None,
 ) -> list[StageResult]:
-    """Run one stage by name, or ``"all"`` of the method's stages in order (complete ones are skipped on resume)."""
+    """Run one stage by name, or ``"all"`` of the method's stages in order (complete ones are skipped on resume).
+
+    ``max_steps`` bounds the optimisation steps of this call; the run stops at the first stage left unfinished
+    (its checkpoint resumes it later), so a time-boxed job never starts a stage without its prerequisites.
+    """
     names = variant.stages if stage == "all" else (stage,)
-    return [
-        run_stage(n, config, variant, data, out_dir, resume=resume, progress=progress, tensorboard=tensorboard)
-        for n in names
-    ]
+    results: list[StageResult] = []
+    budget = max_steps
+    for name in names:
+        result = run_stage(
+            name, config, variant, data, out_dir, resume=resume, max_steps=budget, progress=progress,
+            tensorboard=tensorboard,
+        )  # fmt: skip
+        results.append(result)
+        if budget is not None:
+            budget -= result.steps_run
+        if not result.completed:
+            break
+    return results
 
 
 def final_checkpoint(out_dir: str | Path, variant: Variant) -> Path:
