@@ -265,8 +265,172 @@ DEPTH_CLEANER = NodeSchema(
     ),
 )
 
+GRASP_DETECTOR = NodeSchema(
+    executable="grasp_detector",
+    default_model_file="grasp_detector.onnx",
+    params=(
+        *COMMON_PARAMS,
+        ParamSpec(
+            "model",
+            str,
+            "",
+            "GG-CNN grasp-map ONNX model (task grasp_maps) with its .json sidecar; empty = the shipped "
+            "models/grasp_detector.onnx",
+        ),
+        *MODEL_PARAMS,
+        ParamSpec(
+            "crop_size",
+            int,
+            300,
+            "Side (image pixels) of the centre square the network sees; smaller images use their shorter side",
+            range=(16, 4096),
+        ),
+        ParamSpec(
+            "threshold",
+            float,
+            0.2,
+            "Smallest smoothed grasp quality a peak needs to become a grasp",
+            range=(0.0, 1.0),
+        ),
+        ParamSpec(
+            "min_distance",
+            int,
+            20,
+            "Smallest distance between two grasp peaks, in network pixels (image pixels when the crop is not resized)",
+            range=(1, 1000),
+        ),
+        ParamSpec("max_grasps", int, 5, "Most grasps published per frame, best first", range=(1, 100)),
+        ParamSpec(
+            "quality_sigma", float, 2.0, "Gaussian sigma (network pixels) of the quality map; 0 = none",
+            range=(0.0, 50.0),
+        ),
+        ParamSpec(
+            "angle_sigma", float, 2.0, "Gaussian sigma (network pixels) of the angle maps; 0 = none", range=(0.0, 50.0)
+        ),
+        ParamSpec(
+            "width_sigma", float, 1.0, "Gaussian sigma (network pixels) of the width map; 0 = none", range=(0.0, 50.0)
+        ),
+        ParamSpec(
+            "angle_smoothing",
+            str,
+            "angle",
+            "angle: blur the angle map (as the reference GG-CNN); vector: blur cos/sin 2a first (correct across the "
+            "+-90 degree wrap)",
+            choices=("angle", "vector"),
+        ),
+        ParamSpec(
+            "depth_half_window",
+            int,
+            2,
+            "Half side (pixels) of the window whose median valid raw depth places each grasp in 3D",
+            range=(0, 50),
+        ),
+        ParamSpec(
+            "fill_method",
+            str,
+            "nearest",
+            "Hole filling of the depth crop before the network",
+            choices=("nearest", "inpaint"),
+        ),
+        ParamSpec(
+            "publish_quality_map",
+            bool,
+            False,
+            "Also publish /dcl_arc/grasps/quality: the smoothed quality map as a 32FC1 image of the input's size "
+            "(NaN outside the crop)",
+        ),
+        ParamSpec("publish_markers", bool, True, "Publish /dcl_arc/grasps/markers (a gripper per grasp)"),
+        ParamSpec(
+            "marker_finger_length_m",
+            float,
+            0.04,
+            "Finger length of the gripper drawn for each grasp (metres)",
+            range=(0.001, 1.0),
+        ),
+    ),
+)
+
+POSE_ESTIMATOR = NodeSchema(
+    executable="pose_estimator",
+    default_model_file="pose_estimator.onnx",
+    params=(
+        *COMMON_PARAMS,
+        ParamSpec(
+            "model",
+            str,
+            "",
+            "Pose ONNX model (task pose) with its .json sidecar; empty = the shipped models/pose_estimator.onnx",
+        ),
+        *MODEL_PARAMS,
+        ParamSpec("max_objects", int, 5, "Most objects per frame (the largest proposals first)", range=(1, 100)),
+        ParamSpec(
+            "depth_offset_m",
+            float,
+            0.0,
+            "Added to each object's median surface depth along the optical axis (e.g. half an object's depth)",
+            range=(-1.0, 1.0),
+        ),
+        ParamSpec(
+            "ransac_iterations", int, 200, "Support-plane RANSAC hypotheses per frame", range=(1, 100_000)
+        ),
+        ParamSpec(
+            "ransac_inlier_m",
+            float,
+            0.008,
+            "Point-to-plane distance (m) counted as on the support plane",
+            range=(0.0001, 1.0),
+        ),
+        ParamSpec(
+            "ransac_sample_stride",
+            int,
+            4,
+            "The plane is fitted on every n-th pixel in each direction",
+            range=(1, 64),
+        ),
+        ParamSpec(
+            "min_height_m",
+            float,
+            0.012,
+            "A pixel belongs to an object when it is at least this far above the plane (m)",
+            range=(0.0, 10.0),
+        ),
+        ParamSpec(
+            "max_height_m", float, 0.5, "Pixels higher than this above the plane (m) are ignored", range=(0.0, 10.0)
+        ),
+        ParamSpec(
+            "opening_px",
+            int,
+            3,
+            "Morphological opening (pixels) that cuts thin bridges between objects; 0 disables it",
+            range=(0, 50),
+        ),
+        ParamSpec("min_pixels", int, 150, "Smallest object, in pixels", range=(1, 100_000_000)),
+        ParamSpec("max_pixels", int, 80_000, "Largest object, in pixels", range=(1, 100_000_000)),
+        ParamSpec(
+            "min_extent_m",
+            float,
+            0.02,
+            "Smallest object: the largest side of the 3D box of its visible points (m)",
+            range=(0.0, 100.0),
+        ),
+        ParamSpec(
+            "max_extent_m",
+            float,
+            0.4,
+            "Largest object: the largest side of the 3D box of its visible points (m)",
+            range=(0.0, 100.0),
+        ),
+        ParamSpec("publish_markers", bool, True, "Publish /dcl_arc/poses/markers (box, axes and label per object)"),
+        ParamSpec(
+            "marker_axis_length_m", float, 0.05, "Length of the drawn object axes (metres)", range=(0.001, 10.0)
+        ),
+    ),
+)
+
 NODE_SCHEMAS: dict[str, NodeSchema] = {
     DEPTH_CLEANER.executable: DEPTH_CLEANER,
+    GRASP_DETECTOR.executable: GRASP_DETECTOR,
+    POSE_ESTIMATOR.executable: POSE_ESTIMATOR,
 }
 
 
