@@ -183,8 +183,8 @@ def read_obj(path: Path) -> tuple[np.ndarray, np.ndarray]:
     if f.min() < 0 or f.max() >= len(v):
         raise MeshFormatError(f"{path}: face index out of range 1..{len(v)}")
     # some shipped meshes (random_urdfs/168) contain "v nan nan nan": drop the faces that use such vertices
-    finite_vertex: np.ndarray = np.isfinite(v).all(axis=1)
-    good_faces = finite_vertex[f].all(axis=1)
+    finite_vertex = np.all(np.isfinite(v), axis=1, keepdims=False)
+    good_faces = np.all(np.take(finite_vertex, f), axis=1)
     f = f[good_faces]
     if len(f) == 0:
         raise MeshFormatError(f"{path}: no triangle has finite vertices")
