@@ -325,8 +325,15 @@ def test_train_arc_cli_runs_a_method_and_resumes(tmp_path: Path, capsys: pytest.
 
 def test_a_checkpoint_that_does_not_fit_the_config_is_named(tmp_path: Path) -> None:
     variant = get_variant("mix")
-    run_stage("pretrain_D", tiny_config(pretrain_d_steps=1), variant, tiny_data(), tmp_path / "run", progress=False,
-              tensorboard=False)
+    run_stage(
+        "pretrain_D",
+        tiny_config(pretrain_d_steps=1),
+        variant,
+        tiny_data(),
+        tmp_path / "run",
+        progress=False,
+        tensorboard=False,
+    )
     path = stage_checkpoint_path(tmp_path / "run", "pretrain_D")
     state = read_checkpoint(path)
     state["config"]["model"]["depth_ngf"] = 4  # the file now claims another architecture than its weights
@@ -345,5 +352,7 @@ def test_a_time_boxed_method_run_stops_at_the_unfinished_stage_and_resumes(tmp_p
     assert [(r.stage, r.steps_run, r.completed) for r in first] == [("pretrain_D", 2, True), ("pretrain_T", 2, False)]
     rest = run_method(config, variant, tiny_data(), tmp_path, resume=True, progress=False, tensorboard=False)
     assert [(r.stage, r.steps_run, r.completed) for r in rest] == [
-        ("pretrain_D", 0, True), ("pretrain_T", 1, True), ("finetune", 2, True)
+        ("pretrain_D", 0, True),
+        ("pretrain_T", 1, True),
+        ("finetune", 2, True),
     ]
