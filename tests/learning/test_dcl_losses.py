@@ -109,7 +109,7 @@ def test_hole_head_outputs_exact_holes_and_passes_gradients() -> None:
     assert is_hole.any() and (~is_hole).any()
     assert torch.all(out.output[is_hole] == -1.0)  # exactly 0 m in the holes, while training too
     out.output.mean().backward()
-    head = gen.decoder[-1]
+    head = gen.head[-1]
     assert head.bias.grad is not None and head.bias.grad[1].abs() > 0  # straight-through reaches the hole logit
 
 

@@ -123,7 +123,7 @@ def test_generator_synthesizer_from_checkpoint_keeps_metres_and_holes(tmp_path: 
     assert float(out.min()) >= 0.0 and float(out.max()) <= 3.0
     # Force every pixel to be a hole: the synthesizer returns exactly 0 m there.
     with torch.no_grad():
-        synth.generator.decoder[-1].bias[1] = 1e4
+        synth.generator.head[-1].bias[1] = 1e4
     assert torch.count_nonzero(synth(clean)) == 0
     assert torch.equal(make_synthesizer("clean")(clean), clean)
     with pytest.raises(ConfigError, match="checkpoint"):

@@ -36,6 +36,7 @@ def _trained_looking(spec: NetworkSpec, *inputs: torch.Tensor) -> torch.nn.Modul
     [
         ("resnet_generator", "tiny", {}, ("depth",)),
         ("resnet_generator", "tiny_rgb", {}, ("depth", "rgb")),
+        ("resnet_generator", "tiny", {"input_skip": True, "hole_head": "soft"}, ("depth",)),
         ("unet", "tiny", {}, ("depth",)),
         ("unet", "deploy", {}, ("depth",)),
         ("unet", "deploy", {"refine_channels": 4}, ("depth",)),
@@ -43,7 +44,7 @@ def _trained_looking(spec: NetworkSpec, *inputs: torch.Tensor) -> torch.nn.Modul
     ],
 )
 def test_export_checkpoint_parity_and_sidecar(
-    tmp_path: Path, kind: str, preset_name: str, overrides: dict[str, int], names: tuple[str, ...]
+    tmp_path: Path, kind: str, preset_name: str, overrides: dict[str, object], names: tuple[str, ...]
 ) -> None:
     spec = NetworkSpec.from_preset(kind, preset_name, **overrides)
     example = [torch.rand(2, 1, 32, 48) * 2 - 1] + ([torch.rand(2, 3, 32, 48)] if "rgb" in names else [])

@@ -19,7 +19,8 @@ Metric scale: ``norm="instance"`` (CUT's image default) removes each image's per
 decoder cannot easily recover the absolute depth level. In short toy runs (32x32, 300-400 steps) the identity L1 on
 real depth ended near 0.40 (normalised units) with instance norm, 0.25 with ``"batch"`` (the DCL official choice,
 used by every preset here except ``cut9``) and 0.06 with ``residual=True``, which adds the output to the input and
-so keeps metric depth by construction.
+so keeps metric depth by construction. ``input_skip=True`` is a middle way: the input depth joins the last decoder
+features before the output head, so the absolute level is at hand without forcing an identity-like output.
 """
 
 from __future__ import annotations
@@ -57,6 +58,7 @@ class ResnetGeneratorConfig:
     hole_value: float = -1.0
     hole_bias_init: float = -3.0
     residual: bool = False
+    input_skip: bool = False
     n_feature_layers: int = 5
 
     def __post_init__(self) -> None:
@@ -144,13 +146,13 @@ class ResnetGenerator(nn.Module):
                 dec += [nn.ConvTranspose2d(ch, out, 3, stride=2, padding=1, output_padding=1, bias=bias)]
             dec += [make_norm(cfg.norm, out), nn.ReLU(inplace=True)]
             ch = out
+        self.decoder = nn.Sequential(*dec)  # psi, up to the output head
         n_head = cfg.out_channels * (1 if cfg.hole_head == "none" else 2)
-        head_conv = nn.Conv2d(ch, n_head, 7)
+        head_conv = nn.Conv2d(ch + (cfg.in_channels if cfg.input_skip else 0), n_head, 7)
         if cfg.hole_head != "none" and head_conv.bias is not None:
             with torch.no_grad():
                 head_conv.bias[cfg.out_channels :].fill_(cfg.hole_bias_init)
-        dec += [nn.ReflectionPad2d(3), head_conv]
-        self.decoder = nn.Sequential(*dec)  # psi
+        self.head = nn.Sequential(nn.ReflectionPad2d(3), head_conv)
 
     # ---------------------------------------------------------------------------------------------------------------
     @property
@@ -211,7 +213,8 @@ class ResnetGenerator(nn.Module):
             if rgb is None:
                 raise ValueError("this generator has an RGB encoder (rgb_channels > 0) and needs an rgb input")
             z = self.fuse(torch.cat([z, self.rgb_encoder(rgb)], dim=1))
-        raw = self.decoder(z)
+        feats = self.decoder(z)
+        raw = self.head(torch.cat([feats, x], dim=1) if self.cfg.input_skip else feats)
         c = self.cfg.out_channels
         depth = torch.tanh(raw[:, :c])
         if self.cfg.residual:
