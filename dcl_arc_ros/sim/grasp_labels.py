@@ -23,6 +23,7 @@ every closing angle this module
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 
@@ -237,21 +238,26 @@ def _window(
 
 
 def _suppress(c: _Candidates, keep: int, min_dist_px: float) -> np.ndarray:
-    """Indices of up to ``keep`` good candidates, greedily spread in position and angle."""
+    """Indices of up to ``keep`` good candidates, greedily spread: a candidate is skipped when an already chosen one
+    lies within ``min_dist_px`` and closes within 30 degrees of it."""
     order = np.argsort(-c.quality, kind="stable")
     order = order[c.quality[order] > 0][: 50 * keep]
+    us, vs, angles = c.cu[order].tolist(), c.cv[order].tolist(), c.angle[order].tolist()
+    min_d2 = min_dist_px * min_dist_px
     chosen: list[int] = []
-    for i in order:
+    for k, (u, v, a) in enumerate(zip(us, vs, angles, strict=True)):
         if len(chosen) >= keep:
             break
-        if chosen:
-            j = np.asarray(chosen)
-            dist = np.hypot(c.cu[j] - c.cu[i], c.cv[j] - c.cv[i])
-            dang = np.abs(np.angle(np.exp(2j * (c.angle[j] - c.angle[i])))) / 2
-            if np.any((dist < min_dist_px) & (dang < np.pi / 6)):
-                continue
-        chosen.append(int(i))
-    return np.asarray(chosen, dtype=np.int64)
+        clash = False
+        for j in chosen:
+            dang = abs(a - angles[j]) % math.pi  # jaw angles are equivalent modulo pi
+            dang = min(dang, math.pi - dang)
+            if (u - us[j]) ** 2 + (v - vs[j]) ** 2 < min_d2 and dang < math.pi / 6:
+                clash = True
+                break
+        if not clash:
+            chosen.append(k)
+    return order[np.asarray(chosen, dtype=np.int64)]
 
 
 def grasp_labels(
@@ -269,17 +275,19 @@ def grasp_labels(
     out = empty_grasps(h, w)
     grid = max(1, round(params.grid_px_per_160 * w / 160.0))
     rects, ids, widths = [], [], []
+    visible_counts = np.bincount(instances.reshape(-1).clip(0), minlength=max(silhouettes, default=0) + 1)
     for inst, sil in sorted(silhouettes.items()):
-        visible = instances == inst
-        if visible.sum() < max(4, params.min_visible_fraction * sil.sum()):
-            continue
-        window = _window(sil | visible, depth_clean, intrinsics, params)
+        window = _window(sil, depth_clean, intrinsics, params)
         if window is None:
             continue
         x0, y0, x1, y1 = window
+        sil_win = sil[y0:y1, x0:x1]
+        if visible_counts[inst] < max(4, params.min_visible_fraction * np.count_nonzero(sil_win)):
+            continue
+        vis_win = instances[y0:y1, x0:x1] == inst
         c = _object_candidates(
-            sil[y0:y1, x0:x1],
-            visible[y0:y1, x0:x1],
+            sil_win,
+            vis_win,
             depth_clean[y0:y1, x0:x1],
             intrinsics.crop(x0, y0, x1 - x0, y1 - y0),
             world_T_cam,
@@ -299,7 +307,7 @@ def grasp_labels(
         cells = np.full(((h + grid - 1) // grid, (w + grid - 1) // grid), -1, dtype=np.int64)
         cells[c.cv[good].astype(np.int64) // grid, c.cu[good].astype(np.int64) // grid] = good
         owner = cells[np.ix_(np.arange(y0, y1) // grid, np.arange(x0, x1) // grid)]
-        paint = (owner >= 0) & visible[y0:y1, x0:x1]
+        paint = (owner >= 0) & vis_win
         g = owner[paint]
         for target, values in (
             (out.quality_map, c.quality[g]),
