@@ -92,14 +92,26 @@ def _sample(img: np.ndarray, u: np.ndarray, v: np.ndarray, fill: float | bool) -
     return np.where(inside, values, np.asarray(fill, dtype=img.dtype))
 
 
-def _outward_normals(silhouette: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Unit outward 2D normals (nu, nv) of a binary silhouette, from the gradient of its smoothed indicator."""
-    smooth = cv2.GaussianBlur(silhouette.astype(np.float32), (0, 0), 1.5)
+def _outward_normals(silhouette: np.ndarray, margin: int = 4) -> tuple[np.ndarray, np.ndarray]:
+    """Unit outward 2D normals (nu, nv) of a binary silhouette, from the gradient of its smoothed indicator.
+
+    Only the silhouette's bounding box grown by ``margin`` pixels is filtered; elsewhere the normals are zero.
+    """
+    nu = np.zeros(silhouette.shape, dtype=np.float32)
+    nv = np.zeros(silhouette.shape, dtype=np.float32)
+    rows, cols = np.flatnonzero(silhouette.any(axis=1)), np.flatnonzero(silhouette.any(axis=0))
+    if rows.size == 0:
+        return nu, nv
+    y0, y1 = max(0, rows[0] - margin), min(silhouette.shape[0], rows[-1] + margin + 1)
+    x0, x1 = max(0, cols[0] - margin), min(silhouette.shape[1], cols[-1] + margin + 1)
+    smooth = cv2.GaussianBlur(silhouette[y0:y1, x0:x1].astype(np.float32), (0, 0), 1.5)
     gu = cv2.Sobel(smooth, cv2.CV_32F, 1, 0, ksize=3)
     gv = cv2.Sobel(smooth, cv2.CV_32F, 0, 1, ksize=3)
     norm = np.sqrt(gu * gu + gv * gv)
     safe = np.where(norm > 1e-6, norm, 1.0)
-    return np.where(norm > 1e-6, -gu / safe, 0.0), np.where(norm > 1e-6, -gv / safe, 0.0)
+    nu[y0:y1, x0:x1] = np.where(norm > 1e-6, -gu / safe, 0.0)
+    nv[y0:y1, x0:x1] = np.where(norm > 1e-6, -gv / safe, 0.0)
+    return nu, nv
 
 
 @dataclass(frozen=True)
@@ -145,11 +157,21 @@ def _object_candidates(
     z_c = depth[cv.astype(np.int64), cu.astype(np.int64)].astype(np.float64)
     px_per_m = intrinsics.fx / z_c
     max_half = int(np.ceil(0.5 * params.max_opening_m * px_per_m.max())) + 2
+
+    # march along the closing line one pixel at a time: centres are whole pixels, so the rounded offsets of every
+    # step depend only on the angle; with the silhouette zero-padded by the march length no bounds checks are needed
+    pad = max_half + 1
+    padded = np.pad(sil, pad).reshape(-1)
+    row = w + 2 * pad
+    base = (cv.astype(np.int64) + pad) * row + (cu.astype(np.int64) + pad)
+    angle_index = np.tile(np.arange(params.n_angles), on.sum())
     steps = np.arange(1, max_half + 1, dtype=np.float64)
 
     def run_length(sign: float) -> np.ndarray:
-        inside = _sample(sil, cu[:, None] + sign * steps * du[:, None], cv[:, None] + sign * steps * dv[:, None], False)
-        exited = ~inside
+        off_u = np.rint(sign * steps[None, :] * np.cos(angles)[:, None]).astype(np.int64)
+        off_v = np.rint(sign * steps[None, :] * np.sin(angles)[:, None]).astype(np.int64)
+        table = off_v * row + off_u  # (n_angles, max_half)
+        exited = ~padded[base[:, None] + table[angle_index]]
         first_out = np.where(exited.any(axis=1), exited.argmax(axis=1), max_half)  # index of first outside step
         return first_out.astype(np.float64)  # number of inside steps beyond the centre
 
@@ -167,7 +189,7 @@ def _object_candidates(
     # both contacts must be seen in this frame, otherwise the object's edge there is unknown
     seen = _sample(visible, p1u, p1v, False) & _sample(visible, p2u, p2v, False)
 
-    nu, nv = _outward_normals(sil)
+    nu, nv = _outward_normals(sil, margin=4)
     n1u, n1v = _sample(nu, p1u, p1v, 0.0), _sample(nv, p1u, p1v, 0.0)
     n2u, n2v = _sample(nu, p2u, p2v, 0.0), _sample(nv, p2u, p2v, 0.0)
     cos1 = -(n1u * du + n1v * dv)  # contact 1 normal must point along -d
