@@ -120,6 +120,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=1000)
     args = parser.parse_args(argv)
     cv2.setNumThreads(1)
+    load_before = os.getloadavg()[0]
     preset = camera_preset(args.camera)
     results = [
         measure(
@@ -142,7 +143,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         "scenes": args.scenes,
         "frames_per_scene": args.frames_per_scene,
         "labels": ["rgb", "depth_clean", "depth_sensor", "instances", "normals", "poses", "visible_fraction", "grasps"],
-        "machine": {"cpus": os.cpu_count(), "python": platform.python_version(), "load_avg_1m": os.getloadavg()[0]},
+        "machine": {
+            "cpus": os.cpu_count(),
+            "python": platform.python_version(),
+            "load_avg_1m_before": round(load_before, 2),
+            "load_avg_1m_after": round(os.getloadavg()[0], 2),
+            "note": "fps_per_core uses this process's CPU time; on a loaded machine it still reads low",
+        },
         "results": results,
     }
     args.out.mkdir(parents=True, exist_ok=True)
