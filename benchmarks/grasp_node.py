@@ -1,0 +1,277 @@
+"""End-to-end per-frame time of the grasp_detector node at 640x480 with a deploy-preset GG-CNN.
+
+Target: 20 FPS or more (median frame time <= 50 ms) on this 2-core machine.
+
+What is timed is one call of ``GraspDetectorNode.process`` on a matched depth + CameraInfo frame, i.e. everything the
+node does per frame once the messages have arrived: decode the 32FC1 (or 16UC1) Image, read the intrinsics, run
+``GraspPipeline`` (centre crop, hole filling, resize, ONNX Runtime, map decoding, peak picking, 3D grasps), build the
+PoseArray, the info table and the MarkerArray, and publish the three to matched subscriptions (serialisation and
+hand-off to DDS). The DDS transport of the input image is not included (``benchmarks.dds_hop`` measures it).
+
+The node is the real one, built with its default parameters (one ONNX Runtime thread) and the shipped Fast DDS
+profile; only the model file is a freshly exported deploy-preset GG-CNN (``GGCNN_PRESETS["deploy"]``, 300x300) with
+untrained weights and a quality bias of 0.5, so that the post-processing finds grasps as a trained model would
+(timing does not depend on the weights otherwise). Wall time is what a frame waits; CPU time (``time.process_time``,
+all threads of the process) is what it costs and is much less sensitive to the other load on the machine. The load
+average before and after the run is recorded with the numbers.
+
+    python -m benchmarks.grasp_node --out benchmarks/results [--frames 200] [--encoding 16UC1] [--threads N]
+        [--input-size 224 --result-name grasp_node_224.json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from tqdm import tqdm
+
+from benchmarks.node_overhead import TimedModel, summarise
+
+RESULT_FILE = "grasp_node.json"
+TARGET_FPS = 20.0
+HEIGHT, WIDTH = 480, 640
+#: A D435-like depth camera at 640x480.
+FX = FY = 615.0
+CX, CY = 319.5, 239.5
+
+
+@dataclass(frozen=True)
+class NodeRun:
+    """What one benchmark run measured (milliseconds) plus what the node produced on the last frame."""
+
+    frame_ms: dict[str, float]
+    frame_cpu_ms: dict[str, float]
+    model_ms: dict[str, float]
+    model_cpu_ms: dict[str, float]
+    outputs_on_last_frame: int
+
+
+def tabletop_depth(rng: np.random.Generator, *, objects: int = 5, hole_fraction: float = 0.03) -> np.ndarray:
+    """A tilted table 0.7 m below the camera with ``objects`` boxes (3-6 cm high) on it, with speckle holes."""
+    yy, xx = np.mgrid[0:HEIGHT, 0:WIDTH]
+    depth = (0.70 + 0.0002 * (yy - CY) + rng.normal(0.0, 0.001, (HEIGHT, WIDTH))).astype(np.float32)
+    centres = [(160, 140), (330, 250), (490, 140), (200, 370), (470, 370), (330, 90)][:objects]
+    for u, v in centres:
+        half_u, half_v = rng.integers(25, 45), rng.integers(20, 35)
+        box = (np.abs(xx - u) <= half_u) & (np.abs(yy - v) <= half_v)
+        depth[box] -= np.float32(rng.uniform(0.03, 0.06))
+    depth[rng.random((HEIGHT, WIDTH)) < hole_fraction] = np.nan
+    return depth
+
+
+def export_deploy_ggcnn(folder: Path, input_size: int = 300) -> Path:
+    """A deploy-preset GG-CNN with untrained weights (quality bias 0.5) exported to ONNX + sidecar in ``folder``.
+
+    ``input_size`` is the network's square input; the node's 300-pixel crop is resized to it.
+    """
+    import torch
+
+    from dcl_arc_ros.learning.checkpoint import save_checkpoint
+    from dcl_arc_ros.learning.export import export_checkpoint
+    from dcl_arc_ros.learning.grasp.ggcnn import GGCNN_PRESETS
+    from dcl_arc_ros.learning.grasp.trainer import GraspDataConfig, GraspTask, GraspTrainConfig
+
+    torch.manual_seed(0)
+    cfg = GraspTrainConfig(ggcnn=GGCNN_PRESETS["deploy"], data=GraspDataConfig(input_size=input_size, crop_size=300))
+    task = GraspTask(cfg)
+    with torch.no_grad():
+        task.net.heads.quality.bias.fill_(0.5)
+    ckpt = save_checkpoint(folder / "ggcnn_deploy.pt", step=0, networks=task.networks(), run_config=cfg,
+                           primary="ggcnn")
+    return export_checkpoint(ckpt, folder / "grasp_detector.onnx", height=input_size, width=input_size).onnx_path
+
+
+def measure_node(
+    node_factory: Callable[[Any], Any],
+    output_topics: Sequence[tuple[type, str]],
+    depths: Sequence[np.ndarray],
+    *,
+    frames: int,
+    warmup: int,
+    encoding: str,
+    count_outputs: Callable[[Any], int],
+    desc: str,
+) -> NodeRun:
+    """Build the node in a fresh context, feed it ``depths`` round-robin through ``process`` and time each frame.
+
+    ``node_factory(context)`` returns the node; ``output_topics`` get one matched subscription each (so publishing
+    serialises); ``count_outputs(node)`` reads how many grasps/objects the last frame gave.
+    """
+    import rclpy
+    from rclpy.context import Context
+    from rclpy.node import Node
+    from std_msgs.msg import Header
+
+    from dcl_arc_ros.core.camera import Intrinsics
+    from dcl_arc_ros.dds import dds_environment
+    from dcl_arc_ros.ros.base_node import Frame
+    from dcl_arc_ros.ros.conversions import camera_info_from_intrinsics, depth_to_msg
+    from dcl_arc_ros.ros.qos import qos_profile
+
+    os.environ.update(dds_environment(os.environ))  # this process only: the shipped profile, as the node has it
+    context = Context()
+    rclpy.init(context=context)
+    node = listener = None
+    try:
+        node = node_factory(context)
+        timed = TimedModel(node.pipeline.model)
+        node.pipeline.model = timed
+        listener = Node("bench_listener", context=context)
+        publishers = []
+        for msg_type, topic in output_topics:
+            listener.create_subscription(msg_type, topic, lambda _msg: None, qos_profile("reliable"))
+            publishers.append(topic)
+        deadline = time.monotonic() + 10.0
+        while time.monotonic() < deadline and any(node.count_subscribers(t) < 1 for t in publishers):
+            time.sleep(0.01)
+        intrinsics = Intrinsics(fx=FX, fy=FY, cx=CX, cy=CY, width=WIDTH, height=HEIGHT)
+        header = Header(frame_id="camera_depth_optical_frame")
+        info = camera_info_from_intrinsics(intrinsics, header)
+        msgs = [depth_to_msg(d, header, encoding) for d in depths]
+        wall: list[float] = []
+        cpu: list[float] = []
+        model: list[float] = []
+        model_cpu: list[float] = []
+        for index in tqdm(range(warmup + frames), desc=desc, unit="frame"):
+            frame = Frame(
+                msgs={"depth": msgs[index % len(msgs)], "camera_info": info},
+                stamp_ns=index,
+                received_at=time.monotonic(),
+                topics={"depth": "/camera/depth/image_rect_raw", "camera_info": "/camera/depth/camera_info"},
+            )
+            timed.seconds = timed.cpu_seconds = 0.0
+            c0, t0 = time.process_time(), time.perf_counter()
+            node.process(frame)
+            t1, c1 = time.perf_counter(), time.process_time()
+            if index >= warmup:
+                wall.append(t1 - t0)
+                cpu.append(c1 - c0)
+                model.append(timed.seconds)
+                model_cpu.append(timed.cpu_seconds)
+        return NodeRun(summarise(wall), summarise(cpu), summarise(model), summarise(model_cpu), count_outputs(node))
+    finally:
+        if listener is not None:
+            listener.destroy_node()
+        if node is not None:
+            node.destroy_node()
+        rclpy.shutdown(context=context)
+
+
+def node_args(model_path: Path, threads: int | None) -> list[str]:
+    """The node's command-line parameters: the model, and the thread count when one is asked for."""
+    args = ["--ros-args", "-p", f"model:={model_path}"]
+    return [*args, "-p", f"threads:={threads}"] if threads is not None else args
+
+
+def write_result(out: Path, file_name: str, result: dict[str, Any]) -> Path:
+    out.mkdir(parents=True, exist_ok=True)
+    path = out / file_name
+    path.write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
+    return path
+
+
+def machine_settings() -> dict[str, Any]:
+    return {"cpu_count": os.cpu_count(), "python": platform.python_version(), "platform": platform.platform()}
+
+
+def run_summary(run: NodeRun, target_fps: float) -> dict[str, Any]:
+    fps = 1000.0 / run.frame_ms["median"]
+    return {
+        "frame_ms": run.frame_ms,
+        "frame_cpu_ms": run.frame_cpu_ms,
+        "model_ms": run.model_ms,
+        "model_cpu_ms": run.model_cpu_ms,
+        "fps_from_median": round(fps, 1),
+        "fps_from_median_cpu": round(1000.0 / run.frame_cpu_ms["median"], 1),
+        "meets_target": fps >= target_fps,
+    }
+
+
+def argument_parser(doc: str, frames: int) -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(description=doc.splitlines()[0])
+    parser.add_argument("--out", type=Path, default=Path("benchmarks/results"), help="results folder")
+    parser.add_argument("--frames", type=int, default=frames, help="measured frames")
+    parser.add_argument("--warmup", type=int, default=10)
+    parser.add_argument("--encoding", choices=("32FC1", "16UC1"), default="32FC1", help="input depth encoding")
+    parser.add_argument("--model", type=Path, default=None, help="an exported model to use instead of a fresh one")
+    parser.add_argument("--threads", type=int, default=None, help="the node's threads parameter (default: its own)")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argument_parser(__doc__ or "grasp_node", frames=200)
+    parser.add_argument(
+        "--input-size", type=int, default=300, help="network input side of the exported model (the crop stays 300)"
+    )
+    parser.add_argument("--result-name", default=RESULT_FILE, help="file name of the JSON in --out")
+    args = parser.parse_args(argv)
+    from geometry_msgs.msg import PoseArray
+    from std_msgs.msg import Float32MultiArray
+    from visualization_msgs.msg import MarkerArray
+
+    from dcl_arc_ros.ros.grasp_detector import GRASPS_TOPIC, INFO_TOPIC, MARKERS_TOPIC, GraspDetectorNode
+    from dcl_arc_ros.ros.params import GRASP_DETECTOR
+
+    rng = np.random.default_rng(0)
+    depths = [tabletop_depth(rng) for _ in range(8)]
+    load_before = os.getloadavg()
+    with tempfile.TemporaryDirectory() as folder:
+        model_path = args.model or export_deploy_ggcnn(Path(folder), args.input_size)
+        run = measure_node(
+            lambda ctx: GraspDetectorNode(context=ctx, cli_args=node_args(model_path, args.threads)),
+            [(PoseArray, GRASPS_TOPIC), (Float32MultiArray, INFO_TOPIC), (MarkerArray, MARKERS_TOPIC)],
+            depths,
+            frames=args.frames,
+            warmup=args.warmup,
+            encoding=args.encoding,
+            count_outputs=lambda node: node.last_count,
+            desc=f"grasp_detector ({args.encoding})",
+        )
+    summary = run_summary(run, TARGET_FPS)
+    result = {
+        "benchmark": "grasp_node",
+        "created_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "target": f">= {TARGET_FPS:g} FPS end to end per {WIDTH}x{HEIGHT} frame (median wall time)",
+        "settings": {
+            "width": WIDTH,
+            "height": HEIGHT,
+            "encoding": args.encoding,
+            "frames": args.frames,
+            "model": str(args.model)
+            if args.model
+            else f"GG-CNN deploy preset, {args.input_size}x{args.input_size} input, untrained (quality bias 0.5)",
+            "node_parameters": "defaults (crop 300, markers on, quality map off)",
+            "threads": args.threads if args.threads is not None else GRASP_DETECTOR.spec("threads").default,
+            **machine_settings(),
+        },
+        "load_average_before": [round(v, 2) for v in load_before],
+        "load_average_after": [round(v, 2) for v in os.getloadavg()],
+        **summary,
+        "grasps_on_last_frame": run.outputs_on_last_frame,
+    }
+    path = write_result(args.out, args.result_name, result)
+    print(
+        f"grasp_detector {args.encoding}: median {run.frame_ms['median']:.1f} ms ({summary['fps_from_median']} FPS), "
+        f"p95 {run.frame_ms['p95']:.1f} ms, CPU median {run.frame_cpu_ms['median']:.1f} ms, model median "
+        f"{run.model_ms['median']:.1f} ms (CPU {run.model_cpu_ms['median']:.1f} ms), {run.outputs_on_last_frame} "
+        f"grasps; load {load_before[0]:.2f} -> "
+        f"{result['load_average_after'][0]:.2f}; {'meets' if summary['meets_target'] else 'MISSES'} the "
+        f"{TARGET_FPS:g} FPS target"
+    )
+    print(f"wrote {path}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
