@@ -30,37 +30,53 @@ def _as_depth(depth: np.ndarray, what: str = "depth") -> np.ndarray:
 _F32_MAX: Final = float(np.finfo(np.float32).max)
 
 
-def _range_mask(values: np.ndarray, low_exclusive: float, high_inclusive: float) -> np.ndarray:
-    """uint8 mask (255 = inside) of ``low < v <= high`` for a C-contiguous float32 image; NaN and inf are outside
-    (``high`` is capped at the largest finite float32). One vectorised OpenCV pass."""
-    low = float(np.nextafter(np.float32(low_exclusive), np.float32(np.inf)))
-    high = min(float(np.float32(high_inclusive)), _F32_MAX) if math.isfinite(high_inclusive) else _F32_MAX
-    return cv2.inRange(values, low, high)
+def _inside_range(values: np.ndarray, low_exclusive: float, high_inclusive: float) -> np.ndarray:
+    """Boolean mask of ``low < v <= high`` for a float32 image (any strides); NaN and inf are outside (``high`` is
+    capped at the largest finite float32). Two numpy comparisons and an ``and``: several times faster than
+    ``cv2.inRange`` on float images."""
+    low = np.float32(low_exclusive)
+    high = np.float32(min(float(np.float32(high_inclusive)), _F32_MAX) if math.isfinite(high_inclusive) else _F32_MAX)
+    inside = np.greater(values, low)
+    inside &= np.less_equal(values, high)
+    return inside
 
 
 def nan_outside(
     values: np.ndarray, low_exclusive: float, high_inclusive: float, *, out: np.ndarray | None = None
 ) -> tuple[np.ndarray, int]:
     """Float32 copy of a 2-D image with NaN wherever a value is not in ``(low, high]`` (NaN and inf included);
-    also the number of such pixels. Uses OpenCV masked copies: numpy boolean assignment is several times slower on
-    scattered masks."""
+    also the number of such pixels. ``out`` may be ``values`` itself (then it is changed in place).
+
+    The masked copy is OpenCV's: numpy boolean assignment is several times slower on scattered masks. A padded or
+    byte-swapped view is read as it is (no intermediate contiguous copy)."""
     arr = _as_depth(values)
-    src = np.ascontiguousarray(arr, dtype=np.float32)
+    src = arr if arr.dtype == np.float32 and arr.dtype.isnative else arr.astype(np.float32)
     result = np.empty(arr.shape, dtype=np.float32) if out is None else out
     if result.shape != arr.shape or result.dtype != np.float32 or not result.flags.c_contiguous:
         raise DepthError(f"out must be C-contiguous float32 of shape {arr.shape}, got {result.dtype} {result.shape}")
-    # Fast path (two reductions): min/max propagate NaN, so finite extremes inside the range mean no pixel is out.
-    low, high = float(src.min()), float(src.max())
-    if low > low_exclusive and high <= high_inclusive and math.isfinite(low) and math.isfinite(high):
+    # Two NaN-ignoring reductions decide the common cases without a mask (an all-NaN image makes them NaN and
+    # takes the general path):
+    lowest, highest = float(np.fmin.reduce(src, axis=None)), float(np.fmax.reduce(src, axis=None))
+    if lowest > low_exclusive and highest <= high_inclusive and math.isfinite(lowest) and math.isfinite(highest):
+        # every reading is in range: only NaN (if any) is out, and NaN stays NaN in a plain copy.
         if result is not src:
             np.copyto(result, src)
-        return result, 0
+        return result, int(np.count_nonzero(np.isnan(result)))
+    if low_exclusive == 0.0 and lowest >= 0.0 and highest <= high_inclusive and math.isfinite(highest):
+        # holes are NaN or exactly 0 (what depth drivers send): dividing by the "> 0" mask is the whole job,
+        # as x / 1 is x exactly and 0 / 0 and NaN / 0 are NaN.
+        inside = np.greater(src, np.float32(0.0))
+        with np.errstate(invalid="ignore"):
+            np.divide(src, inside, out=result)
+        return result, result.size - int(np.count_nonzero(inside))
+    inside = _inside_range(src, low_exclusive, high_inclusive)
     if np.shares_memory(result, src):
         src = src.copy()
-    inside = _range_mask(src, low_exclusive, high_inclusive)
+    elif not src.flags.c_contiguous and src.strides[-1] != src.itemsize:
+        src = np.ascontiguousarray(src)  # OpenCV takes padded rows, not strided columns
     result.fill(np.nan)
-    cv2.copyTo(src, inside, result)
-    return result, result.size - cv2.countNonZero(inside)
+    cv2.copyTo(src, inside.view(np.uint8), result)
+    return result, result.size - int(np.count_nonzero(inside))
 
 
 def valid_mask(depth: np.ndarray) -> np.ndarray:
@@ -68,7 +84,7 @@ def valid_mask(depth: np.ndarray) -> np.ndarray:
     arr = _as_depth(depth)
     if arr.dtype.kind != "f":
         return arr > 0
-    return _range_mask(np.ascontiguousarray(arr, dtype=np.float32), 0.0, math.inf) != 0
+    return _inside_range(arr if arr.dtype == np.float32 else arr.astype(np.float32), 0.0, math.inf)
 
 
 def sanitize_depth(depth: np.ndarray, *, out: np.ndarray | None = None) -> tuple[np.ndarray, int]:
@@ -142,21 +158,66 @@ def _nearest_labels(holes: np.ndarray) -> np.ndarray:
     return labels
 
 
-def _fill_nearest(depth: np.ndarray, holes: np.ndarray, max_grid_pixels: int = NEAREST_EXACT_PIXELS) -> np.ndarray:
+#: Grid -> full resolution. Output pixel y takes grid pixel floor(y / step) when the size is a multiple of the step
+#: (the same pixel INTER_NEAREST_EXACT picks), and INTER_NEAREST is a third faster.
+_UPSAMPLE: Final = cv2.INTER_NEAREST
+
+
+def _grid_step(size: int, max_grid_pixels: int) -> int:
     if max_grid_pixels < 1:
         raise DepthError(f"max_grid_pixels must be >= 1, got {max_grid_pixels}")
-    step = max(1, math.ceil(math.sqrt(depth.size / max_grid_pixels)))
-    grid_holes = np.ascontiguousarray(holes[::step, ::step]) if step > 1 else holes
-    if step > 1 and grid_holes.all():
-        step, grid_holes = 1, holes  # no valid pixel on the grid: label at full resolution
-    grid_depth = depth[::step, ::step] if step > 1 else depth
-    labels = _nearest_labels(grid_holes)
-    grid_valid = ~grid_holes
+    return max(1, math.ceil(math.sqrt(size / max_grid_pixels)))
+
+
+def _nearest_on_grid(depth: np.ndarray, valid: np.ndarray, max_grid_pixels: int) -> tuple[np.ndarray, int]:
+    """Every pixel of the grid subsampled by the returned step takes the value of its nearest valid grid pixel.
+
+    ``valid`` is a boolean (H, W) mask with at least one True; ``depth`` holds anything at invalid pixels. The step
+    falls back to 1 when no valid pixel lies on the subsampled grid."""
+    step = _grid_step(depth.size, max_grid_pixels)
+    grid_valid = np.ascontiguousarray(valid[::step, ::step]) if step > 1 else valid
+    if step > 1 and not grid_valid.any():
+        step, grid_valid = 1, valid  # no valid pixel on the grid: label at full resolution
+    grid_depth = np.ascontiguousarray(depth[::step, ::step]) if step > 1 else depth
+    labels = _nearest_labels(~grid_valid)
     lut = np.empty(int(labels.max()) + 1, dtype=np.float32)
     lut[labels[grid_valid]] = grid_depth[grid_valid]
-    filled: np.ndarray = np.take(lut, labels)
+    return np.take(lut, labels), step
+
+
+def fill_nearest_into(
+    depth: np.ndarray, valid: np.ndarray, out: np.ndarray, *, max_grid_pixels: int = NEAREST_EXACT_PIXELS
+) -> np.ndarray:
+    """``out`` = ``depth`` where ``valid``, and :func:`fill_holes` ``"nearest"`` values everywhere else.
+
+    For per-frame pipelines: ``depth`` is float32 (H, W) with anything (NaN, 0, garbage) where ``valid`` is False,
+    and is not modified; ``out`` is a C-contiguous float32 (H, W) buffer that must not overlap it. The filled image
+    is written straight into ``out`` (nearest-neighbour upsampling of the grid result) and the valid pixels are
+    copied over it: two full-resolution passes. With no valid pixel at all, ``out`` is all NaN.
+    """
+    if depth.dtype != np.float32 or depth.ndim != 2 or valid.shape != depth.shape or valid.dtype != np.bool_:
+        raise DepthError(
+            f"fill_nearest_into needs float32 (H, W) depth and a boolean mask of its shape, got {depth.dtype}"
+            f" {depth.shape} and {valid.dtype} {valid.shape}"
+        )
+    if out.shape != depth.shape or out.dtype != np.float32 or not out.flags.c_contiguous:
+        raise DepthError(f"out must be C-contiguous float32 of shape {depth.shape}, got {out.dtype} {out.shape}")
+    if not valid.any():
+        out.fill(np.nan)
+        return out
+    filled, step = _nearest_on_grid(depth, valid, max_grid_pixels)
     if step > 1:  # back to full resolution by nearest-neighbour upsampling
-        filled = cv2.resize(filled, (depth.shape[1], depth.shape[0]), interpolation=cv2.INTER_NEAREST_EXACT)
+        cv2.resize(filled, (depth.shape[1], depth.shape[0]), dst=out, interpolation=_UPSAMPLE)
+    else:
+        np.copyto(out, filled)
+    cv2.copyTo(depth, np.ascontiguousarray(valid).view(np.uint8), out)  # measured values stay exactly as they were
+    return out
+
+
+def _fill_nearest(depth: np.ndarray, holes: np.ndarray, max_grid_pixels: int = NEAREST_EXACT_PIXELS) -> np.ndarray:
+    filled, step = _nearest_on_grid(depth, ~holes, max_grid_pixels)
+    if step > 1:  # back to full resolution by nearest-neighbour upsampling
+        filled = cv2.resize(filled, (depth.shape[1], depth.shape[0]), interpolation=_UPSAMPLE)
     cv2.copyTo(filled, holes.view(np.uint8), depth)  # only the holes take the result
     return depth
 
@@ -191,12 +252,12 @@ def downscale_valid_mean(depth: np.ndarray, size: tuple[int, int], *, out: np.nd
     averaging valid pixels only: holes do not drag depths towards 0, and an output pixel with no valid source
     pixel is NaN."""
     # OpenCV passes (numpy boolean selection is slow on scattered masks): holes get weight 0 and value 0.
-    weights = _range_mask(depth, 0.0, math.inf).astype(np.float32)  # 0 or 255
+    weights = _inside_range(depth, 0.0, math.inf).astype(np.float32)  # 0 or 1
     values = depth.copy()
     cv2.patchNaNs(values, 0.0)
     total = cv2.resize(values, size, interpolation=cv2.INTER_AREA)
     count = cv2.resize(weights, size, interpolation=cv2.INTER_AREA)
-    mean = cv2.divide(total, count, scale=255.0)  # OpenCV gives 0 where count is 0 ...
+    mean = cv2.divide(total, count)  # OpenCV gives 0 where count is 0 ...
     result, _ = nan_outside(mean, 0.0, math.inf, out=out)  # ... which becomes a hole
     return result
 
@@ -214,10 +275,11 @@ def normalise_range(
     span = _check_range(min_m, max_m)
     depth = np.asarray(depth_m)
     result = np.empty(depth.shape, dtype=np.float32) if out is None else out
-    np.subtract(depth, np.float32(min_m), out=result, casting="unsafe")
-    np.multiply(result, np.float32(2.0 / span), out=result)
-    np.subtract(result, np.float32(1.0), out=result)
-    np.clip(result, -1.0, 1.0, out=result)
+    # (d - min) * 2 / span - 1 as one scale and one shift (three passes with the clip).
+    scale = 2.0 / span
+    np.multiply(depth, np.float32(scale), out=result, casting="unsafe")
+    np.add(result, np.float32(-1.0 - min_m * scale), out=result)
+    np.clip(result, np.float32(-1.0), np.float32(1.0), out=result)
     return result
 
 
@@ -228,7 +290,7 @@ def denormalise_range(
     span = _check_range(min_m, max_m)
     arr = np.asarray(values)
     result = np.empty(arr.shape, dtype=np.float32) if out is None else out
-    np.add(arr, np.float32(1.0), out=result, casting="unsafe")
-    np.multiply(result, np.float32(span / 2.0), out=result)
-    np.add(result, np.float32(min_m), out=result)
+    # (v + 1) * span / 2 + min as one scale and one shift.
+    np.multiply(arr, np.float32(span / 2.0), out=result, casting="unsafe")
+    np.add(result, np.float32(span / 2.0 + min_m), out=result)
     return result

@@ -81,18 +81,22 @@ class DepthNormalisation:
         """What an unknown pixel is fed as: the bottom of the range (-1), or 0 m."""
         return -1.0 if self.kind == "range" else 0.0
 
-    def encode(self, depth_m: np.ndarray, out: np.ndarray) -> np.ndarray:
+    def encode(self, depth_m: np.ndarray, out: np.ndarray, *, may_have_holes: bool = True) -> np.ndarray:
+        """Metres -> network values into ``out``; NaN becomes the hole value (skipped when the caller knows there is
+        no NaN: a full pass saved)."""
         if self.kind == "range":
             depth_ops.normalise_range(depth_m, self.min_m, self.max_m, out=out)
         else:
             np.copyto(out, depth_m, casting="unsafe")
-        cv2.patchNaNs(out, self.hole_value)
+        if may_have_holes:
+            cv2.patchNaNs(out, self.hole_value)
         return out
 
     def decode(self, values: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
+        """Network values -> float32 metres, into ``out`` when given (else possibly ``values`` itself)."""
         if self.kind == "range":
             return depth_ops.denormalise_range(values, self.min_m, self.max_m, out=out)
-        if values.dtype == np.float32:
+        if values.dtype == np.float32 and out is None:
             return values  # metres already; the caller never writes into it
         result = np.empty(values.shape, np.float32) if out is None else out
         np.copyto(result, values, casting="unsafe")
@@ -181,21 +185,42 @@ class DepthCleaningPipeline:
         depth = np.asarray(depth_m)
         if depth.ndim != 2 or depth.size == 0:
             raise DepthError(f"depth must be a non-empty (H, W) array, got shape {depth.shape}")
+        if depth.shape == self.deploy_resolution:
+            self._prepare_same_size(depth)
+        else:
+            self._prepare_resized(depth)
+
+    def _prepare_same_size(self, depth: np.ndarray) -> None:
+        """Deploy resolution in: sanitise, fill and normalise fused, straight into the network's input tensor.
+
+        Invalid pixels are never written as NaN first: the validity mask picks measured values, and holes take
+        the nearest-fill values (or the hole value) directly, which saves the full-resolution sanitised copy.
+        """
+        src = depth if depth.dtype == np.float32 and depth.dtype.isnative else depth.astype(np.float32)
+        valid = depth_ops.valid_mask(src)
+        all_valid = bool(valid.all())
+        self._write_mask_input(valid)
+        if all_valid:
+            self.input_normalisation.encode(src, out=self._net_in, may_have_holes=False)
+            return
+        if self.fill_holes:  # no NaN left afterwards unless there was no valid pixel at all
+            depth_ops.fill_nearest_into(src, valid, self._resized, max_grid_pixels=self.fill_grid_pixels)
+            self.input_normalisation.encode(self._resized, out=self._net_in, may_have_holes=not valid.any())
+            return
+        self._resized.fill(np.nan)
+        cv2.copyTo(src, valid.view(np.uint8), self._resized)
+        self.input_normalisation.encode(self._resized, out=self._net_in)
+
+    def _prepare_resized(self, depth: np.ndarray) -> None:
         height, width = self.deploy_resolution
-        same_size = depth.shape == (height, width)
-        if not same_size and (self._sanitised is None or self._sanitised.shape != depth.shape):
+        if self._sanitised is None or self._sanitised.shape != depth.shape:
             self._sanitised = np.empty(depth.shape, np.float32)
-        buffer = self._resized if same_size or self._sanitised is None else self._sanitised
-        sanitised, n_bad = depth_ops.sanitize_depth(depth, out=buffer)
+        sanitised, n_bad = depth_ops.sanitize_depth(depth, out=self._sanitised)
         if self._mask_tensor is not None:
             # The mask tells the network where the SENSOR had readings, so it comes from before hole filling.
             valid: np.ndarray = depth_ops.valid_mask(sanitised).view(np.uint8)
-            if valid.shape != (height, width):
-                valid = cv2.resize(valid, (width, height), interpolation=cv2.INTER_NEAREST)
-            np.copyto(self._mask_tensor.reshape(height, width), valid, casting="unsafe")
-        if same_size:
-            pass  # sanitised straight into the deploy-size buffer
-        elif sanitised.size > height * width:  # shrinking: fill afterwards, on fewer pixels
+            self._write_mask_input(cv2.resize(valid, (width, height), interpolation=cv2.INTER_NEAREST).view(bool))
+        if sanitised.size > height * width:  # shrinking: fill afterwards, on fewer pixels
             if n_bad:
                 depth_ops.downscale_valid_mean(sanitised, (width, height), out=self._resized)
             else:
@@ -208,6 +233,11 @@ class DepthCleaningPipeline:
         if self.fill_holes and n_bad:
             depth_ops.fill_nan_holes(self._resized, "nearest", max_grid_pixels=self.fill_grid_pixels)
         self.input_normalisation.encode(self._resized, out=self._net_in)
+
+    def _write_mask_input(self, valid: np.ndarray) -> None:
+        """The validity-mask input (1 = the sensor measured this pixel), when the model has one."""
+        if self._mask_tensor is not None:
+            np.copyto(self._mask_tensor.reshape(self.deploy_resolution), valid, casting="unsafe")
 
     def _infer(self) -> np.ndarray:
         inputs = {self._depth_spec.name: self._depth_tensor}
@@ -224,19 +254,19 @@ class DepthCleaningPipeline:
                 f"model {self.model.sidecar.name!r} output {self._output_spec.name!r} has shape {list(out.shape)};"
                 " expected a single (H, W) image"
             )
-        plane = out.reshape(out.shape[-2:])
-        decoded = self._decoded if plane.shape == self._decoded.shape else None
-        return self.output_normalisation.decode(plane, out=decoded)
+        return out.reshape(out.shape[-2:])
 
-    def _finish(self, decoded: np.ndarray, shape: tuple[int, int], raw: bool) -> np.ndarray:
-        interpolation = cv2.INTER_NEAREST if raw else cv2.INTER_LINEAR
-        fresh: np.ndarray | None = None
-        if decoded.shape != shape:
-            decoded = fresh = cv2.resize(decoded, (shape[1], shape[0]), interpolation=interpolation)
+    def _finish(self, plane: np.ndarray, shape: tuple[int, int], raw: bool) -> np.ndarray:
         norm = self.output_normalisation
+        if plane.shape == shape:  # decode straight into the (new) result array
+            result = norm.decode(plane, out=np.empty(shape, np.float32))
+        else:
+            decoded = norm.decode(plane, out=self._decoded if plane.shape == self._decoded.shape else None)
+            interpolation = cv2.INTER_NEAREST if raw else cv2.INTER_LINEAR
+            result = cv2.resize(decoded, (shape[1], shape[0]), interpolation=interpolation)
         # Raw output: only holes (<= min_m) and non-finite values are invalid; cleaned output: outside (min, max].
-        # The result is always a new array (a resize output, or a copy), so callers may keep it across frames.
-        result, _ = depth_ops.nan_outside(decoded, norm.min_m, math.inf if raw else norm.max_m, out=fresh)
+        # The result is always a new array (never the model's own buffer), so callers may keep it across frames.
+        depth_ops.nan_outside(result, norm.min_m, math.inf if raw else norm.max_m, out=result)
         return result
 
     # -- public -------------------------------------------------------------------------------------------------------

@@ -141,25 +141,37 @@ def array_to_image(arr: np.ndarray, encoding: str) -> ImageFields:
         raise EncodingError(f"cannot encode a {arr.dtype} array as {encoding} (channel type {layout.dtype})")
     little = np.ascontiguousarray(arr, dtype=layout.dtype.newbyteorder("<"))
     height, width = int(arr.shape[0]), int(arr.shape[1])
+    data = array.array("B")
+    data.frombytes(memoryview(little).cast("B"))  # the one copy: rclpy takes an array('B') for uint8[] as it is
     return ImageFields(
         height=height,
         width=width,
         encoding=encoding,
         is_bigendian=False,
         step=width * layout.bytes_per_pixel,
-        data=little.tobytes(),
+        data=data,
     )
 
 
 def depth_from_image(img: ImageFields) -> np.ndarray:
     """Decode a depth image into float32 metres (H, W) with NaN where there is no reading (REP 118)."""
+    return depth_and_holes_from_image(img)[0]
+
+
+def depth_and_holes_from_image(img: ImageFields) -> tuple[np.ndarray, int]:
+    """:func:`depth_from_image`, and the number of pixels without a reading (NaN in the result), which the
+    decoder knows for free."""
     layout = _layout_for(img.encoding, DEPTH_ENCODINGS)
     view = _strided_view(img, layout)[:, :, 0]
-    # Millimetres scale to metres (0 mm stays 0, which is invalid below); metres are only byte-swapped if needed.
-    is_mm = layout.dtype != np.float32
-    metres = np.multiply(view, np.float32(1.0 / _MM_PER_M), dtype=np.float32) if is_mm else view
-    depth, _ = nan_outside(metres, 0.0, math.inf)
-    return depth
+    if layout.dtype == np.float32:  # metres: NaN, inf and <= 0 become NaN; byte-swapped on the way if needed
+        return nan_outside(view, 0.0, math.inf)
+    # Millimetres: one scaling pass, then 0 mm -> NaN by dividing by the "has a reading" mask: x / 1 is x exactly,
+    # 0 / 0 is NaN. Two passes in all, no masked assignment.
+    metres = np.multiply(view, np.float32(1.0 / _MM_PER_M), dtype=np.float32)
+    reading = np.not_equal(view, 0)
+    with np.errstate(invalid="ignore"):
+        np.divide(metres, reading, out=metres)
+    return metres, metres.size - int(np.count_nonzero(reading))
 
 
 def depth_to_image(depth_m: np.ndarray, encoding: str = "32FC1") -> ImageFields:

@@ -3,8 +3,8 @@
 
 The pixel decoding itself lives in ``dcl_arc_ros.core.image_codec`` (pure, tested without ROS); this module only moves
 fields between the message and ``ImageFields``. Incoming data is passed on as a ``memoryview`` of the message's
-``array('B')`` (no copy); outgoing data is wrapped in one ``array('B')`` (one copy, the minimum rclpy accepts without
-its slow per-element check).
+``array('B')`` (no copy); outgoing data is the ``array('B')`` the codec encoded into (its one copy), which rclpy
+takes as it is (it checks the type code, not every element) and serialises with one memcpy.
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ from dcl_arc_ros.core.camera import Intrinsics
 from dcl_arc_ros.core.errors import CameraError, EncodingError
 from dcl_arc_ros.core.image_codec import (
     ImageFields,
-    depth_from_image,
+    depth_and_holes_from_image,
     depth_to_image,
     image_to_array,
     rgb_from_image,
@@ -55,7 +55,8 @@ def fields_from_image_msg(msg: Image) -> ImageFields:
 
 def image_msg_from_fields(fields: ImageFields, header: Header) -> Image:
     """A sensor_msgs/Image carrying ``fields`` under a copy of ``header``."""
-    msg = Image()
+    # check_fields=True is what makes the data setter keep an array('B') as it is; without it, it copies it.
+    msg = Image(check_fields=True)
     msg.header = copy_header(header)
     msg.height = int(fields.height)
     msg.width = int(fields.width)
@@ -110,15 +111,19 @@ def depth_from_msg(msg: Image, *, encodings: tuple[str, ...] = DEPTH_INPUT_ENCOD
         raise BadInputError(f"empty depth image ({sizes}, encoding {msg.encoding})")
     fields = fields_from_image_msg(msg)
     try:
-        depth = depth_from_image(fields)
         # The codec turns every unreadable pixel into NaN, so whatever is not NaN is a positive depth.
-        valid = int(np.count_nonzero(depth > 0.0))  # NaN compares False
+        depth, holes = depth_and_holes_from_image(fields)
+        valid = depth.size - holes
         infinite = negative = 0
         if fields.encoding == "32FC1" and valid < depth.size:
-            # Only frames with unreadable pixels need a closer look at what the raw values were.
+            # Only frames with unreadable pixels need a closer look at what the raw values were, and usually two
+            # NaN-ignoring reductions show that they were all NaN or 0 (what drivers send) without counting.
             raw = _raw_float_pixels(fields)
-            infinite = int(np.count_nonzero(np.isinf(raw)))
-            negative = int(np.count_nonzero(raw < 0.0))
+            if not float(np.fmin.reduce(raw, axis=None)) >= 0.0:  # also true when every pixel is NaN
+                negative = int(np.count_nonzero(raw < 0.0))
+                infinite = int(np.count_nonzero(raw == -np.inf))
+            if not float(np.fmax.reduce(raw, axis=None)) < np.inf:
+                infinite += int(np.count_nonzero(raw == np.inf))
     except EncodingError as exc:
         raise BadInputError(f"cannot decode depth image: {exc}") from exc
     return DepthReading(depth_m=depth, infinite=infinite, negative=negative, valid=valid)

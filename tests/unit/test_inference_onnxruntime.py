@@ -17,7 +17,7 @@ from onnx import TensorProto, helper
 from dcl_arc_ros.core.sidecar import ModelSidecar, TensorSpec, read_sidecar, sidecar_path_for, write_sidecar
 from dcl_arc_ros.inference.backends import BACKENDS, Model, load_model
 from dcl_arc_ros.inference.errors import InferenceRunError, ModelLoadError, UnknownBackendError
-from dcl_arc_ros.inference.onnxruntime_backend import choose_providers
+from dcl_arc_ros.inference.onnxruntime_backend import SPINNING_CONFIG_KEYS, choose_providers
 from dcl_arc_ros.inference.reference_models import OPSET, write_affine_depth_model, write_onnx_with_sidecar
 
 W_MATRIX = np.array([[1.0, -2.0, 0.5], [0.25, 3.0, -1.0]], dtype=np.float32)  # (2, 3)
@@ -237,6 +237,18 @@ def test_thread_options_reach_the_session(tmp_path: Path) -> None:
     model = load_model(path, intra_op_num_threads=1, inter_op_num_threads=1)
     options = model._session.get_session_options()  # type: ignore[attr-defined]
     assert (options.intra_op_num_threads, options.inter_op_num_threads) == (1, 1)
+
+
+@pytest.mark.parametrize(("options", "expected"), [({}, "0"), ({"allow_spinning": True}, "1")])
+def test_pool_spinning_is_off_unless_asked_for(tmp_path: Path, options: dict[str, Any], expected: str) -> None:
+    path = tmp_path / "affine.onnx"
+    write_affine_depth_model(path, height=2, width=2)
+    model = load_model(path, intra_op_num_threads=2, **options)
+    session_options = model._session.get_session_options()  # type: ignore[attr-defined]
+    for key in SPINNING_CONFIG_KEYS:
+        assert session_options.get_session_config_entry(key) == expected
+    depth = np.full((1, 1, 2, 2), 0.5, np.float32)
+    np.testing.assert_allclose(model.run({"depth": depth})["depth_out"], depth)  # still runs with the setting
 
 
 def test_unknown_backend_option_is_named(tmp_path: Path) -> None:
