@@ -177,7 +177,10 @@ def silhouette(mesh: TriMesh, cam_T_obj: np.ndarray, intrinsics: Intrinsics) -> 
     hi = np.zeros(((y1 - y0) * ss, (x1 - x0) * ss), dtype=np.uint8)
     # low-res pixel centre x maps to hi-res pixel centre ss * (x - x0) + ss // 2
     uv = np.stack([ss * (u - x0) + ss // 2, ss * (v - y0) + ss // 2], axis=1)
-    tris = np.round(uv * (1 << shift)).astype(np.int32)[mesh.faces]
+    fixed = np.round(uv * (1 << shift)).astype(np.int32)
+    for part in mesh.hull_parts:  # a convex part's silhouette is the hull of its projected vertices
+        cv2.fillConvexPoly(hi, cv2.convexHull(fixed[part]), 1, lineType=cv2.LINE_8, shift=shift)
+    tris = fixed[mesh.faces if mesh.loose_faces is None else mesh.loose_faces]
     lo, top = tris.min(axis=1), tris.max(axis=1)
     limit = np.array([hi.shape[1], hi.shape[0]]) << shift
     for tri in tris[np.all(top >= 0, axis=1) & np.all(lo < limit, axis=1)]:

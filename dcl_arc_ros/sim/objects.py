@@ -82,6 +82,10 @@ class TriMesh:
     vertex_normals: np.ndarray  # (V, 3) float64, unit
     uvs: np.ndarray  # (V, 2) float64 in [0, 1]
     convex: bool = False
+    # Silhouette helpers: vertex indices of parts verified convex (a part's silhouette is the convex hull of its
+    # projected vertices) and the faces of everything else (None = every face).
+    hull_parts: tuple[np.ndarray, ...] = ()
+    loose_faces: np.ndarray | None = None
 
     @property
     def triangles(self) -> np.ndarray:
@@ -146,24 +150,67 @@ def _spherical_uvs(vertices: np.ndarray) -> np.ndarray:
     return np.stack([u, v], axis=1)
 
 
-def mesh_from_arrays(vertices: np.ndarray, faces: np.ndarray, *, convex: bool = False) -> TriMesh:
-    """Centre a mesh on its bounding box and attach smooth normals and spherical UVs."""
+_MAX_CONVEXITY_CHECK_FACES = 2000
+
+
+def _is_convex_part(vertices: np.ndarray, faces: np.ndarray) -> bool:
+    """True when every vertex of the part lies on one side of every face plane (winding-agnostic)."""
+    if len(faces) < 4 or len(faces) > _MAX_CONVEXITY_CHECK_FACES:
+        return False
+    used = np.unique(faces)
+    tri = vertices[faces]
+    normals = np.cross(tri[:, 1] - tri[:, 0], tri[:, 2] - tri[:, 0])
+    length = np.linalg.norm(normals, axis=1)
+    keep = length > 1e-12
+    normals = normals[keep] / length[keep, None]
+    dist = np.einsum("fvi,fi->fv", vertices[used][None, :, :] - tri[keep, 0][:, None, :], normals)
+    tol = 1e-6 + 1e-4 * float(np.ptp(vertices[used], axis=0).max())
+    return bool(np.all((dist.max(axis=1) <= tol) | (dist.min(axis=1) >= -tol)))
+
+
+def mesh_from_arrays(
+    vertices: np.ndarray, faces: np.ndarray, *, convex: bool = False, face_parts: np.ndarray | None = None
+) -> TriMesh:
+    """Centre a mesh on its bounding box and attach smooth normals and spherical UVs.
+
+    ``face_parts`` (F,) groups faces into parts (OBJ objects, e.g. a convex decomposition); parts that are convex
+    get a fast silhouette (the hull of their projected vertices), the rest are rasterised face by face.
+    """
     vertices = np.asarray(vertices, dtype=np.float64)
     faces = np.asarray(faces, dtype=np.int32)
     vertices = vertices - 0.5 * (vertices.max(axis=0) + vertices.min(axis=0))
-    return TriMesh(vertices, faces, _vertex_normals(vertices, faces), _spherical_uvs(vertices), convex)
+    parts = np.zeros(len(faces), dtype=np.int64) if face_parts is None else np.asarray(face_parts)
+    hulls: list[np.ndarray] = []
+    loose: list[np.ndarray] = []
+    for part in np.unique(parts):
+        part_faces = faces[parts == part]
+        if _is_convex_part(vertices, part_faces):
+            hulls.append(np.unique(part_faces).astype(np.int32))
+        else:
+            loose.append(part_faces)
+    loose_faces = np.concatenate(loose) if loose else np.zeros((0, 3), dtype=np.int32)
+    return TriMesh(
+        vertices, faces, _vertex_normals(vertices, faces), _spherical_uvs(vertices), convex, tuple(hulls), loose_faces
+    )
 
 
-def read_obj(path: Path) -> tuple[np.ndarray, np.ndarray]:
-    """Vertices (V, 3) and triangles (F, 3) of a Wavefront OBJ file; polygons are fan-triangulated."""
+def read_obj(path: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Vertices (V, 3), triangles (F, 3) and each triangle's part (F,) of a Wavefront OBJ file.
+
+    Polygons are fan-triangulated; a part is what an ``o`` or ``g`` line starts.
+    """
     try:
         text = path.read_text(errors="replace")
     except OSError as exc:
         raise MeshFormatError(f"cannot read mesh file {path}: {exc}") from exc
     vertices: list[list[float]] = []
     faces: list[list[int]] = []
+    face_parts: list[int] = []
+    part = 0
     for line_no, line in enumerate(text.splitlines(), start=1):
-        if line.startswith("v "):
+        if line.startswith(("o ", "g ")):
+            part += 1
+        elif line.startswith("v "):
             parts = line.split()
             try:
                 vertices.append([float(parts[1]), float(parts[2]), float(parts[3])])
@@ -176,6 +223,7 @@ def read_obj(path: Path) -> tuple[np.ndarray, np.ndarray]:
                 raise MeshFormatError(f"{path}:{line_no}: bad face line {line!r}") from exc
             idx = [i - 1 if i > 0 else len(vertices) + i for i in idx]
             faces.extend([idx[0], idx[j], idx[j + 1]] for j in range(1, len(idx) - 1))
+            face_parts.extend([part] * (len(idx) - 2))
     if not vertices or not faces:
         raise MeshFormatError(f"{path}: no triangles (vertices={len(vertices)}, faces={len(faces)})")
     v = np.asarray(vertices, dtype=np.float64)
@@ -189,7 +237,12 @@ def read_obj(path: Path) -> tuple[np.ndarray, np.ndarray]:
     if len(f) == 0:
         raise MeshFormatError(f"{path}: no triangle has finite vertices")
     used, f = np.unique(f, return_inverse=True)
-    return v[used], f.reshape(-1, 3).astype(np.int32)
+    return v[used], f.reshape(-1, 3).astype(np.int32), np.asarray(face_parts, dtype=np.int32)[good_faces]
+
+
+def _one_hull(n_vertices: int) -> tuple[tuple[np.ndarray, ...], np.ndarray]:
+    """Silhouette helpers of a convex primitive: all vertices form one hull part, no loose faces."""
+    return (np.arange(n_vertices, dtype=np.int32),), np.zeros((0, 3), dtype=np.int32)
 
 
 def box_mesh(half_extents: np.ndarray, uv_tile_m: float | None = None) -> TriMesh:
@@ -222,7 +275,8 @@ def box_mesh(half_extents: np.ndarray, uv_tile_m: float | None = None) -> TriMes
                 else:
                     uvs.append([(su + 1) / 2, (sv + 1) / 2])
             faces += [[base, base + 1, base + 2], [base, base + 2, base + 3]]
-    return TriMesh(np.array(vertices), np.array(faces, dtype=np.int32), np.array(normals), np.array(uvs), True)
+    v = np.array(vertices)
+    return TriMesh(v, np.array(faces, dtype=np.int32), np.array(normals), np.array(uvs), True, *_one_hull(len(v)))
 
 
 def cylinder_mesh(radius: float, height: float, segments: int = 32) -> TriMesh:
@@ -255,7 +309,7 @@ def cylinder_mesh(radius: float, height: float, segments: int = 32) -> TriMesh:
     uv_side = np.column_stack([np.tile(i / s, 2), np.repeat([0.0, 1.0], s)])
     uv_caps = np.concatenate([0.5 + 0.5 * ring / radius] * 2)
     uvs = np.concatenate([uv_side, uv_caps, [[0.5, 0.5], [0.5, 0.5]]])
-    return TriMesh(v, np.concatenate([side, bottom, top]).astype(np.int32), n, uvs, True)
+    return TriMesh(v, np.concatenate([side, bottom, top]).astype(np.int32), n, uvs, True, *_one_hull(len(v)))
 
 
 def sphere_mesh(radius: float, subdivisions: int = 2) -> TriMesh:
@@ -311,7 +365,7 @@ def sphere_mesh(radius: float, subdivisions: int = 2) -> TriMesh:
             [np.stack([a, ab, ca], 1), np.stack([b, bc, ab], 1), np.stack([c, ca, bc], 1), np.stack([ab, bc, ca], 1)]
         )
     n = v / np.linalg.norm(v, axis=1, keepdims=True)
-    return TriMesh(radius * n, f.astype(np.int32), n, _spherical_uvs(n), True)
+    return TriMesh(radius * n, f.astype(np.int32), n, _spherical_uvs(n), True, *_one_hull(len(n)))
 
 
 def _random_urdf_spec(index: int) -> ObjectSpec:
@@ -373,11 +427,11 @@ def _file_mesh(source: str, scale: float, max_extent_m: float) -> TriMesh:
     path = data_path() / source
     if not path.is_file():
         raise CatalogueError(f"mesh file {path} for catalogue source {source!r} is missing")
-    v, f = read_obj(path)
+    v, f, parts = read_obj(path)
     v = v * scale
     if max_extent_m > 0:
         v = v * (max_extent_m / float((v.max(axis=0) - v.min(axis=0)).max()))
-    return mesh_from_arrays(v, f)
+    return mesh_from_arrays(v, f, face_parts=parts)
 
 
 def make_mesh(spec: ObjectSpec, rng: np.random.Generator) -> TriMesh:

@@ -2,20 +2,26 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pybullet as pb
 import pytest
+from scipy.spatial.transform import Rotation
 
 from dcl_arc_ros.core.camera import Intrinsics
 from dcl_arc_ros.sim.cameras import CAMERAS, camera_preset, look_at, sample_camera_pose
-from dcl_arc_ros.sim.errors import CameraPresetError, CatalogueError, SceneError
+from dcl_arc_ros.sim.errors import CameraPresetError, CatalogueError, MeshFormatError, SceneError
+from dcl_arc_ros.sim.labels import silhouette
 from dcl_arc_ros.sim.objects import (
     CATALOGUE,
     box_mesh,
     cylinder_mesh,
+    data_path,
     distractor_names,
     make_mesh,
     novel_names,
+    read_obj,
     seen_names,
     spec_by_name,
     sphere_mesh,
@@ -47,12 +53,29 @@ def test_primitive_meshes_are_closed_outward_and_sampled_on_the_surface(mesh) ->
     assert np.all(np.abs(points) <= mesh.extents / 2 + 1e-9)
 
 
-def test_every_catalogue_mesh_is_finite() -> None:
-    for name, spec in CATALOGUE.items():
-        if spec.kind == "mesh":
-            mesh = make_mesh(spec, np.random.default_rng(0))
-            assert np.isfinite(mesh.vertices).all() and len(mesh.faces) > 0, name
+def test_catalogue_meshes_are_finite_and_the_all_nan_mesh_is_left_out() -> None:
+    with pytest.raises(MeshFormatError, match=r"168\.obj"):
+        read_obj(data_path() / "random_urdfs/168/168.obj")
     assert "urdf_168" not in CATALOGUE
+    names = list(CATALOGUE)
+    for name in names[::25] + list(distractor_names()):
+        mesh = make_mesh(CATALOGUE[name], np.random.default_rng(0))
+        assert np.isfinite(mesh.vertices).all() and len(mesh.faces) > 0, name
+
+
+@pytest.mark.parametrize("name", ["urdf_000", "urdf_517", "teddy", "duck", "box"])
+def test_hull_silhouettes_equal_face_by_face_rasterisation(name: str) -> None:
+    mesh = make_mesh(CATALOGUE[name], np.random.default_rng(0))
+    assert mesh.hull_parts, "these meshes have convex parts"
+    slow = dataclasses.replace(mesh, hull_parts=(), loose_faces=None)  # every face on its own
+    intr = Intrinsics(fx=300.0, fy=300.0, cx=79.5, cy=59.5, width=160, height=120)
+    for k in range(3):
+        pose = np.eye(4)
+        pose[:3, :3] = Rotation.random(random_state=k).as_matrix()
+        pose[:3, 3] = [0.01 * k, -0.01, 0.45]
+        fast_mask, slow_mask = silhouette(mesh, pose, intr), silhouette(slow, pose, intr)
+        assert slow_mask.sum() > 100
+        assert (fast_mask & slow_mask).sum() / (fast_mask | slow_mask).sum() > 0.99
 
 
 def test_file_meshes_are_centred_and_tabletop_sized() -> None:
