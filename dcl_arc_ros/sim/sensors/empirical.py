@@ -12,8 +12,8 @@ Applied in this order, each step switchable in :class:`EmpiricalParams`:
    * projector shadows: pixels the projector (``B`` to the right of the camera) cannot light, found exactly per image
      row from the clean depth (a pixel is shadowed when a nearer surface to its right maps to a projector column at
      or left of its own);
-   * depth discontinuities: pixels whose 3x3 neighbourhood spans more than ``edge_threshold_m`` lose their reading
-     with probability ``edge_hole_probability``;
+   * depth discontinuities: pixels whose neighbourhood (3x3 up to 320 px wide images, 5x5 at 640) spans more
+     than ``edge_threshold_m`` lose their reading with probability ``edge_hole_probability``;
    * grazing angles: the hole probability rises linearly from 0 at ``grazing_start_deg`` to 1 at ``grazing_full_deg``;
    * random dropout with probability ``dropout``;
    * readings outside the device's range.
@@ -42,6 +42,7 @@ class EmpiricalParams:
     shadows: bool = True
     edge_threshold_m: float = 0.02
     edge_hole_probability: float = 0.5
+    edge_band_width_per_px: float = 320.0  # band radius = max(1, round(image width / this)) pixels
     grazing_start_deg: float = 70.0
     grazing_full_deg: float = 85.0
     dropout: float = 0.003
@@ -84,10 +85,10 @@ def projector_shadow(depth: np.ndarray, fx: float, baseline_m: float) -> np.ndar
     return np.isfinite(depth) & (q > right_min + 0.5)
 
 
-def discontinuity_band(depth: np.ndarray, threshold_m: float) -> np.ndarray:
-    """(H, W) bool: pixels whose 3x3 neighbourhood spans more than ``threshold_m`` (no hit counts as far)."""
+def discontinuity_band(depth: np.ndarray, threshold_m: float, radius_px: int = 1) -> np.ndarray:
+    """(H, W) bool: pixels whose (2r+1)^2 neighbourhood spans more than ``threshold_m`` (no hit counts as far)."""
     far = np.where(np.isfinite(depth), depth, 1e3).astype(np.float32)
-    kernel = np.ones((3, 3), np.uint8)
+    kernel = np.ones((2 * radius_px + 1, 2 * radius_px + 1), np.uint8)
     return (cv2.dilate(far, kernel) - cv2.erode(far, kernel)) > threshold_m
 
 
@@ -139,7 +140,8 @@ class EmpiricalSensor:
         # independent hole causes, combined into one per-pixel probability and drawn once
         keep = np.full((h, w), 1.0 - p.dropout, dtype=np.float32)
         if p.edge_hole_probability > 0:
-            keep[discontinuity_band(depth, p.edge_threshold_m)] *= 1.0 - p.edge_hole_probability
+            radius = max(1, round(w / p.edge_band_width_per_px))
+            keep[discontinuity_band(depth, p.edge_threshold_m, radius)] *= 1.0 - p.edge_hole_probability
         if p.grazing_full_deg > p.grazing_start_deg:
             ramp = (theta / _DEG - p.grazing_start_deg) / (p.grazing_full_deg - p.grazing_start_deg)
             keep *= 1.0 - np.clip(ramp, 0.0, 1.0)
