@@ -26,7 +26,7 @@ from dcl_arc_ros.sim.objects import TriMesh
 from dcl_arc_ros.sim.scenes import Scene, SceneBody
 
 SURFACE_SAMPLE_SPACING_M = 0.0015
-_SURFACE_CACHE_SIZE = 256
+_SURFACE_CACHE_SIZE = 64  # surface indices (~0.6 MB each) of recently used meshes
 _SUPERSAMPLE = 3
 _ON_PLANE_M = 1e-4  # a clean-depth point this close to a face's plane lies on it (depth precision ~1e-6 m)
 
