@@ -83,12 +83,14 @@ def grasp_models(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
 class Driver:
     """Publishes depth + CameraInfo and collects every output of the node, spinning both in a background thread."""
 
-    def __init__(self, context: Context, node: GraspDetectorNode) -> None:
+    def __init__(
+        self, context: Context, node: GraspDetectorNode, depth_topic: str = "/camera/depth/image_rect_raw"
+    ) -> None:
         self.executor = SingleThreadedExecutor(context=context)
         self.node = node
         self.driver = Node("grasp_test_driver", context=context)
         qos = QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE)
-        self.depth_pub = self.driver.create_publisher(Image, "/camera/depth/image_rect_raw", qos)
+        self.depth_pub = self.driver.create_publisher(Image, depth_topic, qos)
         self.info_pub = self.driver.create_publisher(CameraInfo, "/camera/depth/camera_info", qos)
         self.grasps: list[PoseArray] = []
         self.info: list[Float32MultiArray] = []
@@ -286,3 +288,16 @@ def test_an_empty_model_parameter_means_the_shipped_default(
     monkeypatch.setattr(depth_cleaner, "models_dir", lambda: tmp_path)
     with pytest.raises(NodeStartupError, match=r"grasp_detector\.onnx does not exist .*grasp_detector\.model is empty"):
         GraspDetectorNode(context=context, cli_args=["--ros-args", "-p", "model:=''"])
+
+
+def test_the_cleaned_depth_is_used_when_the_input_is_remapped(context: Context, grasp_models: dict[str, Path]) -> None:
+    node = make_node(context, grasp_models["ggcnn"], "-r", "/camera/depth/image_rect_raw:=/dcl_arc/depth/cleaned")
+    assert node.input_topic("depth") == "/dcl_arc/depth/cleaned"
+    driver = Driver(context, node, depth_topic="/dcl_arc/depth/cleaned")
+    try:
+        driver.send(scene_depth())
+        driver.wait_for_outputs()
+        assert len(driver.grasps[0].poses) > 0 and same_header(driver.grasps[0].header)
+        assert driver.node.last_problem == ""
+    finally:
+        driver.close()
