@@ -124,3 +124,16 @@ def test_gan_losses_prefer_the_right_side(mode: str) -> None:
     good = discriminator_loss(gan, confident_real, confident_fake)
     bad = discriminator_loss(gan, confident_fake, confident_real)
     assert good < 1e-3 < bad
+
+
+def test_metric_anchor_ignores_pixel_noise_and_holes_but_sees_a_shift() -> None:
+    from dcl_arc_ros.learning.trainers.dcl import metric_anchor_loss
+
+    src = _scenes(2) - 0.2
+    checker = ((torch.arange(32)[:, None] + torch.arange(32)[None, :]) % 2 * 2 - 1).float() * 0.05
+    noisy = src + checker  # zero-mean within every 8x8 block
+    holed = noisy.clone()
+    holed[..., ::5, ::3] = -1.0  # holes are left out of both block means
+    assert metric_anchor_loss(noisy, src, -1.0, 8) < 1e-5
+    assert metric_anchor_loss(holed, src, -1.0, 8) < 0.02
+    assert metric_anchor_loss(src + 0.2, src, -1.0, 8) == pytest.approx(0.2, abs=1e-4)

@@ -100,6 +100,8 @@ class LossWeights:
     dc: float = 1.5  # alpha (dcl) / lambda_NCE (cut, CUT's default is 1.0: config_for_method sets it)
     idt: float = 1.0  # beta: L1 identity on real depth (dcl); 0.5 * cycle in cyclegan
     cycle: float = 10.0  # cyclegan only
+    metric: float = 0.0  # not in the paper: coarse metric anchor on source depth (see metric_anchor_loss); 0 = off
+    metric_pool: int = 8  # block size (pixels) of that anchor's local means
 
 
 @dataclass(frozen=True)
@@ -209,6 +211,22 @@ def _to_unit(x: torch.Tensor) -> torch.Tensor:
     return ((x + 1.0) * 0.5).clamp(0.0, 1.0)
 
 
+def metric_anchor_loss(fake: torch.Tensor, source: torch.Tensor, hole_value: float, pool: int) -> torch.Tensor:
+    """L1 between block means (``pool`` x ``pool``) of the synthesized and the source depth over the pixels both have.
+
+    Not part of the paper. The differential loss cannot see a global shift or scaling and L_idt only constrains G on
+    real inputs, which G can tell apart from clean ones; with metric depth (no per-image normalisation) a generator
+    can then move clean depth by tens of centimetres. Block means leave pixel-level noise and holes free while tying
+    the local depth level to the source.
+    """
+    keep = ((fake > hole_value + 1e-6) & (source > hole_value + 1e-6)).to(fake.dtype)
+    den = F.avg_pool2d(keep, pool, ceil_mode=True)
+    fake_mean = F.avg_pool2d(fake * keep, pool, ceil_mode=True) / den.clamp_min(1e-6)
+    src_mean = F.avg_pool2d(source * keep, pool, ceil_mode=True) / den.clamp_min(1e-6)
+    weight = (den > 0.25).to(fake.dtype)
+    return ((fake_mean - src_mean).abs() * weight).sum() / weight.sum().clamp_min(1.0)
+
+
 # --------------------------------------------------------------------------------------------------------------------
 # DCL / DCL w/ rgb / CUT
 # --------------------------------------------------------------------------------------------------------------------
@@ -316,6 +334,10 @@ class SynthesisTask:
             loss_g = w.adv * loss_adv + w.dc * loss_dc + w.idt * loss_idt
             logs["dc"] = loss_dc.item()
             logs["idt"] = loss_idt.item()
+            if w.metric > 0:
+                loss_metric = metric_anchor_loss(fake, d_s, self.cfg.generator.hole_value, w.metric_pool)
+                loss_g = loss_g + w.metric * loss_metric
+                logs["metric"] = loss_metric.item()
         self.opt_g.zero_grad(set_to_none=True)
         if self.opt_p is not None:
             self.opt_p.zero_grad(set_to_none=True)
