@@ -26,6 +26,8 @@ BENCHMARKS: dict[str, str] = {
     "depth_cleaner_graph": "benchmarks.depth_cleaner_graph",
     "sim_fps": "benchmarks.sim_fps",
     "grasp_postprocess": "benchmarks.grasp_postprocess",
+    "grasp_node": "benchmarks.grasp_node",
+    "pose_node": "benchmarks.pose_node",
 }
 """Benchmark name -> module with a ``main(argv: Sequence[str] | None) -> int | None``."""
 
