@@ -427,10 +427,34 @@ POSE_ESTIMATOR = NodeSchema(
     ),
 )
 
+ARC_DEPTH = NodeSchema(
+    executable="arc_depth",
+    default_model_file="arc_depth.onnx",
+    params=(
+        *COMMON_PARAMS,
+        ParamSpec(
+            "model",
+            str,
+            "",
+            "ARC whole-path ONNX model (task rgb_to_depth: translate, attend, remove, complete, predict depth) with "
+            "its .json sidecar; empty = the shipped models/arc_depth.onnx",
+        ),
+        *MODEL_PARAMS,
+        ParamSpec(
+            "publish_decluttered",
+            bool,
+            False,
+            "Also publish /dcl_arc/arc/decluttered (rgb8): the translated, masked and completed image the depth "
+            "network saw, at the model's resolution",
+        ),
+    ),
+)
+
 NODE_SCHEMAS: dict[str, NodeSchema] = {
     DEPTH_CLEANER.executable: DEPTH_CLEANER,
     GRASP_DETECTOR.executable: GRASP_DETECTOR,
     POSE_ESTIMATOR.executable: POSE_ESTIMATOR,
+    ARC_DEPTH.executable: ARC_DEPTH,
 }
 
 
