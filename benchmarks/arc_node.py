@@ -1,0 +1,326 @@
+"""End-to-end per-frame time of the arc_depth node at 320x240 with the deploy-sized ARC (configs/arc_deploy.yaml).
+
+Target: 8 FPS or more (median frame time <= 125 ms) on this 2-core machine, with the node's default one ONNX Runtime
+thread.
+
+What is timed is one call of ``ARCDepthNode.process`` on a matched RGB + CameraInfo frame, i.e. everything the node
+does per frame once the messages have arrived: decode the rgb8 (or bgr8) Image, read the intrinsics, run
+``ARCDepthPipeline`` (area-resize to the network's resolution, normalise, ONNX Runtime over the whole T -> A -> I -> D
+graph, decode depth, mask and decluttered image, rescale the intrinsics), and encode and publish the depth, the mask,
+the CameraInfo (and the decluttered image with ``--decluttered``) to matched subscriptions. The DDS transport of the
+input image is not included (``benchmarks.dds_hop`` measures it).
+
+The node is the real one with its default parameters and the shipped Fast DDS profile; the model is the arc_deploy
+configuration exported fresh with untrained weights (timing does not depend on the weights: every layer runs on every
+pixel). Wall time is what a frame waits; CPU time (``time.process_time``, all threads of the process) is what it
+costs and is much less sensitive to the other load on the machine. The machine is shared, so the measurement is
+repeated (``--repeats``) with the load average (as ``uptime`` shows it) recorded before and after each run.
+
+The outputs are at the network's resolution (96x128 for arc_deploy) with a rescaled CameraInfo; what upsampling them
+to the camera's 320x240 would add is measured separately (``upsample_to_input_ms``: nearest for depth and mask,
+bilinear for the decluttered image), and is not part of the node.
+
+    python -m benchmarks.arc_node --out benchmarks/results [--frames 150] [--repeats 3] [--threads N]
+        [--model models/arc_depth.onnx] [--config training/configs/arc_deploy.yaml] [--encoding bgr8] [--decluttered]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+from tqdm import tqdm
+
+from benchmarks.grasp_node import machine_settings, write_result
+from benchmarks.node_overhead import TimedModel, summarise
+
+RESULT_FILE = "arc_node.json"
+TARGET_FPS = 8.0
+HEIGHT, WIDTH = 240, 320
+#: A colour camera at 320x240 (a 640x480 D435 colour stream binned by 2).
+FX = FY = 307.5
+CX, CY = 159.5, 119.5
+DEFAULT_CONFIG = Path(__file__).resolve().parents[1] / "training" / "configs" / "arc_deploy.yaml"
+
+
+@dataclass(frozen=True)
+class ARCRun:
+    """One measured run (milliseconds), the load average around it and what the last frame gave."""
+
+    frame_ms: dict[str, float]
+    frame_cpu_ms: dict[str, float]
+    model_ms: dict[str, float]
+    model_cpu_ms: dict[str, float]
+    load_average_before: tuple[float, float, float]
+    load_average_after: tuple[float, float, float]
+    removed_fraction_last_frame: float
+
+    def as_dict(self) -> dict[str, Any]:
+        fps = 1000.0 / self.frame_ms["median"]
+        return {
+            "frame_ms": self.frame_ms,
+            "frame_cpu_ms": self.frame_cpu_ms,
+            "model_ms": self.model_ms,
+            "model_cpu_ms": self.model_cpu_ms,
+            "fps_from_median": round(fps, 1),
+            "fps_from_median_cpu": round(1000.0 / self.frame_cpu_ms["median"], 1),
+            "meets_target": fps >= TARGET_FPS,
+            "load_average_before": [round(v, 2) for v in self.load_average_before],
+            "load_average_after": [round(v, 2) for v in self.load_average_after],
+            "removed_fraction_last_frame": round(self.removed_fraction_last_frame, 3),
+        }
+
+
+def load_average() -> tuple[float, float, float]:
+    """The 1, 5 and 15 minute load averages, the numbers ``uptime`` prints."""
+    one, five, fifteen = os.getloadavg()
+    return one, five, fifteen
+
+
+def uptime_line() -> str:
+    try:
+        return subprocess.run(["uptime"], capture_output=True, text=True, check=True, timeout=5).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return ""
+
+
+def export_deploy_arc(folder: Path, config_path: Path) -> Path:
+    """The ARC configuration of ``config_path`` (arc_full, untrained) exported to ONNX + sidecar in ``folder``."""
+    import torch
+
+    from dcl_arc_ros.learning.arc.config import load_config
+    from dcl_arc_ros.learning.arc.export import export_arc
+    from dcl_arc_ros.learning.arc.model import ARCInference
+    from dcl_arc_ros.learning.arc.stages import build_system
+    from dcl_arc_ros.learning.arc.variants import get_variant
+
+    torch.manual_seed(0)
+    config = load_config(config_path)
+    variant = get_variant("arc_full")
+    model = ARCInference.from_system(build_system(config, variant))
+    return export_arc(model, config, variant, folder / "arc_depth.onnx").onnx_path
+
+
+def camera_images(rng: np.random.Generator, count: int) -> list[np.ndarray]:
+    """``count`` 320x240 uint8 RGB frames: a shaded table, a few coloured boxes, sensor noise."""
+    yy, xx = np.mgrid[0:HEIGHT, 0:WIDTH]
+    images = []
+    for _ in range(count):
+        shade = (90 + 0.3 * yy + 0.1 * xx)[..., None] * np.array([1.0, 0.9, 0.8])
+        image = shade + rng.normal(0.0, 6.0, (HEIGHT, WIDTH, 3))
+        for _box in range(4):
+            u, v = rng.integers(30, WIDTH - 30), rng.integers(30, HEIGHT - 30)
+            half_u, half_v = rng.integers(10, 30), rng.integers(10, 25)
+            inside = (np.abs(xx - u) <= half_u) & (np.abs(yy - v) <= half_v)
+            image[inside] = rng.uniform(30, 230, 3)
+        images.append(np.clip(image, 0, 255).astype(np.uint8))
+    return images
+
+
+def upsample_to_input_ms(height: int, width: int, frames: int) -> dict[str, float]:
+    """What resizing the outputs (depth, mask, decluttered) from the network's size to 320x240 costs per frame."""
+    rng = np.random.default_rng(1)
+    depth = rng.uniform(0.5, 4.0, (height, width)).astype(np.float32)
+    mask = np.where(rng.random((height, width)) < 0.15, 255, 0).astype(np.uint8)
+    image = rng.integers(0, 256, (height, width, 3), dtype=np.uint8)
+    times = []
+    for _ in range(frames):
+        start = time.perf_counter()
+        cv2.resize(depth, (WIDTH, HEIGHT), interpolation=cv2.INTER_NEAREST)
+        cv2.resize(mask, (WIDTH, HEIGHT), interpolation=cv2.INTER_NEAREST)
+        cv2.resize(image, (WIDTH, HEIGHT), interpolation=cv2.INTER_LINEAR)
+        times.append(time.perf_counter() - start)
+    return summarise(times)
+
+
+def measure_runs(
+    model_path: Path,
+    images: Sequence[np.ndarray],
+    *,
+    frames: int,
+    warmup: int,
+    repeats: int,
+    encoding: str,
+    threads: int | None,
+    decluttered: bool,
+) -> tuple[list[ARCRun], tuple[int, int]]:
+    """Build the node once in a fresh context and time ``repeats`` runs of ``frames`` frames through ``process``."""
+    import rclpy
+    from rclpy.context import Context
+    from rclpy.node import Node
+    from sensor_msgs.msg import CameraInfo, Image
+    from std_msgs.msg import Header
+
+    from dcl_arc_ros.core.camera import Intrinsics
+    from dcl_arc_ros.core.image_codec import array_to_image
+    from dcl_arc_ros.dds import dds_environment
+    from dcl_arc_ros.ros import arc_depth
+    from dcl_arc_ros.ros.base_node import Frame
+    from dcl_arc_ros.ros.conversions import camera_info_from_intrinsics, image_msg_from_fields
+    from dcl_arc_ros.ros.qos import qos_profile
+
+    os.environ.update(dds_environment(os.environ))  # this process only: the shipped profile, as the node has it
+    args = ["--ros-args", "-p", f"model:={model_path}", "-p", f"publish_decluttered:={str(decluttered).lower()}"]
+    if threads is not None:
+        args += ["-p", f"threads:={threads}"]
+    context = Context()
+    rclpy.init(context=context)
+    node = listener = None
+    try:
+        node = arc_depth.ARCDepthNode(context=context, cli_args=args)
+        timed = TimedModel(node.pipeline.model)
+        node.pipeline.model = timed
+        outputs: list[tuple[type, str]] = [
+            (Image, arc_depth.DEPTH_TOPIC),
+            (Image, arc_depth.MASK_TOPIC),
+            (CameraInfo, arc_depth.OUTPUT_CAMERA_INFO_TOPIC),
+        ]
+        if decluttered:
+            outputs.append((Image, arc_depth.DECLUTTERED_TOPIC))
+        listener = Node("bench_listener", context=context)
+        for msg_type, topic in outputs:
+            listener.create_subscription(msg_type, topic, lambda _msg: None, qos_profile("reliable"))
+        deadline = time.monotonic() + 10.0
+        while time.monotonic() < deadline and any(node.count_subscribers(t) < 1 for _, t in outputs):
+            time.sleep(0.01)
+        header = Header(frame_id="camera_color_optical_frame")
+        info = camera_info_from_intrinsics(Intrinsics(fx=FX, fy=FY, cx=CX, cy=CY, width=WIDTH, height=HEIGHT), header)
+        pictures = [np.ascontiguousarray(img[..., ::-1]) if encoding == "bgr8" else img for img in images]
+        msgs = [image_msg_from_fields(array_to_image(img, encoding), header) for img in pictures]
+        topics = {"rgb": arc_depth.RGB_TOPIC, "camera_info": arc_depth.CAMERA_INFO_TOPIC}
+        runs = []
+        for repeat in range(repeats):
+            load_before = load_average()
+            wall: list[float] = []
+            cpu: list[float] = []
+            model: list[float] = []
+            model_cpu: list[float] = []
+            desc = f"arc_depth {encoding} run {repeat + 1}/{repeats}"
+            for index in tqdm(range(warmup + frames), desc=desc, unit="frame"):
+                frame = Frame(
+                    msgs={"rgb": msgs[index % len(msgs)], "camera_info": info},
+                    stamp_ns=index,
+                    received_at=time.monotonic(),
+                    topics=topics,
+                )
+                timed.seconds = timed.cpu_seconds = 0.0
+                c0, t0 = time.process_time(), time.perf_counter()
+                node.process(frame)
+                t1, c1 = time.perf_counter(), time.process_time()
+                if index >= warmup:
+                    wall.append(t1 - t0)
+                    cpu.append(c1 - c0)
+                    model.append(timed.seconds)
+                    model_cpu.append(timed.cpu_seconds)
+            runs.append(
+                ARCRun(
+                    summarise(wall),
+                    summarise(cpu),
+                    summarise(model),
+                    summarise(model_cpu),
+                    load_before,
+                    load_average(),
+                    node.last_removed_fraction,
+                )
+            )
+        spec = node.pipeline.spec
+        return runs, (spec.height, spec.width)
+    finally:
+        if listener is not None:
+            listener.destroy_node()
+        if node is not None:
+            node.destroy_node()
+        rclpy.shutdown(context=context)
+
+
+def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=(__doc__ or "arc_node").splitlines()[0])
+    parser.add_argument("--out", type=Path, default=Path("benchmarks/results"), help="results folder")
+    parser.add_argument("--frames", type=int, default=150, help="measured frames per run")
+    parser.add_argument("--warmup", type=int, default=10)
+    parser.add_argument("--repeats", type=int, default=3, help="runs (the machine is shared: report the spread)")
+    parser.add_argument("--encoding", choices=("rgb8", "bgr8"), default="rgb8", help="input colour encoding")
+    parser.add_argument("--model", type=Path, default=None, help="an exported ARC model instead of a fresh export")
+    parser.add_argument("--config", type=Path, default=DEFAULT_CONFIG, help="ARC config to export (without --model)")
+    parser.add_argument("--threads", type=int, default=None, help="the node's threads parameter (default: its own)")
+    parser.add_argument("--decluttered", action="store_true", help="also publish the decluttered image")
+    parser.add_argument("--result-name", default=RESULT_FILE, help="file name of the JSON in --out")
+    return parser.parse_args(argv)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parse_args(argv)
+    from dcl_arc_ros.ros.params import ARC_DEPTH
+
+    images = camera_images(np.random.default_rng(0), 8)
+    uptime_before = uptime_line()
+    with tempfile.TemporaryDirectory() as folder:
+        model_path = args.model or export_deploy_arc(Path(folder), args.config)
+        runs, (net_h, net_w) = measure_runs(
+            model_path,
+            images,
+            frames=args.frames,
+            warmup=args.warmup,
+            repeats=args.repeats,
+            encoding=args.encoding,
+            threads=args.threads,
+            decluttered=args.decluttered,
+        )
+    per_run = [run.as_dict() for run in runs]
+    medians = [run.frame_ms["median"] for run in runs]
+    best = runs[int(np.argmin(medians))]
+    result = {
+        "benchmark": "arc_node",
+        "created_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "target": f">= {TARGET_FPS:g} FPS end to end per {WIDTH}x{HEIGHT} frame (median wall time), in every run",
+        "settings": {
+            "width": WIDTH,
+            "height": HEIGHT,
+            "encoding": args.encoding,
+            "frames": args.frames,
+            "repeats": args.repeats,
+            "model": str(args.model) if args.model else f"{args.config.name} (arc_full), exported untrained",
+            "network_resolution": [net_h, net_w],
+            "outputs_resolution": [net_h, net_w],
+            "publish_decluttered": args.decluttered,
+            "threads": args.threads if args.threads is not None else ARC_DEPTH.spec("threads").default,
+            **machine_settings(),
+        },
+        "uptime_before": uptime_before,
+        "uptime_after": uptime_line(),
+        "runs": per_run,
+        "frame_median_ms_per_run": medians,
+        "fps_from_median_per_run": [r["fps_from_median"] for r in per_run],
+        "frame_cpu_median_ms_per_run": [run.frame_cpu_ms["median"] for run in runs],
+        "meets_target": all(r["meets_target"] for r in per_run),
+        "upsample_to_input_ms": upsample_to_input_ms(net_h, net_w, 200),
+    }
+    path = write_result(args.out, args.result_name, result)
+    for i, (run, summary) in enumerate(zip(runs, per_run, strict=True)):
+        print(
+            f"arc_depth run {i + 1}: median {run.frame_ms['median']:.1f} ms ({summary['fps_from_median']} FPS), "
+            f"p95 {run.frame_ms['p95']:.1f} ms, CPU median {run.frame_cpu_ms['median']:.1f} ms, model median "
+            f"{run.model_ms['median']:.1f} ms (CPU {run.model_cpu_ms['median']:.1f} ms); load "
+            f"{run.load_average_before[0]:.2f} -> {run.load_average_after[0]:.2f}"
+        )
+    print(
+        f"arc_depth {WIDTH}x{HEIGHT} {args.encoding} -> {net_w}x{net_h}: best median {best.frame_ms['median']:.1f} ms; "
+        f"{'meets' if result['meets_target'] else 'MISSES'} the {TARGET_FPS:g} FPS target in "
+        f"{sum(r['meets_target'] for r in per_run)}/{len(per_run)} runs"
+    )
+    print(f"wrote {path}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
