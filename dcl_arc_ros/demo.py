@@ -2,7 +2,7 @@
 
 1. Render a small real-like tabletop scene with the active-stereo sensor into a rosbag2 bag (``dcl-arc-generate``).
 2. Start the perception graph (``dcl-arc-perception``) with every node whose shipped model is present.
-3. Replay the bag onto the camera topics, ground truth included (``dcl-arc-play --ground-truth``).
+3. Replay the bag onto the camera topics, ground truth included (the ``dcl-arc-play`` player, in this process).
 4. Collect every output by stamp beside the ground truth, print the errors and save PNGs in ``--out``.
 
     python -m dcl_arc_ros.demo --out outputs/demo [--frames 4] [--seed 7] [--keep-bag]
@@ -18,6 +18,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from collections import defaultdict
 from collections.abc import Sequence
@@ -26,6 +27,7 @@ from typing import Any
 
 import numpy as np
 
+from dcl_arc_ros.bag_player import BagPlayer
 from dcl_arc_ros.core.camera import Intrinsics
 from dcl_arc_ros.dds import apply_dds_profile, dds_environment
 from dcl_arc_ros.graph import available_nodes, load_graph
@@ -55,6 +57,22 @@ INFO_PARENTS: dict[str, str] = {
     "/dcl_arc/poses/info": "/dcl_arc/poses",
 }
 
+#: node -> the camera topic it consumes and the output the demo waits for.
+NODE_INPUTS: dict[str, str] = {
+    "depth_cleaner": "/camera/depth/image_rect_raw",
+    "arc_depth": "/camera/color/image_raw",
+    "grasp_detector": "/camera/depth/image_rect_raw",
+    "pose_estimator": "/camera/depth/image_rect_raw",
+}
+NODE_OUTPUTS: dict[str, str] = {
+    "depth_cleaner": "/dcl_arc/depth/cleaned",
+    "arc_depth": "/dcl_arc/arc/depth",
+    "grasp_detector": "/dcl_arc/grasps",
+    "pose_estimator": "/dcl_arc/poses",
+}
+#: seconds without a new message, after the replay ended, that mean nothing more is coming.
+QUIET_S = 10.0
+
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -62,6 +80,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--frames", type=int, default=4, help="frames (camera poses) in the demo scene")
     parser.add_argument("--seed", type=int, default=7, help="scene seed")
     parser.add_argument("--rate-hz", type=float, default=2.0, help="replay rate (slow enough for every node)")
+    parser.add_argument("--models-dir", type=Path, help="models folder (default: the shipped models/)")
     parser.add_argument("--timeout", type=float, default=120.0, help="seconds to wait for the graph's outputs")
     return parser.parse_args(argv)
 
@@ -126,6 +145,18 @@ class Collector:
                 continue
             messages[topic] = dict(zip(stamps, arrivals, strict=True))
         return messages
+
+    def wait_for_subscribers(self, wanted: dict[str, int], timeout_s: float) -> bool:
+        """Spin until each topic has at least the given number of subscriptions (ours included)."""
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            if all(self.node.count_subscribers(topic) >= n for topic, n in wanted.items()):
+                return True
+            self.spin_for(0.1)
+        return False
+
+    def received(self) -> int:
+        return sum(len(by_stamp) for by_stamp in self.messages.values())
 
     def spin_for(self, seconds: float) -> None:
         deadline = time.monotonic() + seconds
@@ -229,7 +260,8 @@ def save_figures(messages: dict[str, dict[int, Any]], out: Path) -> list[str]:
         if get["/dcl_arc/arc/mask"] is not None:
             panels.append(("ARC removal mask", _image(get["/dcl_arc/arc/mask"]), "mask"))
         panels.append(("ground truth depth", truth, "depth"))
-        if rgb is not None and intr is not None:
+        detections = get["/dcl_arc/grasps"] is not None or get["/dcl_arc/poses"] is not None
+        if rgb is not None and intr is not None and detections:
             panels.append(("grasps (green best) and poses", rgb, "detections"))
             panels.append(("ground truth grasps and poses", rgb, "truth"))
         fig, axes = plt.subplots(1, len(panels), figsize=(4.2 * len(panels), 3.6), squeeze=False)
@@ -282,7 +314,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     print(f"demo: rendering a real-like scene ({args.frames} frames, active-stereo sensor) into a bag")
     bag = generate_bag(args.out, args.frames, args.seed, args.rate_hz)
 
-    specs, skipped = available_nodes(load_graph(config_file("perception.yaml")))
+    specs, skipped = available_nodes(load_graph(config_file("perception.yaml"), models_dir=args.models_dir))
     for reason in skipped:
         print(f"demo: skipping {reason}")
     if not specs:
@@ -292,30 +324,41 @@ def main(argv: Sequence[str] | None = None) -> int:
     print(f"demo: starting the graph: {', '.join(names)}")
     apply_dds_profile()
     env = dds_environment(os.environ)
-    graph = subprocess.Popen([sys.executable, "-m", "dcl_arc_ros.runner", "--only", ",".join(names)], env=env)
+    command = [sys.executable, "-m", "dcl_arc_ros.runner", "--only", ",".join(names)]
+    if args.models_dir is not None:
+        command += ["--models-dir", str(args.models_dir)]
+    graph = subprocess.Popen(command, env=env)
 
     import rclpy
 
     rclpy.init()
-    player: subprocess.Popen[bytes] | None = None
     try:
         collector = Collector()
-        collector.spin_for(5.0)  # let the nodes load their models and discovery settle
+        # The player publishes from the collector's own participant, so it sees exactly which subscriptions exist:
+        # our own on every topic, plus each node's on the camera topic it consumes. Replaying before the nodes are
+        # discovered would lose the first frames.
+        player = BagPlayer(collector.node, bag, topics=tuple(t for t in TOPICS if not t.startswith("/dcl_arc/")))
+        consumers = {topic: 1 for topic in player.publishers}
+        for name in names:
+            consumers[NODE_INPUTS[name]] += 1
+        if not collector.wait_for_subscribers(consumers, timeout_s=60.0):
+            print(f"demo: the nodes did not subscribe within 60 s (wanted {consumers}); replaying anyway")
         print(f"demo: replaying {bag} at {args.rate_hz:g} Hz")
-        player = subprocess.Popen(
-            [sys.executable, "-m", "dcl_arc_ros.bag_player", str(bag), "--ground-truth", "--delay", "1.0"], env=env
-        )
+        replay = threading.Thread(target=player.play_once, name="replay", daemon=True)
+        replay.start()
         deadline = time.monotonic() + args.timeout
-        expected = {"depth_cleaner": "/dcl_arc/depth/cleaned", "arc_depth": "/dcl_arc/arc/depth",
-                    "grasp_detector": "/dcl_arc/grasps", "pose_estimator": "/dcl_arc/poses"}  # fmt: skip
-        wanted = [expected[name] for name in names if name in expected]
+        wanted = [NODE_OUTPUTS[name] for name in names]
+        last_count, last_change = -1, time.monotonic()
         while time.monotonic() < deadline:
             collector.spin_for(0.5)
-            done = player.poll() is not None
-            got = min((len(collector.messages[t]) for t in wanted), default=0)
-            if done and got >= len(collector.messages["/ground_truth/depth"]) > 0:
+            count = collector.received()
+            if count != last_count:
+                last_count, last_change = count, time.monotonic()
+            frames = len(collector.messages["/ground_truth/depth"])
+            complete = frames > 0 and all(len(collector.messages[t]) >= frames for t in wanted)
+            quiet = time.monotonic() - last_change > QUIET_S
+            if not replay.is_alive() and (complete or quiet):
                 break
-        collector.spin_for(1.0)
         for line in save_figures(collector.paired(), args.out):
             print(f"demo: {line}")
         missing = [t for t in wanted if not collector.messages[t]]
@@ -324,8 +367,6 @@ def main(argv: Sequence[str] | None = None) -> int:
             return 1
         return 0
     finally:
-        if player is not None:
-            _stop(player)
         _stop(graph)
         rclpy.try_shutdown()
 
