@@ -321,13 +321,15 @@ class SynthesisTask:
         logs: dict[str, float] = {}
         if cfg.method == "cut":
             src = torch.cat([d_s, d_r]) if need_idt else d_s
-            feats_src = [f.detach() for f in self.generator.encode_features(src, self.layers)]
+            with torch.no_grad():  # keys are detached anyway (as in CUT); no graph needed
+                feats_src = self.generator.encode_features(src, self.layers)
             feats_out = self.generator.encode_features(out, self.layers)
             loss_nce = patchnce_loss(feats_src, feats_out, self._project, cfg.patchnce)
             loss_g = w.adv * loss_adv + w.dc * loss_nce
             logs["nce"] = loss_nce.item()
         else:
-            feats_src = [f.detach() for f in self.generator.encode_features(d_s, self.layers)]
+            with torch.no_grad():
+                feats_src = self.generator.encode_features(d_s, self.layers)
             feats_out = self.generator.encode_features(fake, self.layers)
             loss_dc = dcl_loss(feats_src, feats_out, self._project, cfg.contrastive)
             loss_idt = F.l1_loss(out[b:], d_r)  # L_idt on REAL depth
