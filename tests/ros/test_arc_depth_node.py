@@ -98,9 +98,14 @@ def camera_info(header: Header = HEADER) -> CameraInfo:
 
 
 def colour_msg(rgb: np.ndarray, header: Header = HEADER, encoding: str = "rgb8") -> Image:
-    """rgb8 as given, bgr8 with the channels swapped (the same picture)."""
-    pixels = np.ascontiguousarray(rgb[..., ::-1]) if encoding == "bgr8" else rgb
-    return image_msg_from_fields(array_to_image(pixels, encoding), header)
+    """The same picture in ``encoding``: rgb8 as given, bgr8/bgra8 channels swapped (+ opaque alpha), mono8 grey."""
+    if encoding == "mono8":
+        pixels = rgb.mean(axis=2).astype(np.uint8)
+    elif encoding == "bgra8":
+        pixels = np.concatenate([rgb[..., ::-1], np.full((*rgb.shape[:2], 1), 255, np.uint8)], axis=2)
+    else:
+        pixels = np.ascontiguousarray(rgb[..., ::-1]) if encoding == "bgr8" else rgb
+    return image_msg_from_fields(array_to_image(np.ascontiguousarray(pixels), encoding), header)
 
 
 def scene_rgb(seed: int = 0) -> np.ndarray:
@@ -166,13 +171,15 @@ def same_header(header: Header, expected: Header = HEADER) -> bool:
     )
 
 
-@pytest.mark.parametrize("encoding", ["rgb8", "bgr8"])
+@pytest.mark.parametrize("encoding", ["rgb8", "bgr8", "bgra8", "mono8"])
 def test_outputs_are_the_pipelines_with_the_input_header(
     context: Context, arc_models: dict[str, Path], encoding: str
 ) -> None:
     driver = Driver(context, make_node(context, arc_models["arc"], "-p", "publish_decluttered:=true"))
     try:
         rgb = scene_rgb()
+        if encoding == "mono8":  # what the network gets is the grey picture in all three channels
+            rgb = np.repeat(rgb.mean(axis=2).astype(np.uint8)[..., None], 3, axis=2)
         driver.send(colour_msg(rgb, encoding=encoding))
         driver.wait_for_outputs(names=OUTPUTS)
         depth_msg, mask_msg, info_msg, image_msg = (driver.received[n][0] for n in OUTPUTS)
