@@ -53,15 +53,15 @@ class GripperParams:
 
 
 def empty_grasps(height: int, width: int) -> GraspLabels:
-    z = np.zeros((height, width), dtype=np.float32)
+    # separate np.zeros calls, not copies of one: fresh zero pages cost nothing until a grasp is painted on them
     return GraspLabels(
         rects=np.zeros((0, 5), dtype=np.float32),
         instance_ids=np.zeros(0, dtype=np.int32),
         width_m=np.zeros(0, dtype=np.float32),
-        quality_map=z,
-        cos2_map=z.copy(),
-        sin2_map=z.copy(),
-        width_map=z.copy(),
+        quality_map=np.zeros((height, width), dtype=np.float32),
+        cos2_map=np.zeros((height, width), dtype=np.float32),
+        sin2_map=np.zeros((height, width), dtype=np.float32),
+        width_map=np.zeros((height, width), dtype=np.float32),
     )
 
 

@@ -69,9 +69,10 @@ def viewing_angles(normals: np.ndarray | None, intrinsics: Intrinsics) -> np.nda
         return np.zeros((intrinsics.height, intrinsics.width), dtype=np.float32)
     ray = unit_rays(intrinsics)
     n = normals.astype(np.float32, copy=False)
-    cos = np.abs(ray[..., 0] * n[..., 0] + ray[..., 1] * n[..., 1] + ray[..., 2] * n[..., 2])
-    known = (n[..., 0] != 0) | (n[..., 1] != 0) | (n[..., 2] != 0)
-    return np.where(known, np.arccos(np.minimum(cos, 1.0)), 0.0).astype(np.float32)
+    cos = np.abs(np.einsum("hwi,hwi->hw", ray, n))
+    theta = np.arccos(np.minimum(cos, np.float32(1.0), out=cos), out=cos)
+    theta[np.einsum("hwi,hwi->hw", n, n) == 0] = 0.0  # unknown normal (all zero)
+    return theta
 
 
 @cache

@@ -75,14 +75,16 @@ def projector_shadow(depth: np.ndarray, fx: float, baseline_m: float) -> np.ndar
     has q increasing with u; a pixel is in shadow when some pixel to its right has a projector column at or left of
     its own (that nearer surface blocks the projector ray). NaN (no surface) never casts a shadow.
     """
-    h, w = depth.shape
-    cols = np.arange(w, dtype=np.float64)[None, :]
     with np.errstate(divide="ignore", invalid="ignore"):
-        q = np.where(np.isfinite(depth) & (depth > 0), cols - fx * baseline_m / depth, np.inf)
-    # suffix minimum over strictly larger columns
-    suffix = np.minimum.accumulate(q[:, ::-1], axis=1)[:, ::-1]
-    right_min = np.concatenate([suffix[:, 1:], np.full((h, 1), np.inf)], axis=1)
-    return np.isfinite(depth) & (q > right_min + 0.5)
+        q = np.arange(depth.shape[1], dtype=np.float64) - fx * baseline_m / depth
+    finite = np.isfinite(depth)
+    q[~(finite & (depth > 0))] = np.inf  # no surface (NaN) never casts a shadow
+    # minimum over the strictly larger columns, accumulated right to left straight into its output
+    right_min = np.empty_like(q)
+    right_min[:, -1] = np.inf
+    np.minimum.accumulate(q[:, :0:-1], axis=1, out=right_min[:, -2::-1])
+    right_min += 0.5
+    return (q > right_min) & finite
 
 
 def discontinuity_band(depth: np.ndarray, threshold_m: float, radius_px: int = 1) -> np.ndarray:
