@@ -28,6 +28,7 @@ BENCHMARKS: dict[str, str] = {
     "grasp_postprocess": "benchmarks.grasp_postprocess",
     "grasp_node": "benchmarks.grasp_node",
     "pose_node": "benchmarks.pose_node",
+    "arc_node": "benchmarks.arc_node",
 }
 """Benchmark name -> module with a ``main(argv: Sequence[str] | None) -> int | None``."""
 

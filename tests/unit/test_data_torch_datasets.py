@@ -141,3 +141,28 @@ def test_sources_take_several_paths_and_concatenate_them(bag_dir: Path, tmp_path
     assert torch.equal(twice[4]["depth_clean"], twice[1]["depth_clean"])
     with pytest.raises(DatasetError, match="at least one bag"):
         build_dataset("bags")
+
+
+def test_keys_select_topics_and_in_memory_reads_each_record_once() -> None:
+    from dcl_arc_ros import bags
+    from dcl_arc_ros.data.torch_datasets import InMemoryFrames, topics_for_keys
+
+    topics = topics_for_keys(["depth_clean", "intrinsics"])
+    assert topics == [bags.DEPTH_IMAGE, bags.GT_DEPTH, bags.DEPTH_INFO]  # sensor depth is always read
+    assert set(topics_for_keys(["something_else"])) == set(bags.TOPICS)
+
+    reads: list[int] = []
+
+    class Counting:
+        def __len__(self) -> int:
+            return 3
+
+        def __getitem__(self, index: int) -> object:
+            reads.append(index)
+            return f"record {index}"
+
+    frames = InMemoryFrames(Counting())  # type: ignore[arg-type]
+    assert [frames[i] for i in (0, 1, 0, -1, 2)] == ["record 0", "record 1", "record 0", "record 2", "record 2"]
+    assert reads == [0, 1, 2]
+    with pytest.raises(IndexError, match="3 samples"):
+        frames[3]

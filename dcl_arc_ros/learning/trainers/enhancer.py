@@ -57,6 +57,7 @@ class EnhancerDataConfig:
     crop_height: int = 32
     crop_width: int = 32
     toy_samples: int = 64
+    in_memory: bool = False  # keep decoded frames in memory (after the first epoch no bag is read again)
 
 
 @dataclass(frozen=True)
@@ -243,7 +244,9 @@ def open_enhancer_dataset(cfg: EnhancerConfig, *, seed: int = 0) -> Dataset:
     transforms = []
     if data.crop_height and data.crop_width:
         transforms.append(torch_datasets.RandomCrop(width=data.crop_width, height=data.crop_height))
-    return torch_datasets.build_dataset(data.kind, *data.paths, transforms=transforms, keys=tuple(keys))
+    return torch_datasets.build_dataset(
+        data.kind, *data.paths, transforms=transforms, keys=tuple(keys), in_memory=data.in_memory
+    )
 
 
 def replace_synthesis(cfg: EnhancerConfig, synthesis: str, checkpoint: str = "") -> EnhancerConfig:
