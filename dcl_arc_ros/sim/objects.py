@@ -194,15 +194,40 @@ def mesh_from_arrays(
     )
 
 
-def read_obj(path: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Vertices (V, 3), triangles (F, 3) and each triangle's part (F,) of a Wavefront OBJ file.
-
-    Polygons are fan-triangulated; a part is what an ``o`` or ``g`` line starts.
-    """
+def _parse_obj_fast(text: str) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
+    """Vertices, triangles and parts of an OBJ whose vertices are ``v x y z`` and whose faces are triangles with
+    positive indices (the shipped meshes), parsed column-wise by numpy; None for anything else."""
+    v_rows: list[str] = []
+    f_rows: list[str] = []
+    f_parts: list[int] = []
+    part = 0
+    for line in text.splitlines():
+        head = line[:2]
+        if head == "v ":
+            v_rows.append(line[2:])
+        elif head == "f ":
+            f_rows.append(line[2:])
+            f_parts.append(part)
+        elif head in ("o ", "g "):
+            part += 1
+    if not v_rows or not f_rows:
+        return None
+    v_tokens = [row.split() for row in v_rows]
+    f_tokens = [row.split() for row in f_rows]
+    if any(len(t) != 3 for t in v_tokens) or any(len(t) != 3 for t in f_tokens):
+        return None
     try:
-        text = path.read_text(errors="replace")
-    except OSError as exc:
-        raise MeshFormatError(f"cannot read mesh file {path}: {exc}") from exc
+        v = np.array(v_tokens, dtype=np.float64)
+        f = np.array([[tok.split("/", 1)[0] for tok in t] for t in f_tokens], dtype=np.int64)
+    except ValueError:
+        return None
+    if f.min() < 1:  # relative (negative) indices: the line-by-line reader resolves them
+        return None
+    return v, f - 1, np.asarray(f_parts, dtype=np.int32)
+
+
+def _parse_obj_lines(text: str, path: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Line-by-line OBJ reader: any polygon size, relative indices, and errors that name the line."""
     vertices: list[list[float]] = []
     faces: list[list[int]] = []
     face_parts: list[int] = []
@@ -226,8 +251,24 @@ def read_obj(path: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
             face_parts.extend([part] * (len(idx) - 2))
     if not vertices or not faces:
         raise MeshFormatError(f"{path}: no triangles (vertices={len(vertices)}, faces={len(faces)})")
-    v = np.asarray(vertices, dtype=np.float64)
-    f = np.asarray(faces, dtype=np.int64)
+    return (
+        np.asarray(vertices, dtype=np.float64),
+        np.asarray(faces, dtype=np.int64),
+        np.asarray(face_parts, dtype=np.int32),
+    )
+
+
+def read_obj(path: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Vertices (V, 3), triangles (F, 3) and each triangle's part (F,) of a Wavefront OBJ file.
+
+    Polygons are fan-triangulated; a part is what an ``o`` or ``g`` line starts.
+    """
+    try:
+        text = path.read_text(errors="replace")
+    except OSError as exc:
+        raise MeshFormatError(f"cannot read mesh file {path}: {exc}") from exc
+    parsed = _parse_obj_fast(text)
+    v, f, parts = parsed if parsed is not None else _parse_obj_lines(text, path)
     if f.min() < 0 or f.max() >= len(v):
         raise MeshFormatError(f"{path}: face index out of range 1..{len(v)}")
     # some shipped meshes (random_urdfs/168) contain "v nan nan nan": drop the faces that use such vertices
@@ -237,7 +278,7 @@ def read_obj(path: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     if len(f) == 0:
         raise MeshFormatError(f"{path}: no triangle has finite vertices")
     used, f = np.unique(f, return_inverse=True)
-    return v[used], f.reshape(-1, 3).astype(np.int32), np.asarray(face_parts, dtype=np.int32)[good_faces]
+    return v[used], f.reshape(-1, 3).astype(np.int32), parts[good_faces]
 
 
 def _one_hull(n_vertices: int) -> tuple[tuple[np.ndarray, ...], np.ndarray]:
