@@ -19,6 +19,12 @@ Per frame (``__call__``), for a depth image in metres of any size:
 6. run, denormalise, resize back to the input size (INTER_LINEAR);
 7. NaN wherever the result is non-finite or outside (min_m, max_m].
 
+At the deploy resolution (the usual case: a cleaner's ONNX input is the camera resolution, and a deploy-sized
+network downsamples inside the graph), steps 1, 4 and 5 are fused: validity is a boolean mask, holes take their
+nearest-fill value (computed on a subsampled grid) directly in the input buffer, measured pixels are copied over
+it, and the normalisation writes the network tensor. No full-resolution NaN image is built on the way in; on the
+way out, the denormalised result is written once into the returned array and checked in place.
+
 Raw output (``raw_output=True`` or :meth:`DepthCleaningPipeline.raw`) is for DCL generators, whose output is
 realistic noisy depth WITH holes: values <= min_m are holes (NaN), there is no upper clip, and the resize back
 uses INTER_NEAREST so hole edges stay sharp and no value is invented by interpolation.

@@ -99,6 +99,27 @@ def test_incoming_data_is_not_copied() -> None:
     assert view[0] == msg.data[0]
 
 
+def test_outgoing_data_is_the_encoded_buffer() -> None:
+    fields = array_to_image(random_depth(), "32FC1")
+    msg = image_msg_from_fields(fields, HEADER)
+    assert msg.data is fields.data  # rclpy kept the array('B') instead of copying it
+    assert bytes(msg.data) == bytes(fields.data)
+
+
+@pytest.mark.parametrize(
+    ("values", "infinite", "negative"),
+    [((np.inf,), 1, 0), ((-np.inf,), 1, 1), ((-0.5,), 0, 1), ((0.0, np.nan), 0, 0), ((np.inf, -np.inf, -2.0), 2, 2)],
+)
+def test_depth_reading_counts_each_kind_of_bad_pixel(values: tuple[float, ...], infinite: int, negative: int) -> None:
+    depth = random_depth()
+    depth[0, 0] = 1.0
+    for index, value in enumerate(values):
+        depth[1, index] = value
+    reading = depth_from_msg(depth_to_msg(depth, HEADER))
+    assert (reading.infinite, reading.negative) == (infinite, negative)
+    assert reading.valid == depth.size - len(values)
+
+
 def test_bgr_is_returned_as_rgb() -> None:
     rgb = np.random.default_rng(2).integers(0, 255, (3, 4, 3), dtype=np.uint8)
     msg = image_msg_from_fields(array_to_image(np.ascontiguousarray(rgb[:, :, ::-1]), "bgr8"), HEADER)

@@ -11,6 +11,7 @@ from dcl_arc_ros.core.depth import (
     downscale_valid_mean,
     fill_holes,
     fill_nan_holes,
+    fill_nearest_into,
     nan_outside,
     normalise_range,
     sanitize_depth,
@@ -179,3 +180,43 @@ def test_nan_outside_both_paths(high: float) -> None:
     in_place, _ = nan_outside(mixed, 0.5, high, out=mixed)
     assert in_place is mixed
     np.testing.assert_array_equal(mixed, out)
+
+
+def test_nan_outside_zero_and_nan_holes_path() -> None:
+    # Readings all in range, holes NaN or exactly 0 (also -0.0): the mask-free path.
+    depth = np.array([[0.0, 1.5, np.nan], [-0.0, 2.0, 4.0]], dtype=np.float32)
+    out, n_bad = nan_outside(depth, 0.0, 5.0)
+    assert n_bad == 3
+    np.testing.assert_array_equal(np.isnan(out), [[True, False, True], [True, False, False]])
+    np.testing.assert_array_equal(out[~np.isnan(out)], [1.5, 2.0, 4.0])
+    # A reading above the upper bound is not this case: the general path drops it.
+    out, n_bad = nan_outside(depth, 0.0, 3.0)
+    assert n_bad == 4 and np.isnan(out[1, 2])
+    in_place, n_bad = nan_outside(depth, 0.0, 5.0, out=depth)
+    assert in_place is depth and n_bad == 3
+
+
+def test_nan_outside_all_nan_image() -> None:
+    out, n_bad = nan_outside(np.full((2, 3), np.nan, np.float32), 0.0, np.inf)
+    assert n_bad == 6 and np.isnan(out).all()
+
+
+@pytest.mark.parametrize("max_grid_pixels", [60 * 80, 300])  # exact, and on a subsampled grid
+def test_fill_nearest_into_equals_fill_holes(max_grid_pixels: int) -> None:
+    depth = depth_with_holes()
+    valid = valid_mask(depth)
+    garbage = depth.copy()
+    garbage[~valid] = -7.0  # whatever the invalid pixels hold must not matter
+    before = garbage.copy()
+    out = np.empty_like(depth)
+    assert fill_nearest_into(garbage, valid, out, max_grid_pixels=max_grid_pixels) is out
+    np.testing.assert_array_equal(garbage, before, err_msg="input modified")
+    np.testing.assert_array_equal(out, fill_holes(depth, "nearest", max_grid_pixels=max_grid_pixels))
+
+
+def test_fill_nearest_into_without_valid_pixels_is_all_nan() -> None:
+    out = np.zeros((4, 5), np.float32)
+    fill_nearest_into(np.zeros((4, 5), np.float32), np.zeros((4, 5), bool), out)
+    assert np.isnan(out).all()
+    with pytest.raises(DepthError, match="boolean mask"):
+        fill_nearest_into(np.zeros((4, 5), np.float32), np.zeros((4, 5), np.uint8), out)

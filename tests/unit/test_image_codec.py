@@ -12,6 +12,7 @@ from dcl_arc_ros.core.image_codec import (
     SUPPORTED_ENCODINGS,
     ImageFields,
     array_to_image,
+    depth_and_holes_from_image,
     depth_from_image,
     depth_to_image,
     image_to_array,
@@ -185,3 +186,29 @@ def test_array_to_image_checks_shape_and_dtype() -> None:
         array_to_image(np.zeros((2, 2), np.int32), "16UC1")
     img = array_to_image(np.full((2, 2), 2.5, dtype=np.float64), "32FC1")
     np.testing.assert_array_equal(image_to_array(img), np.full((2, 2), 2.5, np.float32))
+
+
+@pytest.mark.parametrize(
+    ("encoding", "values"),
+    [
+        ("16UC1", np.array([[0, 1, 1500], [65535, 0, 250]], dtype=np.uint16)),
+        ("32FC1", np.array([[1.5, np.nan, 0.0], [2.0, 0.0, 0.5]], dtype=np.float32)),  # NaN and 0 holes only
+        ("32FC1", np.array([[1.5, np.nan, np.inf], [-np.inf, 0.0, -2.0]], dtype=np.float32)),
+        ("32FC1", np.array([[1.5, 2.0, 3.0], [4.0, 0.5, 0.25]], dtype=np.float32)),  # no hole at all
+    ],
+)
+@pytest.mark.parametrize("pad", [0, 3])
+def test_hole_count_matches_the_decoded_nans(encoding: str, values: np.ndarray, pad: int) -> None:
+    depth, holes = depth_and_holes_from_image(pack(values, encoding, pad=pad, bigendian=False))
+    assert holes == int(np.count_nonzero(np.isnan(depth)))
+    valid = np.isfinite(values.astype(np.float64)) & (values > 0)
+    assert holes == int(np.count_nonzero(~valid))
+    np.testing.assert_array_equal(np.isnan(depth), ~valid)
+
+
+def test_encoded_data_is_a_byte_array_rclpy_takes_without_copying() -> None:
+    depth = np.array([[0.5, np.nan], [2.25, 7.0]], dtype=np.float32)
+    img = depth_to_image(depth, "32FC1")
+    assert isinstance(img.data, array.array) and img.data.typecode == "B"
+    depth[0, 0] = 9.0  # the encoded image does not alias the array it came from
+    np.testing.assert_array_equal(np.frombuffer(img.data, "<f4")[:1], [0.5])
