@@ -29,6 +29,7 @@ SURFACE_SAMPLE_SPACING_M = 0.0015
 _SURFACE_CACHE_SIZE = 64  # surface indices (~0.6 MB each) of recently used meshes
 _SUPERSAMPLE = 3
 _ON_PLANE_M = 1e-4  # a clean-depth point this close to a face's plane lies on it (depth precision ~1e-6 m)
+_MAIN_FACE_MIN_FRACTION = 0.05  # convex bodies covering this much of the image are labelled in image layout
 
 
 @dataclass(frozen=True)
@@ -114,6 +115,55 @@ def instance_map(segmentation: np.ndarray, scene: Scene) -> np.ndarray:
     return lut[seg]
 
 
+def _pixel_rays(intrinsics: Intrinsics) -> tuple[np.ndarray, np.ndarray]:
+    """Per-column x/z and per-row y/z of the viewing rays, float32, exactly as ``points_from_depth`` computes them."""
+    k = intrinsics
+    ray_x = (np.arange(k.width, dtype=np.float32) - np.float32(k.cx)) / np.float32(k.fx)
+    ray_y = (np.arange(k.height, dtype=np.float32) - np.float32(k.cy)) / np.float32(k.fy)
+    return ray_x, ray_y
+
+
+def _main_face_normals(
+    body: SceneBody,
+    body_T_cam: np.ndarray,
+    mask: np.ndarray,
+    depth: np.ndarray,
+    rays: tuple[np.ndarray, np.ndarray],
+    normals: np.ndarray,
+) -> np.ndarray:
+    """Label, in image layout, the pixels of a large convex body that lie on the face most of its pixels lie on.
+
+    A pixel ``(u, v)`` at depth ``z`` is the point ``z * r(u, v)`` with ``r = (ray_x[u], ray_y[v], 1)``, so its
+    signed distance to a camera-frame plane ``n . p = d`` is ``z * (n . r) - d``: one multiply-add per pixel, without
+    gathering the pixels into a point list. The same rule as :func:`_best_plane` applies: a pixel whose distance is
+    at least ``-_ON_PLANE_M`` lies on the face. Writes those pixels' camera-facing normals into ``normals``
+    (H, W, 3) and returns them as a mask; the other pixels of ``mask`` are left for the general path.
+    """
+    index = _surface_index(body.mesh)
+    rot, trans = body_T_cam[:3, :3], body_T_cam[:3, 3]
+    planes_cam = (index.normals @ rot).astype(np.float32)
+    offsets_cam = (index.offsets - index.normals @ trans).astype(np.float32)
+    ray_x, ray_y = rays
+    # the face most of the body's pixels lie on, counted on a coarse pixel grid
+    step = 8
+    z_coarse, m_coarse = depth[::step, ::step], mask[::step, ::step]
+    g_coarse = (
+        planes_cam[:, 0, None, None] * ray_x[None, None, ::step]
+        + planes_cam[:, 1, None, None] * ray_y[None, ::step, None]
+        + planes_cam[:, 2, None, None]
+    )
+    with np.errstate(invalid="ignore"):
+        on_coarse = (z_coarse * g_coarse - offsets_cam[:, None, None] >= -_ON_PLANE_M) & m_coarse
+    face = int(np.argmax(on_coarse.sum(axis=(1, 2))))
+    n = planes_cam[face]
+    g = (ray_x * n[0])[None, :] + (ray_y * n[1])[:, None] + n[2]  # n . r per pixel
+    with np.errstate(invalid="ignore"):
+        on = (depth * g - offsets_cam[face] >= -_ON_PLANE_M) & mask
+    normals[on] = n
+    normals[on & (g > 0)] = -n  # n . p = z (n . r) > 0: the face points away from the camera there
+    return on
+
+
 def surface_normals(
     depth_clean: np.ndarray,
     segmentation: np.ndarray,
@@ -121,33 +171,58 @@ def surface_normals(
     world_T_cam: np.ndarray,
     scene: Scene,
 ) -> np.ndarray:
-    """(H, W, 3) float32 unit normals in the camera frame facing the camera; zero where nothing was hit."""
-    points = intrinsics.points_from_depth(depth_clean).reshape(-1, 3)
+    """(H, W, 3) float32 unit normals in the camera frame facing the camera; zero where nothing was hit.
+
+    Convex bodies that fill a large part of the image (the table, the floor) get the pixels on their main face
+    labelled in image layout (:func:`_main_face_normals`); every other pixel is gathered per body and matched by
+    :func:`_camera_frame_normals`.
+    """
+    h, w = depth_clean.shape
     flat_seg = np.where(np.isfinite(depth_clean), segmentation, -1).reshape(-1)
     if flat_seg.max(initial=-1) < np.iinfo(np.int16).max:
         flat_seg = flat_seg.astype(np.int16)  # stable argsort of int16 is a radix sort
-    order = np.argsort(flat_seg, kind="stable")
-    sorted_seg = flat_seg[order]
-    starts = np.concatenate([[0], np.flatnonzero(sorted_seg[1:] != sorted_seg[:-1]) + 1])
-    ends = np.append(starts[1:], len(order))
-    ids = sorted_seg[starts]
-    sorted_points = points[order]
-    sorted_normals = np.zeros_like(sorted_points)
-    for body_id, start, end in zip(ids.tolist(), starts.tolist(), ends.tolist(), strict=True):
-        if body_id < 0:
+    normals = np.zeros((h, w, 3), dtype=np.float32)
+    flat_normals = normals.reshape(-1, 3)
+    rays = _pixel_rays(intrinsics)
+    counts = np.bincount(flat_seg.astype(np.int64) + 1)
+    pending = flat_seg >= 0
+    for body_id in np.flatnonzero(counts[1:] >= _MAIN_FACE_MIN_FRACTION * h * w).tolist():
+        body = _scene_body(scene, body_id)
+        if not body.mesh.convex:
             continue
-        try:
-            body = scene.body(body_id)
-        except KeyError:
-            raise LabelError(f"segmentation names body {body_id}, which the scene does not have") from None
-        body_points = sorted_points[start:end]
-        n_cam = _camera_frame_normals(body, np.linalg.inv(body.world_T_body) @ world_T_cam, body_points)
-        facing_away = np.einsum("ni,ni->n", n_cam, body_points) > 0
+        body_T_cam = np.linalg.inv(body.world_T_body) @ world_T_cam
+        mask = (flat_seg == body_id).reshape(h, w)
+        pending &= ~_main_face_normals(body, body_T_cam, mask, depth_clean, rays, normals).reshape(-1)
+
+    rest = np.flatnonzero(pending)
+    rest_seg = flat_seg[rest]
+    order = np.argsort(rest_seg, kind="stable")
+    rest, rest_seg = rest[order], rest_seg[order]
+    starts = np.concatenate([[0], np.flatnonzero(rest_seg[1:] != rest_seg[:-1]) + 1]) if rest.size else np.zeros(0)
+    ends = np.append(starts[1:], rest.size)
+    depth_flat = depth_clean.reshape(-1)
+    ray_x, ray_y = rays
+    for start, end in zip(starts.astype(np.int64).tolist(), ends.astype(np.int64).tolist(), strict=True):
+        body = _scene_body(scene, int(rest_seg[start]))
+        pixels = rest[start:end]
+        rows, cols = np.divmod(pixels, w)
+        points = np.empty((len(pixels), 3), dtype=np.float32)
+        z = depth_flat[pixels]
+        points[:, 0] = z * ray_x[cols]
+        points[:, 1] = z * ray_y[rows]
+        points[:, 2] = z
+        n_cam = _camera_frame_normals(body, np.linalg.inv(body.world_T_body) @ world_T_cam, points)
+        facing_away = np.einsum("ni,ni->n", n_cam, points) > 0
         n_cam[facing_away] *= -1.0
-        sorted_normals[start:end] = n_cam
-    normals = np.empty_like(sorted_normals)
-    normals[order] = sorted_normals
-    return normals.reshape((*depth_clean.shape, 3))
+        flat_normals[pixels] = n_cam
+    return normals
+
+
+def _scene_body(scene: Scene, body_id: int) -> SceneBody:
+    try:
+        return scene.body(body_id)
+    except KeyError:
+        raise LabelError(f"segmentation names body {body_id}, which the scene does not have") from None
 
 
 def camera_poses(scene: Scene, world_T_cam: np.ndarray) -> dict[int, np.ndarray]:
