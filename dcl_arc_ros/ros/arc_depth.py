@@ -46,7 +46,7 @@ from dcl_arc_ros.ros.conversions import (
     rgb_from_msg,
 )
 from dcl_arc_ros.ros.errors import BadInputError, NodeStartupError
-from dcl_arc_ros.ros.grasp_detector import load_node_model
+from dcl_arc_ros.ros.model_loading import load_node_model
 from dcl_arc_ros.ros.params import ARC_DEPTH
 
 RGB_TOPIC = "/camera/color/image_raw"

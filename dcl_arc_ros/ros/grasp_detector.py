@@ -24,7 +24,6 @@ The maths is ``GraspPipeline`` in the pure core; this node converts, calls it an
 from __future__ import annotations
 
 import sys
-from pathlib import Path
 from typing import Any
 
 from geometry_msgs.msg import PoseArray
@@ -35,14 +34,12 @@ from visualization_msgs.msg import MarkerArray
 from dcl_arc_ros.core.errors import CoreError
 from dcl_arc_ros.core.grasp_pipeline import GraspDetection, GraspPipeline
 from dcl_arc_ros.core.grasps import Grasp3D, GraspDecodeParams
-from dcl_arc_ros.inference.backends import Model, load_model
-from dcl_arc_ros.inference.errors import InferenceError
 from dcl_arc_ros.ros import markers
 from dcl_arc_ros.ros.base_node import Frame, InputSpec, PerceptionNode, run_node
-from dcl_arc_ros.ros.conversions import depth_from_msg, intrinsics_from_camera_info
-from dcl_arc_ros.ros.depth_cleaner import resolve_model_path
-from dcl_arc_ros.ros.errors import BadInputError, NodeStartupError
-from dcl_arc_ros.ros.params import GRASP_DETECTOR, NodeSchema, backend_options
+from dcl_arc_ros.ros.depth_input import read_depth_frame
+from dcl_arc_ros.ros.errors import NodeStartupError
+from dcl_arc_ros.ros.model_loading import dataclass_from_params, load_node_model
+from dcl_arc_ros.ros.params import GRASP_DETECTOR
 
 DEPTH_TOPIC = "/camera/depth/image_rect_raw"
 CAMERA_INFO_TOPIC = "/camera/depth/camera_info"
@@ -52,33 +49,9 @@ MARKERS_TOPIC = "/dcl_arc/grasps/markers"
 QUALITY_TOPIC = "/dcl_arc/grasps/quality"
 
 
-def load_node_model(schema: NodeSchema, params: dict[str, Any], node: str) -> tuple[Path, Model]:
-    """The model named by ``params["model"]`` (empty: the schema's shipped default), loaded as the node runs it."""
-    path = resolve_model_path(params["model"], schema.default_model_file)
-    if not path.is_file():
-        hint = (
-            f"the shipped default is used because {node}.model is empty; set {node}.model to a model file"
-            if not params["model"]
-            else f"check {node}.model"
-        )
-        raise NodeStartupError(f"the model file {path} does not exist ({hint})")
-    try:
-        return path, load_model(path, params["backend"], device=params["device"], **backend_options(params))
-    except (InferenceError, CoreError, OSError, ValueError) as exc:
-        raise NodeStartupError(f"cannot load the model {path}: {exc}") from exc
-
-
 def decode_params(params: dict[str, Any]) -> GraspDecodeParams:
     """The peak-picking and smoothing parameters of the node as the core's dataclass."""
-    return GraspDecodeParams(
-        quality_sigma=params["quality_sigma"],
-        angle_sigma=params["angle_sigma"],
-        width_sigma=params["width_sigma"],
-        angle_smoothing=params["angle_smoothing"],
-        min_distance=params["min_distance"],
-        threshold=params["threshold"],
-        max_grasps=params["max_grasps"],
-    )
+    return dataclass_from_params(GraspDecodeParams, params)
 
 
 class GraspDetectorNode(PerceptionNode):
@@ -115,26 +88,15 @@ class GraspDetectorNode(PerceptionNode):
         )
 
     def process(self, frame: Frame) -> None:
-        msg: Image = frame.msgs["depth"]
-        info: CameraInfo = frame.msgs["camera_info"]
-        topic = frame.topics["depth"]
-        if (info.width, info.height) != (msg.width, msg.height):
-            raise BadInputError(
-                f"depth image is {msg.width}x{msg.height} but its CameraInfo says {info.width}x{info.height}"
-            )
-        intrinsics = intrinsics_from_camera_info(info)
-        reading = depth_from_msg(msg)
-        for problem in reading.problems():
-            self.report_input_problem(f"input on {topic}: {problem}")
-        if reading.valid == 0:
-            self.report_input_problem(
-                f"depth on {topic} ({msg.width}x{msg.height} {msg.encoding}) has no valid pixel: publishing no grasps"
-            )
+        depth = read_depth_frame(frame, self.report_input_problem)
+        msg = depth.msg
+        if depth.reading.valid == 0:
+            self.report_input_problem(depth.no_valid_pixel("publishing no grasps"))
             self._publish([], msg.header, None, msg)
             return
-        detection = self.pipeline.detect(reading.depth_m, intrinsics)
+        detection = self.pipeline.detect(depth.reading.depth_m, depth.intrinsics)
         for note in detection.notes:
-            self.report_input_problem(f"input on {topic}: {note}")
+            self.report_input_problem(f"input on {depth.topic}: {note}")
         self._publish(detection.grasps, msg.header, detection, msg)
 
     def _publish(self, grasps: list[Grasp3D], header: Header, detection: GraspDetection | None, msg: Image) -> None:

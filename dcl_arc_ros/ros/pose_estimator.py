@@ -36,9 +36,9 @@ from dcl_arc_ros.core.pose_pipeline import ObjectPose, PosePipeline
 from dcl_arc_ros.core.proposals import ProposalParams
 from dcl_arc_ros.ros import markers
 from dcl_arc_ros.ros.base_node import Frame, InputSpec, PerceptionNode, run_node
-from dcl_arc_ros.ros.conversions import depth_from_msg, intrinsics_from_camera_info
-from dcl_arc_ros.ros.errors import BadInputError, NodeStartupError
-from dcl_arc_ros.ros.grasp_detector import load_node_model
+from dcl_arc_ros.ros.depth_input import read_depth_frame
+from dcl_arc_ros.ros.errors import NodeStartupError
+from dcl_arc_ros.ros.model_loading import dataclass_from_params, load_node_model
 from dcl_arc_ros.ros.params import POSE_ESTIMATOR
 
 DEPTH_TOPIC = "/camera/depth/image_rect_raw"
@@ -50,18 +50,7 @@ MARKERS_TOPIC = "/dcl_arc/poses/markers"
 
 def proposal_params(params: dict[str, Any]) -> ProposalParams:
     """The node's segmentation and size-filter parameters as the core's dataclass."""
-    return ProposalParams(
-        ransac_iterations=params["ransac_iterations"],
-        ransac_inlier_m=params["ransac_inlier_m"],
-        ransac_sample_stride=params["ransac_sample_stride"],
-        min_height_m=params["min_height_m"],
-        max_height_m=params["max_height_m"],
-        opening_px=params["opening_px"],
-        min_pixels=params["min_pixels"],
-        max_pixels=params["max_pixels"],
-        min_extent_m=params["min_extent_m"],
-        max_extent_m=params["max_extent_m"],
-    )
+    return dataclass_from_params(ProposalParams, params)
 
 
 class PoseEstimatorNode(PerceptionNode):
@@ -97,29 +86,18 @@ class PoseEstimatorNode(PerceptionNode):
         )
 
     def process(self, frame: Frame) -> None:
-        msg: Image = frame.msgs["depth"]
-        info: CameraInfo = frame.msgs["camera_info"]
-        topic = frame.topics["depth"]
-        if (info.width, info.height) != (msg.width, msg.height):
-            raise BadInputError(
-                f"depth image is {msg.width}x{msg.height} but its CameraInfo says {info.width}x{info.height}"
-            )
-        intrinsics = intrinsics_from_camera_info(info)
-        reading = depth_from_msg(msg)
-        for problem in reading.problems():
-            self.report_input_problem(f"input on {topic}: {problem}")
-        if reading.valid == 0:
-            self.report_input_problem(
-                f"depth on {topic} ({msg.width}x{msg.height} {msg.encoding}) has no valid pixel: publishing no poses"
-            )
-            self._publish([], msg.header, intrinsics)
+        depth = read_depth_frame(frame, self.report_input_problem)
+        header, intrinsics = depth.msg.header, depth.intrinsics
+        if depth.reading.valid == 0:
+            self.report_input_problem(depth.no_valid_pixel("publishing no poses"))
+            self._publish([], header, intrinsics)
             return
         try:
-            poses = self.pipeline(reading.depth_m, intrinsics)
+            poses = self.pipeline(depth.reading.depth_m, intrinsics)
         except DepthError as exc:  # the sizes were checked above: what is left is too little depth to find a plane
-            self.report_input_problem(f"depth on {topic}: {exc}: publishing no poses")
+            self.report_input_problem(f"depth on {depth.topic}: {exc}: publishing no poses")
             poses = []
-        self._publish(poses, msg.header, intrinsics)
+        self._publish(poses, header, intrinsics)
 
     def _publish(self, poses: list[ObjectPose], header: Header, intrinsics: Intrinsics) -> None:
         self.last_count = len(poses)
