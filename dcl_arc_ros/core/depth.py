@@ -54,11 +54,16 @@ def nan_outside(
     result = np.empty(arr.shape, dtype=np.float32) if out is None else out
     if result.shape != arr.shape or result.dtype != np.float32 or not result.flags.c_contiguous:
         raise DepthError(f"out must be C-contiguous float32 of shape {arr.shape}, got {result.dtype} {result.shape}")
-    # Two NaN-ignoring reductions decide the common cases without a mask (an all-NaN image makes them NaN and
-    # takes the general path):
+    # Reductions decide the common cases without a mask. min/max propagate NaN, so finite extremes inside the
+    # range mean that no pixel is out; fmin/fmax ignore NaN (an all-NaN image makes them NaN: general path).
+    low, high = float(src.min()), float(src.max())
+    if low > low_exclusive and high <= high_inclusive and math.isfinite(low) and math.isfinite(high):
+        if result is not src:
+            np.copyto(result, src)
+        return result, 0
     lowest, highest = float(np.fmin.reduce(src, axis=None)), float(np.fmax.reduce(src, axis=None))
     if lowest > low_exclusive and highest <= high_inclusive and math.isfinite(lowest) and math.isfinite(highest):
-        # every reading is in range: only NaN (if any) is out, and NaN stays NaN in a plain copy.
+        # every reading is in range: only NaN is out, and NaN stays NaN in a plain copy.
         if result is not src:
             np.copyto(result, src)
         return result, int(np.count_nonzero(np.isnan(result)))

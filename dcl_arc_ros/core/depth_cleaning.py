@@ -209,13 +209,14 @@ class DepthCleaningPipeline:
         if all_valid:
             self.input_normalisation.encode(src, out=self._net_in, may_have_holes=False)
             return
+        # The network tensor itself holds the metres first and is normalised in place: one buffer less per frame.
         if self.fill_holes:  # no NaN left afterwards unless there was no valid pixel at all
-            depth_ops.fill_nearest_into(src, valid, self._resized, max_grid_pixels=self.fill_grid_pixels)
-            self.input_normalisation.encode(self._resized, out=self._net_in, may_have_holes=not valid.any())
+            depth_ops.fill_nearest_into(src, valid, self._net_in, max_grid_pixels=self.fill_grid_pixels)
+            self.input_normalisation.encode(self._net_in, out=self._net_in, may_have_holes=not valid.any())
             return
-        self._resized.fill(np.nan)
-        cv2.copyTo(src, valid.view(np.uint8), self._resized)
-        self.input_normalisation.encode(self._resized, out=self._net_in)
+        self._net_in.fill(np.nan)
+        cv2.copyTo(src, valid.view(np.uint8), self._net_in)
+        self.input_normalisation.encode(self._net_in, out=self._net_in)
 
     def _prepare_resized(self, depth: np.ndarray) -> None:
         height, width = self.deploy_resolution
