@@ -163,9 +163,10 @@ def _is_convex_part(vertices: np.ndarray, faces: np.ndarray) -> bool:
     length = np.linalg.norm(normals, axis=1)
     keep = length > 1e-12
     normals = normals[keep] / length[keep, None]
-    dist = np.einsum("fvi,fi->fv", vertices[used][None, :, :] - tri[keep, 0][:, None, :], normals)
+    # signed distance of every part vertex (rows) to every face plane (columns), as one matrix product
+    dist = vertices[used] @ normals.T - np.einsum("fi,fi->f", tri[keep, 0], normals)
     tol = 1e-6 + 1e-4 * float(np.ptp(vertices[used], axis=0).max())
-    return bool(np.all((dist.max(axis=1) <= tol) | (dist.min(axis=1) >= -tol)))
+    return bool(np.all((dist.max(axis=0) <= tol) | (dist.min(axis=0) >= -tol)))
 
 
 def mesh_from_arrays(
