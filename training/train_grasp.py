@@ -14,35 +14,21 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Sequence
-from pathlib import Path
 
-from dcl_arc_ros.learning.config import apply_overrides, from_dict, load_yaml
-from dcl_arc_ros.learning.errors import LearningError
+from dcl_arc_ros.learning.cli import config_source, ensure_new_run, loss_note, raw_config, run_cli, training_parser
+from dcl_arc_ros.learning.config import from_dict
 from dcl_arc_ros.learning.grasp.toy_data import ToyGraspFrames
 from dcl_arc_ros.learning.grasp.trainer import SAMPLE_MAP_KEYS, GraspSampleAdapter, GraspTask, GraspTrainConfig
 from dcl_arc_ros.learning.trainers.loop import init_distributed, run_training, seed_everything
 
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--config", type=Path, help="YAML config (partial; defaults fill the rest)")
-    parser.add_argument("--out", type=Path, required=True, help="run directory")
-    parser.add_argument("--resume", action="store_true", help="continue from <out>/checkpoints/latest.pt")
-    parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
-                        help="override a config value, e.g. --set loop.max_steps=100 (repeatable)")
-    parser.add_argument("--device", default="cpu", help="torch device, e.g. cpu or cuda:0")
-    parser.add_argument("--no-progress", action="store_true", help="no tqdm progress bar")
-    return parser.parse_args(argv)
+    return training_parser(__doc__, out_help="run directory").parse_args(argv)
 
 
 def resolve_config(args: argparse.Namespace) -> GraspTrainConfig:
-    source = args.config if args.config is not None else args.out / "config.yaml"
-    if args.config is None and not (args.resume and source.exists()):
-        raise LearningError(f"--config is required (no {source} to resume from)")
-    raw = apply_overrides(load_yaml(source), args.overrides)
-    if args.no_progress:
-        raw = apply_overrides(raw, ["loop.progress=false"])
-    return from_dict(GraspTrainConfig, raw, source=str(source))
+    source = config_source(args)
+    return from_dict(GraspTrainConfig, raw_config(source, args), source=str(source))
 
 
 def build_frames(cfg: GraspTrainConfig) -> object:
@@ -56,25 +42,23 @@ def build_frames(cfg: GraspTrainConfig) -> object:
                          keys=("depth", *SAMPLE_MAP_KEYS.values()))
 
 
+def train(args: argparse.Namespace) -> int:
+    cfg = resolve_config(args)
+    ensure_new_run(args.out, args.resume)
+    env = init_distributed(args.device)
+    seed_everything(cfg.loop.seed)
+    task = GraspTask(cfg, device=args.device)
+    dataset = GraspSampleAdapter(build_frames(cfg), cfg.data, train=True,  # type: ignore[arg-type]
+                                 width_scale_px=cfg.width_scale_px, seed=cfg.loop.seed)
+    result = run_training(task, {"train": dataset}, cfg.loop, args.out, run_config=cfg, resume=args.resume,
+                          dist_env=env)
+    print(f"train_grasp: {result.step} steps{loss_note(result.history)} -> {result.last_checkpoint}")
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
-    try:
-        cfg = resolve_config(args)
-        if not args.resume and (args.out / "checkpoints" / "latest.pt").exists():
-            raise LearningError(f"{args.out} already holds a run; pass --resume to continue it, or choose a new --out")
-        env = init_distributed(args.device)
-        seed_everything(cfg.loop.seed)
-        task = GraspTask(cfg, device=args.device)
-        train = GraspSampleAdapter(build_frames(cfg), cfg.data, train=True,  # type: ignore[arg-type]
-                                   width_scale_px=cfg.width_scale_px, seed=cfg.loop.seed)
-        result = run_training(task, {"train": train}, cfg.loop, args.out, run_config=cfg, resume=args.resume,
-                              dist_env=env)
-    except LearningError as exc:
-        print(f"train_grasp: error: {exc}", file=sys.stderr)
-        return 2
-    last = f", last loss {result.history[-1]['loss']:.4f}" if result.history else ""
-    print(f"train_grasp: {result.step} steps{last} -> {result.last_checkpoint}")
-    return 0
+    return run_cli("train_grasp", lambda: train(args))
 
 
 if __name__ == "__main__":
