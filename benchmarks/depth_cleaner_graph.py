@@ -241,6 +241,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     from dcl_arc_ros.inference.reference_models import write_affine_depth_model
 
     env = benchmark_environment(os.environ)
+    load_at_start = os.getloadavg()
     with tempfile.TemporaryDirectory(prefix="depth_cleaner_graph_") as folder:
         work = Path(folder)
         model = work / "identity.onnx"
@@ -271,6 +272,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             "dds": describe_dds_environment(env),
             "ros_automatic_discovery_range": env["ROS_AUTOMATIC_DISCOVERY_RANGE"],
             "cpu_count": os.cpu_count(),
+            "load_average_at_start": load_at_start,
             "load_average_at_end": os.getloadavg(),
             "latency": "subscriber wall clock in its callback minus the header stamp set just before publish",
         },

@@ -9,8 +9,9 @@ is much less sensitive to other load on the machine. Both are recorded; the targ
 Each frame goes through exactly what ``DepthCleanerNode.process`` does, with each stage timed:
 
 1. ``decode``: sensor_msgs/Image (16UC1 or 32FC1) -> float32 metres (``ros.conversions.depth_from_msg``);
-2. ``pipeline``: ``DepthCleaningPipeline`` (sanitise, hole filling, normalisation, tensor layout, decode) with the
-   model's own ``run`` time measured separately and subtracted (``model`` is reported on its own);
+2. ``pipeline``: ``DepthCleaningPipeline`` (validity, hole filling, normalisation into the input tensor, output
+   decoding and range check) with the model's own ``run`` time measured separately and subtracted (``model`` is
+   reported on its own);
 3. ``encode``: float32 metres -> a 32FC1 Image under the input header (``ros.conversions.depth_to_msg``);
 4. ``publish``: ``Publisher.publish`` to a matched subscription (serialisation + hand-off to DDS).
 
@@ -197,7 +198,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             "hole_fraction": 0.05,
             "fill_holes": True,
             "model": "identity affine ONNX (scale 1, offset 0), no resize",
-            "model_threads": "depth_cleaner default (threads parameter)",
+            "model_threads": "depth_cleaner default (threads parameter); ONNX Runtime pool spinning off (default)",
             "cpu_count": os.cpu_count(),
             "python": platform.python_version(),
         },
