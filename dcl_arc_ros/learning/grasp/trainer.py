@@ -15,23 +15,24 @@ Usage::
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
 import cv2
 import numpy as np
 import torch
-from torch import nn
 from torch.utils.data import Dataset
 
 from dcl_arc_ros.core.grasp_pipeline import prepare_ggcnn_input
 from dcl_arc_ros.learning.config import DepthRange, OptimConfig
 from dcl_arc_ros.learning.errors import ConfigError, DatasetError
+from dcl_arc_ros.learning.frame_source import FrameSourceConfig
 from dcl_arc_ros.learning.grasp.ggcnn import GGCNN2Config, GGCNNConfig
 from dcl_arc_ros.learning.grasp.losses import GRASP_MAP_KEYS, GraspLossConfig, grasp_maps_loss
 from dcl_arc_ros.learning.registry import NetworkSpec
 from dcl_arc_ros.learning.trainers.loop import LoopConfig
+from dcl_arc_ros.learning.trainers.single_network import SingleNetworkTask
 
 __all__ = ["GraspDataConfig", "GraspSampleAdapter", "GraspTask", "GraspTrainConfig"]
 
@@ -44,13 +45,9 @@ SAMPLE_MAP_KEYS: dict[str, str] = {
 
 
 @dataclass(frozen=True)
-class GraspDataConfig:
+class GraspDataConfig(FrameSourceConfig):
     """Where the frames come from and how they become network inputs."""
 
-    source: str = "bags"  # a name in dcl_arc_ros.data.torch_datasets.SOURCES, or "toy" (procedural, smoke runs only)
-    paths: tuple[str, ...] = ()  # arguments of that source, e.g. the training bags of one depth domain
-    depth_from: Literal["sensor", "clean"] = "sensor"  # the frames' sensor depth, or their clean ground truth
-    toy_frames: int = 64  # frames of the procedural source (source "toy" only)
     input_size: int = 300  # network input side in pixels
     crop_size: int = 300  # side of the square taken from the frame before resizing to input_size
     depth_range: DepthRange = field(default_factory=lambda: DepthRange(0.1, 4.0))  # outside = invalid
@@ -151,43 +148,19 @@ def _plane(x: Any) -> np.ndarray:
     return arr
 
 
-class GraspTask:
+class GraspTask(SingleNetworkTask):
     """The :class:`~dcl_arc_ros.learning.trainers.loop.TrainTask` of GG-CNN: one network, Adam, summed map MSEs."""
 
     primary = "ggcnn"
 
     def __init__(self, cfg: GraspTrainConfig, device: str | torch.device = "cpu") -> None:
         self.cfg = cfg
-        self.device = torch.device(device)
-        self.spec = cfg.network_spec()
-        self.net = self.spec.build().to(self.device)
-        self._forward: nn.Module = self.net
-        o = cfg.optim
-        self.opt = torch.optim.Adam(
-            self.net.parameters(), lr=o.lr, betas=(o.beta1, o.beta2), weight_decay=o.weight_decay
-        )
-
-    def networks(self) -> dict[str, tuple[NetworkSpec, nn.Module]]:
-        return {self.primary: (self.spec, self.net)}
-
-    def optimizers(self) -> dict[str, torch.optim.Optimizer]:
-        return {"ggcnn": self.opt}
-
-    def distribute(self, wrap: Callable[[nn.Module], nn.Module]) -> None:
-        self._forward = wrap(self.net)
+        super().__init__(cfg.network_spec(), cfg.optim, device)
 
     def loss(self, batch: Mapping[str, torch.Tensor]) -> tuple[torch.Tensor, dict[str, float]]:
         x = batch["input"].to(self.device)
         target = {k: batch[k].to(self.device) for k in GRASP_MAP_KEYS}
         return grasp_maps_loss(self._forward(x), target, self.cfg.loss)
-
-    def train_step(self, batch: Mapping[str, Mapping[str, torch.Tensor]], step: int) -> dict[str, float]:
-        self.net.train()
-        loss, parts = self.loss(batch["train"])
-        self.opt.zero_grad(set_to_none=True)
-        loss.backward()
-        self.opt.step()
-        return {"loss": float(loss.detach()), **parts}
 
     def image_grids(self, batch: Mapping[str, Mapping[str, torch.Tensor]]) -> dict[str, torch.Tensor]:
         b = batch["train"]

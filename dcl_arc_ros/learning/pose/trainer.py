@@ -11,14 +11,13 @@ continuous rotation representation).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Literal, Protocol
+from typing import Any, Protocol
 
 import numpy as np
 import torch
 import torch.nn.functional as F
-from torch import nn
 from torch.utils.data import Dataset
 
 from dcl_arc_ros.core.camera import Intrinsics
@@ -32,9 +31,11 @@ from dcl_arc_ros.core.pose_pipeline import (
 from dcl_arc_ros.core.proposals import ProposalParams, crops_from_labels
 from dcl_arc_ros.learning.config import OptimConfig
 from dcl_arc_ros.learning.errors import ConfigError, DatasetError
+from dcl_arc_ros.learning.frame_source import FrameSourceConfig
 from dcl_arc_ros.learning.pose.posenet import PoseNetConfig, geodesic_angle, rotation_6d_to_matrix
 from dcl_arc_ros.learning.registry import NetworkSpec
 from dcl_arc_ros.learning.trainers.loop import LoopConfig
+from dcl_arc_ros.learning.trainers.single_network import SingleNetworkTask
 
 __all__ = [
     "FrameRecordLike",
@@ -50,11 +51,7 @@ __all__ = [
 
 
 @dataclass(frozen=True)
-class PoseDataConfig:
-    source: str = "bags"  # a name in dcl_arc_ros.data.torch_datasets.SOURCES, or "toy" (procedural, smoke runs only)
-    paths: tuple[str, ...] = ()  # arguments of that source, e.g. the training bags of one depth domain
-    depth_from: Literal["sensor", "clean"] = "sensor"  # the frames' sensor depth, or their clean ground truth
-    toy_frames: int = 64  # frames of the procedural source (source "toy" only)
+class PoseDataConfig(FrameSourceConfig):
     crop_size: int = 64
     margin: float = 0.2
     depth_scale_m: float = 0.15
@@ -235,30 +232,14 @@ class PoseCropDataset(Dataset[dict[str, torch.Tensor]]):
         }
 
 
-class PoseTask:
+class PoseTask(SingleNetworkTask):
     """The :class:`~dcl_arc_ros.learning.trainers.loop.TrainTask` of the pose network."""
 
     primary = "posenet"
 
     def __init__(self, cfg: PoseTrainConfig, device: str | torch.device = "cpu") -> None:
         self.cfg = cfg
-        self.device = torch.device(device)
-        self.spec = NetworkSpec("posenet", cfg.network)
-        self.net = self.spec.build().to(self.device)
-        self._forward: nn.Module = self.net
-        o = cfg.optim
-        self.opt = torch.optim.Adam(
-            self.net.parameters(), lr=o.lr, betas=(o.beta1, o.beta2), weight_decay=o.weight_decay
-        )
-
-    def networks(self) -> dict[str, tuple[NetworkSpec, nn.Module]]:
-        return {self.primary: (self.spec, self.net)}
-
-    def optimizers(self) -> dict[str, torch.optim.Optimizer]:
-        return {"posenet": self.opt}
-
-    def distribute(self, wrap: Callable[[nn.Module], nn.Module]) -> None:
-        self._forward = wrap(self.net)
+        super().__init__(NetworkSpec("posenet", cfg.network), cfg.optim, device)
 
     def loss(self, batch: Mapping[str, torch.Tensor]) -> tuple[torch.Tensor, dict[str, float]]:
         x = batch["input"].to(self.device)
@@ -277,14 +258,6 @@ class PoseTask:
             "rot_err_deg": float(torch.rad2deg(err)),
         }
         return ce + self.cfg.rotation_weight * mse, logs
-
-    def train_step(self, batch: Mapping[str, Mapping[str, torch.Tensor]], step: int) -> dict[str, float]:
-        self.net.train()
-        loss, logs = self.loss(batch["train"])
-        self.opt.zero_grad(set_to_none=True)
-        loss.backward()
-        self.opt.step()
-        return {"loss": float(loss.detach()), **logs}
 
     def image_grids(self, batch: Mapping[str, Mapping[str, Any]]) -> dict[str, torch.Tensor]:
         return {"crops": (batch["train"]["input"].float() + 1) / 2}
