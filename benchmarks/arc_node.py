@@ -27,7 +27,6 @@ bilinear for the decluttered image), and is not part of the node.
 from __future__ import annotations
 
 import argparse
-import os
 import subprocess
 import sys
 import tempfile
@@ -39,10 +38,20 @@ from typing import Any
 
 import cv2
 import numpy as np
-from tqdm import tqdm
 
-from benchmarks.grasp_node import machine_settings, write_result
-from benchmarks.node_overhead import TimedModel, summarise
+from benchmarks._common import (
+    FrameTimes,
+    LoadAverage,
+    load_average,
+    machine_settings,
+    node_args,
+    node_session,
+    rounded,
+    time_frames,
+    utc_now,
+    write_result,
+)
+from benchmarks.node_overhead import summarise
 
 RESULT_FILE = "arc_node.json"
 TARGET_FPS = 8.0
@@ -55,36 +64,20 @@ DEFAULT_CONFIG = Path(__file__).resolve().parents[1] / "training" / "configs" / 
 
 @dataclass(frozen=True)
 class ARCRun:
-    """One measured run (milliseconds), the load average around it and what the last frame gave."""
+    """One measured run, the load average around it and what the last frame gave."""
 
-    frame_ms: dict[str, float]
-    frame_cpu_ms: dict[str, float]
-    model_ms: dict[str, float]
-    model_cpu_ms: dict[str, float]
-    load_average_before: tuple[float, float, float]
-    load_average_after: tuple[float, float, float]
+    times: FrameTimes
+    load_average_before: LoadAverage
+    load_average_after: LoadAverage
     removed_fraction_last_frame: float
 
     def as_dict(self) -> dict[str, Any]:
-        fps = 1000.0 / self.frame_ms["median"]
         return {
-            "frame_ms": self.frame_ms,
-            "frame_cpu_ms": self.frame_cpu_ms,
-            "model_ms": self.model_ms,
-            "model_cpu_ms": self.model_cpu_ms,
-            "fps_from_median": round(fps, 1),
-            "fps_from_median_cpu": round(1000.0 / self.frame_cpu_ms["median"], 1),
-            "meets_target": fps >= TARGET_FPS,
-            "load_average_before": [round(v, 2) for v in self.load_average_before],
-            "load_average_after": [round(v, 2) for v in self.load_average_after],
+            **self.times.summary(TARGET_FPS),
+            "load_average_before": rounded(self.load_average_before),
+            "load_average_after": rounded(self.load_average_after),
             "removed_fraction_last_frame": round(self.removed_fraction_last_frame, 3),
         }
-
-
-def load_average() -> tuple[float, float, float]:
-    """The 1, 5 and 15 minute load averages, the numbers ``uptime`` prints."""
-    one, five, fifteen = os.getloadavg()
-    return one, five, fifteen
 
 
 def uptime_line() -> str:
@@ -155,31 +148,19 @@ def measure_runs(
     decluttered: bool,
 ) -> tuple[list[ARCRun], tuple[int, int]]:
     """Build the node once in a fresh context and time ``repeats`` runs of ``frames`` frames through ``process``."""
-    import rclpy
-    from rclpy.context import Context
-    from rclpy.node import Node
     from sensor_msgs.msg import CameraInfo, Image
     from std_msgs.msg import Header
 
     from dcl_arc_ros.core.camera import Intrinsics
     from dcl_arc_ros.core.image_codec import array_to_image
-    from dcl_arc_ros.dds import dds_environment
     from dcl_arc_ros.ros import arc_depth
     from dcl_arc_ros.ros.base_node import Frame
     from dcl_arc_ros.ros.conversions import camera_info_from_intrinsics, image_msg_from_fields
-    from dcl_arc_ros.ros.qos import qos_profile
 
-    os.environ.update(dds_environment(os.environ))  # this process only: the shipped profile, as the node has it
-    args = ["--ros-args", "-p", f"model:={model_path}", "-p", f"publish_decluttered:={str(decluttered).lower()}"]
-    if threads is not None:
-        args += ["-p", f"threads:={threads}"]
-    context = Context()
-    rclpy.init(context=context)
-    node = listener = None
-    try:
-        node = arc_depth.ARCDepthNode(context=context, cli_args=args)
-        timed = TimedModel(node.pipeline.model)
-        node.pipeline.model = timed
+    args = node_args(model_path, threads, publish_decluttered=str(decluttered).lower())
+    with node_session() as session:
+        node = session.keep(arc_depth.ARCDepthNode(context=session.context, cli_args=args))
+        timed = session.time_model(node)
         outputs: list[tuple[type, str]] = [
             (Image, arc_depth.DEPTH_TOPIC),
             (Image, arc_depth.MASK_TOPIC),
@@ -187,60 +168,29 @@ def measure_runs(
         ]
         if decluttered:
             outputs.append((Image, arc_depth.DECLUTTERED_TOPIC))
-        listener = Node("bench_listener", context=context)
-        for msg_type, topic in outputs:
-            listener.create_subscription(msg_type, topic, lambda _msg: None, qos_profile("reliable"))
-        deadline = time.monotonic() + 10.0
-        while time.monotonic() < deadline and any(node.count_subscribers(t) < 1 for _, t in outputs):
-            time.sleep(0.01)
+        session.listen(node, outputs)
         header = Header(frame_id="camera_color_optical_frame")
         info = camera_info_from_intrinsics(Intrinsics(fx=FX, fy=FY, cx=CX, cy=CY, width=WIDTH, height=HEIGHT), header)
         pictures = [np.ascontiguousarray(img[..., ::-1]) if encoding == "bgr8" else img for img in images]
         msgs = [image_msg_from_fields(array_to_image(img, encoding), header) for img in pictures]
         topics = {"rgb": arc_depth.RGB_TOPIC, "camera_info": arc_depth.CAMERA_INFO_TOPIC}
+
+        def make_frame(index: int) -> Frame:
+            return Frame(
+                msgs={"rgb": msgs[index % len(msgs)], "camera_info": info},
+                stamp_ns=index,
+                received_at=time.monotonic(),
+                topics=topics,
+            )
+
         runs = []
         for repeat in range(repeats):
             load_before = load_average()
-            wall: list[float] = []
-            cpu: list[float] = []
-            model: list[float] = []
-            model_cpu: list[float] = []
             desc = f"arc_depth {encoding} run {repeat + 1}/{repeats}"
-            for index in tqdm(range(warmup + frames), desc=desc, unit="frame"):
-                frame = Frame(
-                    msgs={"rgb": msgs[index % len(msgs)], "camera_info": info},
-                    stamp_ns=index,
-                    received_at=time.monotonic(),
-                    topics=topics,
-                )
-                timed.seconds = timed.cpu_seconds = 0.0
-                c0, t0 = time.process_time(), time.perf_counter()
-                node.process(frame)
-                t1, c1 = time.perf_counter(), time.process_time()
-                if index >= warmup:
-                    wall.append(t1 - t0)
-                    cpu.append(c1 - c0)
-                    model.append(timed.seconds)
-                    model_cpu.append(timed.cpu_seconds)
-            runs.append(
-                ARCRun(
-                    summarise(wall),
-                    summarise(cpu),
-                    summarise(model),
-                    summarise(model_cpu),
-                    load_before,
-                    load_average(),
-                    node.last_removed_fraction,
-                )
-            )
+            times = time_frames(node, timed, make_frame, frames=frames, warmup=warmup, desc=desc)
+            runs.append(ARCRun(times, load_before, load_average(), node.last_removed_fraction))
         spec = node.pipeline.spec
         return runs, (spec.height, spec.width)
-    finally:
-        if listener is not None:
-            listener.destroy_node()
-        if node is not None:
-            node.destroy_node()
-        rclpy.shutdown(context=context)
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
@@ -277,11 +227,11 @@ def main(argv: Sequence[str] | None = None) -> int:
             decluttered=args.decluttered,
         )
     per_run = [run.as_dict() for run in runs]
-    medians = [run.frame_ms["median"] for run in runs]
+    medians = [run.times.frame_ms["median"] for run in runs]
     best = runs[int(np.argmin(medians))]
     result = {
         "benchmark": "arc_node",
-        "created_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "created_utc": utc_now(),
         "target": f">= {TARGET_FPS:g} FPS end to end per {WIDTH}x{HEIGHT} frame (median wall time), in every run",
         "settings": {
             "width": WIDTH,
@@ -301,20 +251,19 @@ def main(argv: Sequence[str] | None = None) -> int:
         "runs": per_run,
         "frame_median_ms_per_run": medians,
         "fps_from_median_per_run": [r["fps_from_median"] for r in per_run],
-        "frame_cpu_median_ms_per_run": [run.frame_cpu_ms["median"] for run in runs],
+        "frame_cpu_median_ms_per_run": [run.times.frame_cpu_ms["median"] for run in runs],
         "meets_target": all(r["meets_target"] for r in per_run),
         "upsample_to_input_ms": upsample_to_input_ms(net_h, net_w, 200),
     }
     path = write_result(args.out, args.result_name, result)
-    for i, (run, summary) in enumerate(zip(runs, per_run, strict=True)):
+    for i, run in enumerate(runs):
         print(
-            f"arc_depth run {i + 1}: median {run.frame_ms['median']:.1f} ms ({summary['fps_from_median']} FPS), "
-            f"p95 {run.frame_ms['p95']:.1f} ms, CPU median {run.frame_cpu_ms['median']:.1f} ms, model median "
-            f"{run.model_ms['median']:.1f} ms (CPU {run.model_cpu_ms['median']:.1f} ms); load "
+            f"arc_depth run {i + 1}: {run.times.describe()}; load "
             f"{run.load_average_before[0]:.2f} -> {run.load_average_after[0]:.2f}"
         )
     print(
-        f"arc_depth {WIDTH}x{HEIGHT} {args.encoding} -> {net_w}x{net_h}: best median {best.frame_ms['median']:.1f} ms; "
+        f"arc_depth {WIDTH}x{HEIGHT} {args.encoding} -> {net_w}x{net_h}: "
+        f"best median {best.times.frame_ms['median']:.1f} ms; "
         f"{'meets' if result['meets_target'] else 'MISSES'} the {TARGET_FPS:g} FPS target in "
         f"{sum(r['meets_target'] for r in per_run)}/{len(per_run)} runs"
     )

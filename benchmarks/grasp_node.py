@@ -22,9 +22,6 @@ average before and after the run is recorded with the numbers.
 from __future__ import annotations
 
 import argparse
-import json
-import os
-import platform
 import sys
 import tempfile
 import time
@@ -34,9 +31,18 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from tqdm import tqdm
 
-from benchmarks.node_overhead import TimedModel, summarise
+from benchmarks._common import (
+    FrameTimes,
+    load_average,
+    machine_settings,
+    node_args,
+    node_session,
+    rounded,
+    time_frames,
+    utc_now,
+    write_result,
+)
 
 RESULT_FILE = "grasp_node.json"
 TARGET_FPS = 20.0
@@ -48,12 +54,9 @@ CX, CY = 319.5, 239.5
 
 @dataclass(frozen=True)
 class NodeRun:
-    """What one benchmark run measured (milliseconds) plus what the node produced on the last frame."""
+    """What one benchmark run measured plus what the node produced on the last frame."""
 
-    frame_ms: dict[str, float]
-    frame_cpu_ms: dict[str, float]
-    model_ms: dict[str, float]
-    model_cpu_ms: dict[str, float]
+    times: FrameTimes
     outputs_on_last_frame: int
 
 
@@ -108,94 +111,32 @@ def measure_node(
     ``node_factory(context)`` returns the node; ``output_topics`` get one matched subscription each (so publishing
     serialises); ``count_outputs(node)`` reads how many grasps/objects the last frame gave.
     """
-    import rclpy
-    from rclpy.context import Context
-    from rclpy.node import Node
     from std_msgs.msg import Header
 
     from dcl_arc_ros.core.camera import Intrinsics
-    from dcl_arc_ros.dds import dds_environment
     from dcl_arc_ros.ros.base_node import Frame
     from dcl_arc_ros.ros.conversions import camera_info_from_intrinsics, depth_to_msg
-    from dcl_arc_ros.ros.qos import qos_profile
 
-    os.environ.update(dds_environment(os.environ))  # this process only: the shipped profile, as the node has it
-    context = Context()
-    rclpy.init(context=context)
-    node = listener = None
-    try:
-        node = node_factory(context)
-        timed = TimedModel(node.pipeline.model)
-        node.pipeline.model = timed
-        listener = Node("bench_listener", context=context)
-        publishers = []
-        for msg_type, topic in output_topics:
-            listener.create_subscription(msg_type, topic, lambda _msg: None, qos_profile("reliable"))
-            publishers.append(topic)
-        deadline = time.monotonic() + 10.0
-        while time.monotonic() < deadline and any(node.count_subscribers(t) < 1 for t in publishers):
-            time.sleep(0.01)
+    with node_session() as session:
+        node = session.keep(node_factory(session.context))
+        timed = session.time_model(node)
+        session.listen(node, output_topics)
         intrinsics = Intrinsics(fx=FX, fy=FY, cx=CX, cy=CY, width=WIDTH, height=HEIGHT)
         header = Header(frame_id="camera_depth_optical_frame")
         info = camera_info_from_intrinsics(intrinsics, header)
         msgs = [depth_to_msg(d, header, encoding) for d in depths]
-        wall: list[float] = []
-        cpu: list[float] = []
-        model: list[float] = []
-        model_cpu: list[float] = []
-        for index in tqdm(range(warmup + frames), desc=desc, unit="frame"):
-            frame = Frame(
+        topics = {"depth": "/camera/depth/image_rect_raw", "camera_info": "/camera/depth/camera_info"}
+
+        def make_frame(index: int) -> Frame:
+            return Frame(
                 msgs={"depth": msgs[index % len(msgs)], "camera_info": info},
                 stamp_ns=index,
                 received_at=time.monotonic(),
-                topics={"depth": "/camera/depth/image_rect_raw", "camera_info": "/camera/depth/camera_info"},
+                topics=topics,
             )
-            timed.seconds = timed.cpu_seconds = 0.0
-            c0, t0 = time.process_time(), time.perf_counter()
-            node.process(frame)
-            t1, c1 = time.perf_counter(), time.process_time()
-            if index >= warmup:
-                wall.append(t1 - t0)
-                cpu.append(c1 - c0)
-                model.append(timed.seconds)
-                model_cpu.append(timed.cpu_seconds)
-        return NodeRun(summarise(wall), summarise(cpu), summarise(model), summarise(model_cpu), count_outputs(node))
-    finally:
-        if listener is not None:
-            listener.destroy_node()
-        if node is not None:
-            node.destroy_node()
-        rclpy.shutdown(context=context)
 
-
-def node_args(model_path: Path, threads: int | None) -> list[str]:
-    """The node's command-line parameters: the model, and the thread count when one is asked for."""
-    args = ["--ros-args", "-p", f"model:={model_path}"]
-    return [*args, "-p", f"threads:={threads}"] if threads is not None else args
-
-
-def write_result(out: Path, file_name: str, result: dict[str, Any]) -> Path:
-    out.mkdir(parents=True, exist_ok=True)
-    path = out / file_name
-    path.write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
-    return path
-
-
-def machine_settings() -> dict[str, Any]:
-    return {"cpu_count": os.cpu_count(), "python": platform.python_version(), "platform": platform.platform()}
-
-
-def run_summary(run: NodeRun, target_fps: float) -> dict[str, Any]:
-    fps = 1000.0 / run.frame_ms["median"]
-    return {
-        "frame_ms": run.frame_ms,
-        "frame_cpu_ms": run.frame_cpu_ms,
-        "model_ms": run.model_ms,
-        "model_cpu_ms": run.model_cpu_ms,
-        "fps_from_median": round(fps, 1),
-        "fps_from_median_cpu": round(1000.0 / run.frame_cpu_ms["median"], 1),
-        "meets_target": fps >= target_fps,
-    }
+        times = time_frames(node, timed, make_frame, frames=frames, warmup=warmup, desc=desc)
+        return NodeRun(times, count_outputs(node))
 
 
 def argument_parser(doc: str, frames: int) -> argparse.ArgumentParser:
@@ -225,7 +166,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     rng = np.random.default_rng(0)
     depths = [tabletop_depth(rng) for _ in range(8)]
-    load_before = os.getloadavg()
+    load_before = load_average()
     with tempfile.TemporaryDirectory() as folder:
         model_path = args.model or export_deploy_ggcnn(Path(folder), args.input_size)
         run = measure_node(
@@ -238,10 +179,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             count_outputs=lambda node: node.last_count,
             desc=f"grasp_detector ({args.encoding})",
         )
-    summary = run_summary(run, TARGET_FPS)
+    summary = run.times.summary(TARGET_FPS)
     result = {
         "benchmark": "grasp_node",
-        "created_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "created_utc": utc_now(),
         "target": f">= {TARGET_FPS:g} FPS end to end per {WIDTH}x{HEIGHT} frame (median wall time)",
         "settings": {
             "width": WIDTH,
@@ -255,19 +196,16 @@ def main(argv: Sequence[str] | None = None) -> int:
             "threads": args.threads if args.threads is not None else GRASP_DETECTOR.spec("threads").default,
             **machine_settings(),
         },
-        "load_average_before": [round(v, 2) for v in load_before],
-        "load_average_after": [round(v, 2) for v in os.getloadavg()],
+        "load_average_before": rounded(load_before),
+        "load_average_after": rounded(load_average()),
         **summary,
         "grasps_on_last_frame": run.outputs_on_last_frame,
     }
     path = write_result(args.out, args.result_name, result)
     print(
-        f"grasp_detector {args.encoding}: median {run.frame_ms['median']:.1f} ms ({summary['fps_from_median']} FPS), "
-        f"p95 {run.frame_ms['p95']:.1f} ms, CPU median {run.frame_cpu_ms['median']:.1f} ms, model median "
-        f"{run.model_ms['median']:.1f} ms (CPU {run.model_cpu_ms['median']:.1f} ms), {run.outputs_on_last_frame} "
-        f"grasps; load {load_before[0]:.2f} -> "
-        f"{result['load_average_after'][0]:.2f}; {'meets' if summary['meets_target'] else 'MISSES'} the "
-        f"{TARGET_FPS:g} FPS target"
+        f"grasp_detector {args.encoding}: {run.times.describe()}, {run.outputs_on_last_frame} grasps; load "
+        f"{load_before[0]:.2f} -> {result['load_average_after'][0]:.2f}; "
+        f"{'meets' if summary['meets_target'] else 'MISSES'} the {TARGET_FPS:g} FPS target"
     )
     print(f"wrote {path}")
     return 0

@@ -18,26 +18,15 @@ average before and after.
 
 from __future__ import annotations
 
-import os
 import sys
 import tempfile
-import time
 from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
 
-from benchmarks.grasp_node import (
-    HEIGHT,
-    WIDTH,
-    argument_parser,
-    machine_settings,
-    measure_node,
-    node_args,
-    run_summary,
-    tabletop_depth,
-    write_result,
-)
+from benchmarks._common import load_average, machine_settings, node_args, rounded, utc_now, write_result
+from benchmarks.grasp_node import HEIGHT, WIDTH, argument_parser, measure_node, tabletop_depth
 
 RESULT_FILE = "pose_node.json"
 TARGET_FPS = 10.0
@@ -74,7 +63,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     rng = np.random.default_rng(0)
     depths = [tabletop_depth(rng, objects=OBJECTS) for _ in range(8)]
-    load_before = os.getloadavg()
+    load_before = load_average()
     with tempfile.TemporaryDirectory() as folder:
         model_path = args.model or export_deploy_posenet(Path(folder))
         run = measure_node(
@@ -90,10 +79,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     if run.outputs_on_last_frame != OBJECTS:
         print(f"pose_node: the node found {run.outputs_on_last_frame} objects, not {OBJECTS}", file=sys.stderr)
         return 1
-    summary = run_summary(run, TARGET_FPS)
+    summary = run.times.summary(TARGET_FPS)
     result = {
         "benchmark": "pose_node",
-        "created_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "created_utc": utc_now(),
         "target": f">= {TARGET_FPS:g} FPS end to end per {WIDTH}x{HEIGHT} frame with {OBJECTS} objects "
         "(median wall time)",
         "settings": {
@@ -107,19 +96,16 @@ def main(argv: Sequence[str] | None = None) -> int:
             "threads": args.threads if args.threads is not None else POSE_ESTIMATOR.spec("threads").default,
             **machine_settings(),
         },
-        "load_average_before": [round(v, 2) for v in load_before],
-        "load_average_after": [round(v, 2) for v in os.getloadavg()],
+        "load_average_before": rounded(load_before),
+        "load_average_after": rounded(load_average()),
         **summary,
         "objects_on_last_frame": run.outputs_on_last_frame,
     }
     path = write_result(args.out, RESULT_FILE, result)
     print(
-        f"pose_estimator {args.encoding}: median {run.frame_ms['median']:.1f} ms ({summary['fps_from_median']} FPS), "
-        f"p95 {run.frame_ms['p95']:.1f} ms, CPU median {run.frame_cpu_ms['median']:.1f} ms, model median "
-        f"{run.model_ms['median']:.1f} ms (CPU {run.model_cpu_ms['median']:.1f} ms) for {run.outputs_on_last_frame} "
-        f"objects; load {load_before[0]:.2f} -> "
-        f"{result['load_average_after'][0]:.2f}; {'meets' if summary['meets_target'] else 'MISSES'} the "
-        f"{TARGET_FPS:g} FPS target"
+        f"pose_estimator {args.encoding}: {run.times.describe()} for {run.outputs_on_last_frame} objects; load "
+        f"{load_before[0]:.2f} -> {result['load_average_after'][0]:.2f}; "
+        f"{'meets' if summary['meets_target'] else 'MISSES'} the {TARGET_FPS:g} FPS target"
     )
     print(f"wrote {path}")
     return 0
