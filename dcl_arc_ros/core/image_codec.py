@@ -123,6 +123,9 @@ def image_to_array(img: ImageFields) -> np.ndarray:
 def array_to_image(arr: np.ndarray, encoding: str) -> ImageFields:
     """Encode an array as a little-endian image with unpadded rows (``step = width * bytes per pixel``).
 
+    ``data`` is a new ``array('B')`` (one copy of the pixels; it never aliases ``arr``): the type rclpy stores for
+    ``uint8[]``, so the ROS layer can hand it to a message without another copy.
+
     Float arrays convert to ``32FC1`` by ``same_kind`` casting (e.g. float64 -> float32). Integer arrays must cast
     safely to the encoding's channel type (uint8 -> uint16 is fine, int32 -> uint16 is not).
     """
