@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -14,14 +13,10 @@ import pytest
 pytest.importorskip("onnxscript")
 pytest.importorskip("onnxruntime")
 
-import rclpy
 import torch
 from builtin_interfaces.msg import Time
-from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus
+from diagnostic_msgs.msg import DiagnosticStatus
 from rclpy.context import Context
-from rclpy.executors import SingleThreadedExecutor
-from rclpy.node import Node
-from rclpy.qos import QoSProfile, ReliabilityPolicy
 from sensor_msgs.msg import CameraInfo, Image
 from std_msgs.msg import Header
 
@@ -29,13 +24,12 @@ from dcl_arc_ros.core.arc_pipeline import ARCDepthPipeline
 from dcl_arc_ros.core.camera import Intrinsics
 from dcl_arc_ros.core.image_codec import array_to_image, image_to_array
 from dcl_arc_ros.inference.backends import load_model
-from dcl_arc_ros.inference.reference_models import write_affine_depth_model
 from dcl_arc_ros.learning.arc.config import config_from_mapping
 from dcl_arc_ros.learning.arc.export import export_arc
 from dcl_arc_ros.learning.arc.model import ARCInference
 from dcl_arc_ros.learning.arc.stages import build_system
 from dcl_arc_ros.learning.arc.variants import get_variant
-from dcl_arc_ros.ros import depth_cleaner
+from dcl_arc_ros.ros import model_loading
 from dcl_arc_ros.ros.arc_depth import ARCDepthNode
 from dcl_arc_ros.ros.conversions import camera_info_from_intrinsics, fields_from_image_msg, image_msg_from_fields
 from dcl_arc_ros.ros.errors import NodeStartupError
@@ -47,21 +41,16 @@ H, W = 64, 96  # the camera's: the node downsizes by 2
 K = Intrinsics(fx=80.0, fy=80.0, cx=47.5, cy=31.5, width=W, height=H)
 DISTORTION = [0.1, -0.05, 0.001, 0.002, 0.0]
 DEPTH_MAX_M = 6.0
-TIMEOUT_S = 20.0
 HEADER = Header(stamp=Time(sec=42, nanosec=7), frame_id="camera_color_optical_frame")
-OUTPUTS = ("depth", "mask", "camera_info", "decluttered")
-
-
-@pytest.fixture(scope="module")
-def context() -> Iterator[Context]:
-    ctx = Context()
-    rclpy.init(context=ctx)
-    yield ctx
-    rclpy.shutdown(context=ctx)
+OUTPUT_TOPICS: dict[str, tuple[type, str]] = {
+    name: (msg_type, f"/dcl_arc/arc/{name}")
+    for name, msg_type in (("depth", Image), ("mask", Image), ("camera_info", CameraInfo), ("decluttered", Image))
+}
+OUTPUTS = tuple(OUTPUT_TOPICS)
 
 
 @pytest.fixture(scope="session")
-def arc_models(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+def arc_models(tmp_path_factory: pytest.TempPathFactory, affine_model: Callable[[int, int], Path]) -> dict[str, Path]:
     """arc_full with random weights, its attention logits spread around 0 so that about half the pixels are removed."""
     folder = tmp_path_factory.mktemp("arc_models")
     torch.set_num_threads(1)
@@ -77,18 +66,7 @@ def arc_models(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     torch.nn.init.normal_(head.weight, std=1.0)
     torch.nn.init.zeros_(head.bias)
     arc = export_arc(ARCInference.from_system(system), config, get_variant("arc_full"), folder / "arc.onnx").onnx_path
-    affine = folder / "affine.onnx"
-    write_affine_depth_model(affine, height=NET_H, width=NET_W, name="affine")
-    return {"arc": arc, "affine": affine, "missing": folder / "missing.onnx"}
-
-
-def wait_for(predicate: Callable[[], Any], what: str, timeout: float = TIMEOUT_S) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return
-        time.sleep(0.02)
-    raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+    return {"arc": arc, "affine": affine_model(NET_H, NET_W), "missing": folder / "missing.onnx"}
 
 
 def camera_info(header: Header = HEADER) -> CameraInfo:
@@ -115,43 +93,29 @@ def scene_rgb(seed: int = 0) -> np.ndarray:
     return rgb
 
 
-class Driver:
-    """Publishes RGB + CameraInfo and collects every output of the node, spinning both in a background thread."""
+def colour_and_info(image: Image, info: CameraInfo | None = None) -> Mapping[str, Any]:
+    """What ``driver.send`` publishes: the CameraInfo (default: ``camera_info`` with the image's header), the image."""
+    return {"camera_info": info if info is not None else camera_info(image.header), "rgb": image}
 
-    def __init__(self, context: Context, node: ARCDepthNode) -> None:
-        self.executor = SingleThreadedExecutor(context=context)
-        self.node = node
-        self.driver = Node("arc_test_driver", context=context)
-        qos = QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE)
-        self.rgb_pub = self.driver.create_publisher(Image, "/camera/color/image_raw", qos)
-        self.info_pub = self.driver.create_publisher(CameraInfo, "/camera/color/camera_info", qos)
-        self.received: dict[str, list[Any]] = {name: [] for name in OUTPUTS}
-        self.diagnostics: list[DiagnosticStatus] = []
-        for name, msg_type in (("depth", Image), ("mask", Image), ("camera_info", CameraInfo), ("decluttered", Image)):
-            self.driver.create_subscription(msg_type, f"/dcl_arc/arc/{name}", self.received[name].append, qos)
-        self.driver.create_subscription(
-            DiagnosticArray, "/diagnostics", lambda msg: self.diagnostics.extend(msg.status), 10
-        )
-        for n in (self.driver, node):
-            self.executor.add_node(n)
-        self.thread = threading.Thread(target=self.executor.spin, daemon=True)
-        self.thread.start()
-        wait_for(
-            lambda: self.rgb_pub.get_subscription_count() > 0 and self.info_pub.get_subscription_count() > 0,
-            "the node to subscribe",
+
+@pytest.fixture
+def driver_for(node_driver: Callable[..., Any]) -> Callable[[ARCDepthNode], Any]:
+    """``driver_for(node)``: publishes RGB + CameraInfo to ``node`` and collects its four outputs."""
+
+    def make(node: ARCDepthNode) -> Any:
+        return node_driver(
+            node,
+            name="arc_test_driver",
+            inputs={
+                "rgb": (Image, "/camera/color/image_raw"),
+                "camera_info": (CameraInfo, "/camera/color/camera_info"),
+            },
+            outputs=OUTPUT_TOPICS,
+            compose=colour_and_info,
+            awaited=("depth", "mask", "camera_info"),
         )
 
-    def send(self, image: Image, info: CameraInfo | None = None) -> None:
-        self.info_pub.publish(info if info is not None else camera_info(image.header))
-        self.rgb_pub.publish(image)
-
-    def wait_for_outputs(self, count: int = 1, names: tuple[str, ...] = ("depth", "mask", "camera_info")) -> None:
-        wait_for(lambda: all(len(self.received[n]) >= count for n in names), f"{count} set(s) of {names}")
-
-    def close(self) -> None:
-        self.executor.shutdown()
-        self.node.destroy_node()
-        self.driver.destroy_node()
+    return make
 
 
 def make_node(context: Context, model: Path, *extra: str) -> ARCDepthNode:
@@ -163,19 +127,15 @@ def pixels(msg: Image) -> np.ndarray:
     return image_to_array(fields_from_image_msg(msg))
 
 
-def same_header(header: Header, expected: Header = HEADER) -> bool:
-    return (header.stamp.sec, header.stamp.nanosec, header.frame_id) == (
-        expected.stamp.sec,
-        expected.stamp.nanosec,
-        expected.frame_id,
-    )
-
-
 @pytest.mark.parametrize("encoding", ["rgb8", "bgr8", "bgra8", "mono8"])
 def test_outputs_are_the_pipelines_with_the_input_header(
-    context: Context, arc_models: dict[str, Path], encoding: str
+    context: Context,
+    arc_models: dict[str, Path],
+    encoding: str,
+    same_header: Callable[[Header, Header], bool],
+    driver_for: Callable[..., Any],
 ) -> None:
-    driver = Driver(context, make_node(context, arc_models["arc"], "-p", "publish_decluttered:=true"))
+    driver = driver_for(make_node(context, arc_models["arc"], "-p", "publish_decluttered:=true"))
     try:
         rgb = scene_rgb()
         if encoding == "mono8":  # what the network gets is the grey picture in all three channels
@@ -205,15 +165,17 @@ def test_outputs_are_the_pipelines_with_the_input_header(
         assert info_msg.k[0] == pytest.approx(K.fx * NET_W / W)  # halved with the image
         assert list(info_msg.d) == DISTORTION and info_msg.distortion_model == "plumb_bob"
 
-        assert all(same_header(m.header) for m in (depth_msg, mask_msg, info_msg, image_msg))
+        assert all(same_header(m.header, HEADER) for m in (depth_msg, mask_msg, info_msg, image_msg))
         assert driver.node.provider == "CPUExecutionProvider"
         assert driver.node.stats_snapshot().bad_inputs == 0 and driver.node.last_problem == ""
     finally:
         driver.close()
 
 
-def test_the_decluttered_image_is_off_by_default(context: Context, arc_models: dict[str, Path]) -> None:
-    driver = Driver(context, make_node(context, arc_models["arc"]))
+def test_the_decluttered_image_is_off_by_default(
+    context: Context, arc_models: dict[str, Path], driver_for: Callable[..., Any]
+) -> None:
+    driver = driver_for(make_node(context, arc_models["arc"]))
     try:
         assert driver.driver.get_publishers_info_by_topic("/dcl_arc/arc/decluttered") == []
         driver.send(colour_msg(scene_rgb()))
@@ -224,8 +186,10 @@ def test_the_decluttered_image_is_off_by_default(context: Context, arc_models: d
         driver.close()
 
 
-def test_bad_inputs_are_reported_and_the_node_keeps_running(context: Context, arc_models: dict[str, Path]) -> None:
-    driver = Driver(context, make_node(context, arc_models["arc"]))
+def test_bad_inputs_are_reported_and_the_node_keeps_running(
+    context: Context, arc_models: dict[str, Path], wait_for: Callable[..., None], driver_for: Callable[..., Any]
+) -> None:
+    driver = driver_for(make_node(context, arc_models["arc"]))
     node = driver.node
     try:
 
@@ -263,14 +227,14 @@ def test_bad_inputs_are_reported_and_the_node_keeps_running(context: Context, ar
 
 
 def test_without_camera_info_nothing_is_published_and_the_silent_topic_is_reported(
-    context: Context, arc_models: dict[str, Path]
+    context: Context, arc_models: dict[str, Path], wait_for: Callable[..., None], driver_for: Callable[..., Any]
 ) -> None:
     node = make_node(context, arc_models["arc"], "-p", "no_input_warn_s:=0.5", "-p", "diagnostics_period_s:=0.2")
-    driver = Driver(context, node)
+    driver = driver_for(node)
     try:
 
         def warned() -> bool:
-            driver.rgb_pub.publish(colour_msg(scene_rgb()))
+            driver.publishers["rgb"].publish(colour_msg(scene_rgb()))
             return any(
                 s.level == DiagnosticStatus.WARN and "camera_info" in s.message and "image_raw" not in s.message
                 for s in list(driver.diagnostics)
@@ -304,6 +268,6 @@ def test_start_up_failures_name_the_file(
 def test_an_empty_model_parameter_means_the_shipped_default(
     context: Context, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(depth_cleaner, "models_dir", lambda: tmp_path)
+    monkeypatch.setattr(model_loading, "models_dir", lambda: tmp_path)
     with pytest.raises(NodeStartupError, match=r"arc_depth\.onnx does not exist .*arc_depth\.model is empty"):
         ARCDepthNode(context=context, cli_args=["--ros-args", "-p", "model:=''"])

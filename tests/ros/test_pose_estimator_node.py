@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -14,15 +13,11 @@ import pytest
 pytest.importorskip("onnxscript")
 pytest.importorskip("onnxruntime")
 
-import rclpy
 import torch
 from builtin_interfaces.msg import Time
-from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus
+from diagnostic_msgs.msg import DiagnosticStatus
 from geometry_msgs.msg import PoseArray
 from rclpy.context import Context
-from rclpy.executors import SingleThreadedExecutor
-from rclpy.node import Node
-from rclpy.qos import QoSProfile, ReliabilityPolicy
 from sensor_msgs.msg import CameraInfo, Image
 from std_msgs.msg import Float32MultiArray, Header
 from visualization_msgs.msg import Marker, MarkerArray
@@ -43,16 +38,7 @@ from dcl_arc_ros.ros.pose_estimator import PoseEstimatorNode
 torch.set_num_threads(1)
 K = TOY_INTRINSICS
 H, W = K.height, K.width
-TIMEOUT_S = 20.0
 HEADER = Header(stamp=Time(sec=42, nanosec=7), frame_id="camera_depth_optical_frame")
-
-
-@pytest.fixture(scope="module")
-def context() -> Iterator[Context]:
-    ctx = Context()
-    rclpy.init(context=ctx)
-    yield ctx
-    rclpy.shutdown(context=ctx)
 
 
 @pytest.fixture(scope="session")
@@ -69,58 +55,30 @@ def pose_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return export_pose_checkpoint(ckpt, folder / "pose.onnx").onnx_path
 
 
-class Driver:
-    """Publishes depth + CameraInfo and collects every output of the node, spinning both in a background thread."""
-
-    def __init__(self, context: Context, node: PoseEstimatorNode) -> None:
-        self.executor = SingleThreadedExecutor(context=context)
-        self.node = node
-        self.driver = Node("pose_test_driver", context=context)
-        qos = QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE)
-        self.depth_pub = self.driver.create_publisher(Image, "/camera/depth/image_rect_raw", qos)
-        self.info_pub = self.driver.create_publisher(CameraInfo, "/camera/depth/camera_info", qos)
-        self.poses: list[PoseArray] = []
-        self.info: list[Float32MultiArray] = []
-        self.markers: list[MarkerArray] = []
-        self.diagnostics: list[DiagnosticStatus] = []
-        self.driver.create_subscription(PoseArray, "/dcl_arc/poses", self.poses.append, qos)
-        self.driver.create_subscription(Float32MultiArray, "/dcl_arc/poses/info", self.info.append, qos)
-        self.driver.create_subscription(MarkerArray, "/dcl_arc/poses/markers", self.markers.append, qos)
-        self.driver.create_subscription(
-            DiagnosticArray, "/diagnostics", lambda msg: self.diagnostics.extend(msg.status), 10
-        )
-        for n in (self.driver, node):
-            self.executor.add_node(n)
-        self.thread = threading.Thread(target=self.executor.spin, daemon=True)
-        self.thread.start()
-        wait_for(
-            lambda: self.depth_pub.get_subscription_count() > 0 and self.info_pub.get_subscription_count() > 0,
-            "the node to subscribe",
-        )
-
-    def send(self, depth: np.ndarray, header: Header = HEADER, encoding: str = "32FC1") -> None:
-        self.info_pub.publish(camera_info_from_intrinsics(K, header))
-        self.depth_pub.publish(depth_to_msg(depth, header, encoding))
-
-    def wait_for_outputs(self, count: int = 1) -> None:
-        wait_for(
-            lambda: len(self.poses) >= count and len(self.info) >= count and len(self.markers) >= count,
-            f"{count} set(s) of pose outputs",
-        )
-
-    def close(self) -> None:
-        self.executor.shutdown()
-        self.node.destroy_node()
-        self.driver.destroy_node()
+OUTPUTS: dict[str, tuple[type, str]] = {
+    "poses": (PoseArray, "/dcl_arc/poses"),
+    "info": (Float32MultiArray, "/dcl_arc/poses/info"),
+    "markers": (MarkerArray, "/dcl_arc/poses/markers"),
+}
 
 
-def wait_for(predicate: Callable[[], Any], what: str, timeout: float = TIMEOUT_S) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return
-        time.sleep(0.02)
-    raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+def depth_and_info(depth: np.ndarray, header: Header = HEADER, encoding: str = "32FC1") -> Mapping[str, Any]:
+    """What ``driver.send`` publishes: the CameraInfo, then the depth, with the same header."""
+    return {"camera_info": camera_info_from_intrinsics(K, header), "depth": depth_to_msg(depth, header, encoding)}
+
+
+@pytest.fixture
+def driver_for(node_driver: Callable[..., Any]) -> Callable[[PoseEstimatorNode], Any]:
+    """``driver_for(node)``: publishes depth + CameraInfo to ``node`` and collects its pose outputs."""
+
+    def make(node: PoseEstimatorNode) -> Any:
+        inputs = {
+            "depth": (Image, "/camera/depth/image_rect_raw"),
+            "camera_info": (CameraInfo, "/camera/depth/camera_info"),
+        }
+        return node_driver(node, name="pose_test_driver", inputs=inputs, outputs=OUTPUTS, compose=depth_and_info)
+
+    return make
 
 
 def make_node(context: Context, model: Path, *extra: str) -> PoseEstimatorNode:
@@ -134,27 +92,29 @@ def table_depth() -> np.ndarray:
     return (0.8 + 0.0005 * yy).astype(np.float32)
 
 
-def same_header(header: Header, expected: Header = HEADER) -> bool:
-    return (header.stamp.sec, header.stamp.nanosec, header.frame_id) == (
-        expected.stamp.sec,
-        expected.stamp.nanosec,
-        expected.frame_id,
-    )
-
-
 @pytest.mark.parametrize("encoding", ["32FC1", "16UC1"])
-def test_poses_are_the_pipelines_with_the_input_header(context: Context, pose_model: Path, encoding: str) -> None:
-    driver = Driver(context, make_node(context, pose_model))
+def test_poses_are_the_pipelines_with_the_input_header(
+    context: Context,
+    pose_model: Path,
+    encoding: str,
+    same_header: Callable[[Header, Header], bool],
+    driver_for: Callable[..., Any],
+) -> None:
+    driver = driver_for(make_node(context, pose_model))
     try:
         depth = ToyPoseFrames(1)[0].depth
         driver.send(depth, encoding=encoding)
         driver.wait_for_outputs()
-        poses, info, marker_array = driver.poses[0], driver.info[0], driver.markers[0]
+        poses, info, marker_array = (
+            driver.received["poses"][0],
+            driver.received["info"][0],
+            driver.received["markers"][0],
+        )
 
         sent = depth_from_msg(depth_to_msg(depth, HEADER, encoding)).depth_m  # 16UC1 rounds to millimetres
         expected = PosePipeline(load_model(pose_model), proposals=ProposalParams(min_pixels=30))(sent, K)
         assert len(expected) == 2  # the two toy objects
-        assert same_header(poses.header) and len(poses.poses) == 2
+        assert same_header(poses.header, HEADER) and len(poses.poses) == 2
         for pose, p in zip(poses.poses, expected, strict=True):
             np.testing.assert_allclose([pose.position.x, pose.position.y, pose.position.z], p.translation, rtol=1e-6)
             o = pose.orientation
@@ -166,34 +126,40 @@ def test_poses_are_the_pipelines_with_the_input_header(context: Context, pose_mo
 
         assert marker_array.markers[0].action == Marker.DELETEALL
         namespaces = sorted((m.ns, m.id) for m in marker_array.markers[1:])
-        assert namespaces == sorted((ns, i) for ns in (POSE_AXES_NAMESPACE, POSE_BOX_NAMESPACE,
-                                                      POSE_LABEL_NAMESPACE) for i in range(2))
-        assert all(same_header(m.header) for m in marker_array.markers)
+        assert namespaces == sorted(
+            (ns, i) for ns in (POSE_AXES_NAMESPACE, POSE_BOX_NAMESPACE, POSE_LABEL_NAMESPACE) for i in range(2)
+        )
+        assert all(same_header(m.header, HEADER) for m in marker_array.markers)
     finally:
         driver.close()
 
 
-def test_max_objects_limits_the_result(context: Context, pose_model: Path) -> None:
-    driver = Driver(context, make_node(context, pose_model, "-p", "max_objects:=1", "-p", "publish_markers:=false"))
+def test_max_objects_limits_the_result(
+    context: Context, pose_model: Path, wait_for: Callable[..., None], driver_for: Callable[..., Any]
+) -> None:
+    driver = driver_for(make_node(context, pose_model, "-p", "max_objects:=1", "-p", "publish_markers:=false"))
     try:
-        driver.info_pub.publish(camera_info_from_intrinsics(K, HEADER))
-        driver.depth_pub.publish(depth_to_msg(ToyPoseFrames(1)[0].depth, HEADER))
-        wait_for(lambda: driver.poses and driver.info, "the poses")
-        assert len(driver.poses[0].poses) == 1 and table_from_info(driver.info[0])[1].shape == (1, 2)
+        driver.publishers["camera_info"].publish(camera_info_from_intrinsics(K, HEADER))
+        driver.publishers["depth"].publish(depth_to_msg(ToyPoseFrames(1)[0].depth, HEADER))
+        wait_for(lambda: driver.received["poses"] and driver.received["info"], "the poses")
+        poses, info = driver.received["poses"][0], driver.received["info"][0]
+        assert len(poses.poses) == 1 and table_from_info(info)[1].shape == (1, 2)
         time.sleep(0.2)
-        assert driver.markers == []
+        assert driver.received["markers"] == []
     finally:
         driver.close()
 
 
-def test_an_empty_table_is_an_empty_pose_array_not_an_error(context: Context, pose_model: Path) -> None:
-    driver = Driver(context, make_node(context, pose_model))
+def test_an_empty_table_is_an_empty_pose_array_not_an_error(
+    context: Context, pose_model: Path, same_header: Callable[[Header, Header], bool], driver_for: Callable[..., Any]
+) -> None:
+    driver = driver_for(make_node(context, pose_model))
     try:
         driver.send(table_depth())
         driver.wait_for_outputs()
-        assert driver.poses[0].poses == [] and same_header(driver.poses[0].header)
-        assert table_from_info(driver.info[0])[1].shape == (0, 2)
-        assert [m.action for m in driver.markers[0].markers] == [Marker.DELETEALL]
+        assert driver.received["poses"][0].poses == [] and same_header(driver.received["poses"][0].header, HEADER)
+        assert table_from_info(driver.received["info"][0])[1].shape == (0, 2)
+        assert [m.action for m in driver.received["markers"][0].markers] == [Marker.DELETEALL]
         snapshot = driver.node.stats_snapshot()
         assert snapshot.bad_inputs == 0 and snapshot.errors == 0 and driver.node.last_problem == ""
     finally:
@@ -205,42 +171,47 @@ def test_an_empty_table_is_an_empty_pose_array_not_an_error(context: Context, po
     [(0, "no valid pixel"), (2, "at least 3 valid points")],
 )
 def test_unusable_depth_publishes_an_empty_result_and_a_warning(
-    context: Context, pose_model: Path, valid_pixels: int, problem: str
+    context: Context,
+    pose_model: Path,
+    valid_pixels: int,
+    problem: str,
+    same_header: Callable[[Header, Header], bool],
+    driver_for: Callable[..., Any],
 ) -> None:
-    driver = Driver(context, make_node(context, pose_model))
+    driver = driver_for(make_node(context, pose_model))
     try:
         depth = np.full((H, W), np.nan, np.float32)
         depth[0, :valid_pixels] = 0.8
         driver.send(depth)
         driver.wait_for_outputs()
-        assert driver.poses[0].poses == [] and same_header(driver.poses[0].header)
-        assert table_from_info(driver.info[0])[1].shape == (0, 2)
-        assert [m.action for m in driver.markers[0].markers] == [Marker.DELETEALL]
+        assert driver.received["poses"][0].poses == [] and same_header(driver.received["poses"][0].header, HEADER)
+        assert table_from_info(driver.received["info"][0])[1].shape == (0, 2)
+        assert [m.action for m in driver.received["markers"][0].markers] == [Marker.DELETEALL]
         assert problem in driver.node.last_problem
         # Still running: the next frame with objects gives poses.
         driver.send(ToyPoseFrames(1)[0].depth, Header(stamp=Time(sec=43, nanosec=0), frame_id=HEADER.frame_id))
         driver.wait_for_outputs(2)
-        assert len(driver.poses[1].poses) == 2
+        assert len(driver.received["poses"][1].poses) == 2
     finally:
         driver.close()
 
 
 def test_without_camera_info_nothing_is_published_and_the_silent_topic_is_reported(
-    context: Context, pose_model: Path
+    context: Context, pose_model: Path, wait_for: Callable[..., None], driver_for: Callable[..., Any]
 ) -> None:
     node = make_node(context, pose_model, "-p", "no_input_warn_s:=0.5", "-p", "diagnostics_period_s:=0.2")
-    driver = Driver(context, node)
+    driver = driver_for(node)
     try:
 
         def warned() -> bool:
-            driver.depth_pub.publish(depth_to_msg(table_depth(), HEADER))
+            driver.publishers["depth"].publish(depth_to_msg(table_depth(), HEADER))
             return any(
                 s.level == DiagnosticStatus.WARN and "camera_info" in s.message and "image_rect_raw" not in s.message
                 for s in list(driver.diagnostics)
             )
 
         wait_for(warned, "a diagnostics warning naming the CameraInfo topic")
-        assert driver.poses == [] and driver.info == [] and driver.markers == []
+        assert driver.received["poses"] == [] and driver.received["info"] == [] and driver.received["markers"] == []
     finally:
         driver.close()
 
