@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import numpy as np
+import pybullet as pb
 
 from dcl_arc_ros.core.camera import Intrinsics
 from dcl_arc_ros.sim.cameras import camera_preset, sample_camera_pose
@@ -17,8 +18,16 @@ from dcl_arc_ros.sim.errors import SceneError
 from dcl_arc_ros.sim.frame import Frame
 from dcl_arc_ros.sim.grasp_labels import GripperParams, grasp_labels
 from dcl_arc_ros.sim.labels import instance_map, object_labels, object_silhouettes, surface_normals
-from dcl_arc_ros.sim.render import camera_effects, render
-from dcl_arc_ros.sim.scenes import FAMILIES, Scene, SceneParams, build_scene
+from dcl_arc_ros.sim.render import RenderOutput, camera_effects, render
+from dcl_arc_ros.sim.scenes import (
+    FAMILIES,
+    Scene,
+    SceneParams,
+    apply_appearance,
+    build_scene,
+    floor_view_mesh,
+    hidden_floor_rectangle,
+)
 from dcl_arc_ros.sim.sensors import SceneContext, get_sensor
 
 DEFAULT_FRAME_PERIOD_NS = 33_333_333  # 30 Hz
@@ -27,6 +36,41 @@ _STREAM_CAMERA, _STREAM_SENSOR, _STREAM_RGB = 1, 2, 3
 
 def _rng(seed: int, frame: int, stream: int) -> np.random.Generator:
     return np.random.default_rng(np.random.SeedSequence([int(seed), int(frame), stream]))
+
+
+def render_view(
+    scene: Scene, intrinsics: Intrinsics, world_T_cam: np.ndarray, *, segmentation: bool = True
+) -> RenderOutput:
+    """Render one view of ``scene``: the same image as :func:`render` (up to float rounding), faster.
+
+    For the duration of the call the floor body is made invisible and a stand-in is drawn instead: the same box with
+    its top face split into small cells and without the part the support certainly hides from this camera
+    (:func:`hidden_floor_rectangle`, :func:`floor_view_mesh`). Its pixels are labelled with the floor's body id.
+    """
+    floor = scene.floor
+    if floor is None:
+        return render(scene.client, intrinsics, world_T_cam, scene.lighting, segmentation=segmentation)
+    client = scene.client
+    mesh = floor_view_mesh(floor, hidden_floor_rectangle(floor, world_T_cam[:3, 3]))
+    visual = pb.createVisualShape(
+        pb.GEOM_MESH,
+        vertices=mesh.vertices.tolist(),
+        indices=mesh.faces.reshape(-1).tolist(),
+        uvs=mesh.uvs.tolist(),
+        normals=mesh.vertex_normals.tolist(),
+        physicsClientId=client,
+    )
+    stand_in = pb.createMultiBody(0.0, -1, visual, list(floor.centre), physicsClientId=client)
+    try:
+        apply_appearance(client, stand_in, floor.texture_id, floor.rgba)
+        pb.changeVisualShape(floor.body_id, -1, rgbaColor=[*floor.rgba[:3], 0.0], physicsClientId=client)  # skipped
+        out = render(client, intrinsics, world_T_cam, scene.lighting, segmentation=segmentation)
+    finally:
+        pb.removeBody(stand_in, physicsClientId=client)
+        pb.changeVisualShape(floor.body_id, -1, rgbaColor=list(floor.rgba), physicsClientId=client)
+    if segmentation:
+        out.segmentation[out.segmentation == stand_in] = floor.body_id
+    return out
 
 
 def render_frame(
@@ -45,7 +89,7 @@ def render_frame(
 ) -> Frame:
     """Render and label one view of ``scene``."""
     model = get_sensor(sensor)
-    out = render(scene.client, intrinsics, world_T_cam, scene.lighting)
+    out = render_view(scene, intrinsics, world_T_cam)
     instances = instance_map(out.segmentation, scene)
     normals = surface_normals(out.depth, out.segmentation, intrinsics, world_T_cam, scene)
     silhouettes = object_silhouettes(scene, world_T_cam, intrinsics)
@@ -53,7 +97,7 @@ def render_frame(
     grasps = grasp_labels(instances, silhouettes, out.depth, intrinsics, world_T_cam, scene.support_height, gripper)
 
     def render_depth(cam_T_other: np.ndarray) -> np.ndarray:
-        return render(scene.client, intrinsics, world_T_cam @ cam_T_other, scene.lighting, segmentation=False).depth
+        return render_view(scene, intrinsics, world_T_cam @ cam_T_other, segmentation=False).depth
 
     context = SceneContext(
         normals=normals,

@@ -48,6 +48,10 @@ SUPPORTS: tuple[str, ...] = ("table", "tray", "floor")
 OBJECT_POOLS: tuple[str, ...] = ("seen", "novel", "all")
 
 _SETTLE_DT = 1.0 / 240.0
+_UV_TILE_M = 0.25  # large boxes (floor, table top) repeat their texture every 25 cm
+_WHITE = (1.0, 1.0, 1.0, 1.0)
+_TOP_CELL_M = 0.25  # large top faces are drawn as cells of at most this size
+_OCCLUSION_MARGIN_M = 0.01  # the hidden floor rectangle keeps this far inside the support's top face
 _SETTLE_MAX_STEPS = 480  # 2 s of simulated time; whatever still rolls after that is frozen where it is
 _SETTLE_CHECK_EVERY = 40
 _SETTLE_SPEED = 0.01  # m/s and rad/s below which the scene counts as settled
@@ -76,6 +80,25 @@ class SceneParams:
     n_clutter: tuple[int, int] = (2, 5)  # real_like only
 
 
+@dataclass(frozen=True)
+class FloorView:
+    """What is needed to draw the floor per camera view without the part the support box hides.
+
+    TinyRenderer rasterises every triangle over its whole screen bounding box and depth-tests each pixel, so a floor
+    lying under a table costs as much as the table itself even where the table hides it. For one view, the floor
+    points the support box certainly hides form an axis-aligned rectangle (the support's top face projected from the
+    camera onto the floor plane): :func:`floor_view_mesh` gives the floor mesh without that rectangle.
+    """
+
+    body_id: int
+    mesh: TriMesh  # the floor box in its own frame (what the labels use)
+    centre: tuple[float, float, float]  # world position of the floor body (no rotation)
+    texture_id: int  # -1 for a plain colour
+    rgba: tuple[float, float, float, float]
+    uv_tile_m: float | None
+    occluder: tuple[float, float, float, float, float] | None  # x0, x1, y0, y1 and top z of the support's top box
+
+
 @dataclass
 class Scene:
     """A settled scene in its own physics client. Close it (or use ``with``) to free the client."""
@@ -88,6 +111,7 @@ class Scene:
     workspace_radius: float
     lighting: Lighting
     bodies: tuple[SceneBody, ...] = ()
+    floor: FloorView | None = None
     _by_id: dict[int, SceneBody] = field(default_factory=dict, repr=False)
 
     @property
@@ -129,6 +153,7 @@ class _BoxPlan:
     position: tuple[float, ...]
     textured_p: float
     yaw: float = 0.0
+    role: str = ""  # "floor", "occluder" (the support's top box) or ""
 
 
 class _Builder:
@@ -147,6 +172,7 @@ class _Builder:
         self.static: list[SceneBody] = []
         self.planned: list[_BoxPlan] = []
         self.dynamic: list[tuple[int, TriMesh, ObjectSpec]] = []
+        self.floor: FloorView | None = None
 
     def _visual(self, mesh: TriMesh) -> int:
         return pb.createVisualShape(
@@ -158,31 +184,53 @@ class _Builder:
             physicsClientId=self.client,
         )
 
-    def _appearance(self, body: int, *, textured_p: float, saturated: bool) -> None:
+    def _appearance(
+        self, body: int, *, textured_p: float, saturated: bool
+    ) -> tuple[int, tuple[float, float, float, float]]:
+        """Give ``body`` a random texture or colour; returns (texture id or -1, RGBA)."""
         if self.rng.random() < textured_p:
             kind = TEXTURE_KINDS[int(self.rng.integers(len(TEXTURE_KINDS)))]
             tex = load_texture(self.client, procedural_texture(self.rng, kind))
-            pb.changeVisualShape(body, -1, textureUniqueId=tex, rgbaColor=[1, 1, 1, 1], physicsClientId=self.client)
-        else:
-            colour = random_colour(self.rng, saturated=saturated)
-            pb.changeVisualShape(body, -1, rgbaColor=list(colour), physicsClientId=self.client)
+            apply_appearance(self.client, body, tex, _WHITE)
+            return tex, _WHITE
+        colour = random_colour(self.rng, saturated=saturated)
+        apply_appearance(self.client, body, -1, colour)
+        return -1, colour
 
     def static_box(
-        self, half_extents: Sequence[float], position: Sequence[float], *, textured_p: float, yaw: float = 0.0
+        self,
+        half_extents: Sequence[float],
+        position: Sequence[float],
+        *,
+        textured_p: float,
+        yaw: float = 0.0,
+        role: str = "",
     ) -> None:
-        self.planned.append(_BoxPlan(tuple(map(float, half_extents)), tuple(map(float, position)), textured_p, yaw))
+        self.planned.append(
+            _BoxPlan(tuple(map(float, half_extents)), tuple(map(float, position)), textured_p, yaw, role)
+        )
 
     def create_static(self) -> None:
+        occluder = next((p for p in self.planned if p.role == "occluder"), None)
         for plan in reversed(self.planned):
             half = np.asarray(plan.half_extents)
-            mesh = box_mesh(half, uv_tile_m=0.25 if half.max() > 0.3 else None)
+            uv_tile_m = _UV_TILE_M if half.max() > 0.3 else None
+            mesh = box_mesh(half, uv_tile_m=uv_tile_m)
+            visual = split_top_mesh(mesh, uv_tile_m) if 2 * half[:2].max() > _TOP_CELL_M else mesh
             col = pb.createCollisionShape(pb.GEOM_BOX, halfExtents=half.tolist(), physicsClientId=self.client)
             quat = pb.getQuaternionFromEuler([0.0, 0.0, plan.yaw])
             body = pb.createMultiBody(
-                0.0, col, self._visual(mesh), list(plan.position), quat, physicsClientId=self.client
+                0.0, col, self._visual(visual), list(plan.position), quat, physicsClientId=self.client
             )
-            self._appearance(body, textured_p=plan.textured_p, saturated=False)
+            texture_id, rgba = self._appearance(body, textured_p=plan.textured_p, saturated=False)
             self.static.append(SceneBody(body, 0, mesh, _pose(plan.position, quat)))
+            if plan.role == "floor" and plan.yaw == 0.0:
+                box = None
+                if occluder is not None and occluder.yaw == 0.0:
+                    (ox, oy, oz), (hx, hy, hz) = occluder.position, occluder.half_extents
+                    box = (ox - hx, ox + hx, oy - hy, oy + hy, oz + hz)
+                centre = (plan.position[0], plan.position[1], plan.position[2])
+                self.floor = FloorView(body, mesh, centre, texture_id, rgba, uv_tile_m, box)
         self.planned.clear()
 
     def dynamic_object(self, spec: ObjectSpec, position: Sequence[float]) -> None:
@@ -222,6 +270,89 @@ class _Builder:
         self.dynamic.append((body, mesh, spec))
 
 
+def apply_appearance(client: int, body: int, texture_id: int, rgba: Sequence[float]) -> None:
+    """Texture (``texture_id >= 0``) or plain colour of a body's visual shape."""
+    if texture_id >= 0:
+        pb.changeVisualShape(body, -1, textureUniqueId=texture_id, rgbaColor=list(rgba), physicsClientId=client)
+    else:
+        pb.changeVisualShape(body, -1, rgbaColor=list(rgba), physicsClientId=client)
+
+
+def hidden_floor_rectangle(floor: FloorView, camera_position: np.ndarray) -> tuple[float, float, float, float] | None:
+    """World rectangle (x0, x1, y0, y1) of the floor's top face that the support box hides from a camera at
+    ``camera_position``, or None when it hides nothing for sure.
+
+    A ray from camera ``c`` to a floor point ``p`` crosses the support's top plane at ``c + (p - c) / k`` with
+    ``k = (c_z - floor_z) / (c_z - top_z)``; it is blocked when that point lies inside the top face. Central projection
+    between parallel planes is a scaling about the camera's foot point, so the blocked floor points form the top face
+    (shrunk by a margin) scaled by ``k`` about ``c``: an axis-aligned rectangle.
+    """
+    if floor.occluder is None:
+        return None
+    x0, x1, y0, y1, top_z = floor.occluder
+    half = floor.mesh.extents / 2
+    floor_z = floor.centre[2] + half[2]
+    c = np.asarray(camera_position, dtype=np.float64)
+    if c[2] - top_z <= 1e-3:
+        return None  # camera level with or below the support's top: it hides nothing from above
+    k = (c[2] - floor_z) / (c[2] - top_z)
+    m = _OCCLUSION_MARGIN_M
+    hx0, hx1 = c[0] + (x0 + m - c[0]) * k, c[0] + (x1 - m - c[0]) * k
+    hy0, hy1 = c[1] + (y0 + m - c[1]) * k, c[1] + (y1 - m - c[1]) * k
+    fx0, fx1 = floor.centre[0] - half[0], floor.centre[0] + half[0]
+    fy0, fy1 = floor.centre[1] - half[1], floor.centre[1] + half[1]
+    hx0, hx1, hy0, hy1 = max(hx0, fx0), min(hx1, fx1), max(hy0, fy0), min(hy1, fy1)
+    if hx1 - hx0 <= 0.0 or hy1 - hy0 <= 0.0:
+        return None
+    return float(hx0), float(hx1), float(hy0), float(hy1)
+
+
+def split_top_mesh(
+    mesh: TriMesh, uv_tile_m: float | None, hole: tuple[float, float, float, float] | None = None
+) -> TriMesh:
+    """A box mesh (from :func:`box_mesh`) with its top face split into cells, optionally with a hole.
+
+    The renderer scans every triangle's whole screen bounding box, so a large face drawn as two triangles costs about
+    twice its screen area; cells of at most ``_TOP_CELL_M`` waste far less. ``hole`` (x0, x1, y0, y1) in the box's
+    frame is left out of the top face: the face becomes up to four rectangles around it. Texture coordinates are the
+    ones the full face gives the same points, so every drawn pixel renders as before.
+    """
+    half = mesh.extents / 2
+    up = mesh.face_normals[:, 2] > 0.5
+    fx0, fx1, fy0, fy1 = -half[0], half[0], -half[1], half[1]
+    if hole is None:
+        pieces = [(fx0, fx1, fy0, fy1)]
+    else:
+        hx0, hx1, hy0, hy1 = hole
+        pieces = [(fx0, hx0, fy0, fy1), (hx1, fx1, fy0, fy1), (hx0, hx1, fy0, hy0), (hx0, hx1, hy1, fy1)]
+    scale = np.array([uv_tile_m, uv_tile_m]) if uv_tile_m else 2 * half[:2]
+    vertices, uvs, faces = [mesh.vertices], [mesh.uvs], [mesh.faces[~up]]
+    count = len(mesh.vertices)
+    for x0, x1, y0, y1 in pieces:
+        if x1 - x0 <= 0.0 or y1 - y0 <= 0.0:
+            continue
+        xs = np.linspace(x0, x1, max(2, int(np.ceil((x1 - x0) / _TOP_CELL_M)) + 1))
+        ys = np.linspace(y0, y1, max(2, int(np.ceil((y1 - y0) / _TOP_CELL_M)) + 1))
+        gx, gy = np.meshgrid(xs, ys, indexing="ij")
+        xy = np.column_stack([gx.reshape(-1), gy.reshape(-1)])
+        vertices.append(np.column_stack([xy, np.full(len(xy), half[2])]))
+        uvs.append((xy + half[:2]) / scale)
+        grid = count + np.arange(len(xy)).reshape(len(xs), len(ys))
+        a, b, c, d = grid[:-1, :-1], grid[1:, :-1], grid[1:, 1:], grid[:-1, 1:]  # counter-clockwise from above
+        faces.append(np.stack([np.stack([a, b, c], -1), np.stack([a, c, d], -1)], -2).reshape(-1, 3))
+        count += len(xy)
+    v = np.concatenate(vertices)
+    normals = np.concatenate([mesh.vertex_normals, np.tile([0.0, 0.0, 1.0], (len(v) - len(mesh.vertices), 1))])
+    return TriMesh(v, np.concatenate(faces).astype(np.int32), normals, np.concatenate(uvs), True)
+
+
+def floor_view_mesh(floor: FloorView, hidden: tuple[float, float, float, float] | None) -> TriMesh:
+    """The floor box in its own frame, top face split into cells, without the ``hidden`` world rectangle."""
+    cx, cy = floor.centre[0], floor.centre[1]
+    hole = None if hidden is None else (hidden[0] - cx, hidden[1] - cx, hidden[2] - cy, hidden[3] - cy)
+    return split_top_mesh(floor.mesh, floor.uv_tile_m, hole)
+
+
 def _object_pool(pool: str) -> tuple[str, ...]:
     if pool == "seen":
         return seen_names()
@@ -248,12 +379,12 @@ def _build_support(b: _Builder, support: str) -> tuple[float, float]:
     """Plan the floor plus the chosen support; returns (support top height, workspace radius)."""
     rng = b.rng
     texture_p = 0.9 if b.real_like else 0.0
-    b.static_box([2.0, 2.0, 0.01], [0.0, 0.0, -0.01], textured_p=texture_p)  # floor, top at z = 0
+    b.static_box([2.0, 2.0, 0.01], [0.0, 0.0, -0.01], textured_p=texture_p, role="floor")  # top at z = 0
     if support == "floor":
         return 0.0, 0.2
     if support == "tray":
         hx, hy, wall_h, t = rng.uniform(0.17, 0.23), rng.uniform(0.13, 0.18), rng.uniform(0.04, 0.07), 0.006
-        b.static_box([hx, hy, t], [0.0, 0.0, t], textured_p=texture_p)
+        b.static_box([hx, hy, t], [0.0, 0.0, t], textured_p=texture_p, role="occluder")
         for sx in (-1, 1):
             b.static_box([t, hy, wall_h / 2], [sx * (hx - t), 0.0, 2 * t + wall_h / 2], textured_p=texture_p)
         for sy in (-1, 1):
@@ -265,7 +396,8 @@ def _build_support(b: _Builder, support: str) -> tuple[float, float]:
             for sy in (-1, 1):
                 leg_h = (height - 2 * thick) / 2
                 b.static_box([0.025, 0.025, leg_h], [sx * (hx - 0.05), sy * (hy - 0.05), leg_h], textured_p=0.0)
-        b.static_box([hx, hy, thick], [0.0, 0.0, height - thick], textured_p=texture_p)  # created before the legs
+        # planned after the legs, so created (and drawn) before them
+        b.static_box([hx, hy, thick], [0.0, 0.0, height - thick], textured_p=texture_p, role="occluder")
         return float(height), 0.2
     raise SceneError(f"unknown support {support!r}; known: {', '.join(SUPPORTS)}")
 
@@ -354,6 +486,7 @@ def build_scene(
             workspace_radius=float(radius),
             lighting=random_lighting(rng, real_like=real_like),
             bodies=tuple(b.static) + tuple(kept),
+            floor=b.floor,
         )
     except BaseException:
         pb.disconnect(physicsClientId=client)
