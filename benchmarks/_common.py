@@ -12,7 +12,7 @@ import json
 import os
 import platform
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -76,6 +76,21 @@ def time_frames(
             model.append(timed.seconds)
             model_cpu.append(timed.cpu_seconds)
     return FrameTimes(summarise(wall), summarise(cpu), summarise(model), summarise(model_cpu))
+
+
+def round_robin_frames(msgs: Sequence[Any], info: Any, topics: Mapping[str, str], *, key: str) -> Callable[[int], Any]:
+    """Frame ``i`` as the node's synchroniser hands it over: ``msgs[i % len(msgs)]`` under ``key`` with ``info``."""
+    from dcl_arc_ros.ros.base_node import Frame
+
+    def make(index: int) -> Any:
+        return Frame(
+            msgs={key: msgs[index % len(msgs)], "camera_info": info},
+            stamp_ns=index,
+            received_at=time.monotonic(),
+            topics=dict(topics),
+        )
+
+    return make
 
 
 class NodeSession:
@@ -153,6 +168,26 @@ def utc_now() -> str:
 
 def machine_settings() -> dict[str, Any]:
     return {"cpu_count": os.cpu_count(), "python": platform.python_version(), "platform": platform.platform()}
+
+
+def node_settings(width: int, height: int, args: Any, schema: Any, **extra: Any) -> dict[str, Any]:
+    """The ``settings`` of a node benchmark's result: frame size, ``args.encoding``/``frames``, ``extra``, the node's
+    thread count (``args.threads`` or the default of its parameter ``schema``) and the machine."""
+    threads = args.threads if args.threads is not None else schema.spec("threads").default
+    return {
+        "width": width,
+        "height": height,
+        "encoding": args.encoding,
+        "frames": args.frames,
+        **extra,
+        "threads": threads,
+        **machine_settings(),
+    }
+
+
+def result_record(benchmark: str, target: str, settings: dict[str, Any], **fields: Any) -> dict[str, Any]:
+    """The JSON record every benchmark writes: its name, when, its target and settings, then its own ``fields``."""
+    return {"benchmark": benchmark, "created_utc": utc_now(), "target": target, "settings": settings, **fields}
 
 
 def write_result(out: Path, file_name: str, result: dict[str, Any]) -> Path:

@@ -43,12 +43,13 @@ from benchmarks._common import (
     FrameTimes,
     LoadAverage,
     load_average,
-    machine_settings,
     node_args,
     node_session,
+    node_settings,
+    result_record,
+    round_robin_frames,
     rounded,
     time_frames,
-    utc_now,
     write_result,
 )
 from benchmarks.node_overhead import summarise
@@ -154,7 +155,6 @@ def measure_runs(
     from dcl_arc_ros.core.camera import Intrinsics
     from dcl_arc_ros.core.image_codec import array_to_image
     from dcl_arc_ros.ros import arc_depth
-    from dcl_arc_ros.ros.base_node import Frame
     from dcl_arc_ros.ros.conversions import camera_info_from_intrinsics, image_msg_from_fields
 
     args = node_args(model_path, threads, publish_decluttered=str(decluttered).lower())
@@ -174,15 +174,7 @@ def measure_runs(
         pictures = [np.ascontiguousarray(img[..., ::-1]) if encoding == "bgr8" else img for img in images]
         msgs = [image_msg_from_fields(array_to_image(img, encoding), header) for img in pictures]
         topics = {"rgb": arc_depth.RGB_TOPIC, "camera_info": arc_depth.CAMERA_INFO_TOPIC}
-
-        def make_frame(index: int) -> Frame:
-            return Frame(
-                msgs={"rgb": msgs[index % len(msgs)], "camera_info": info},
-                stamp_ns=index,
-                received_at=time.monotonic(),
-                topics=topics,
-            )
-
+        make_frame = round_robin_frames(msgs, info, topics, key="rgb")
         runs = []
         for repeat in range(repeats):
             load_before = load_average()
@@ -229,32 +221,30 @@ def main(argv: Sequence[str] | None = None) -> int:
     per_run = [run.as_dict() for run in runs]
     medians = [run.times.frame_ms["median"] for run in runs]
     best = runs[int(np.argmin(medians))]
-    result = {
-        "benchmark": "arc_node",
-        "created_utc": utc_now(),
-        "target": f">= {TARGET_FPS:g} FPS end to end per {WIDTH}x{HEIGHT} frame (median wall time), in every run",
-        "settings": {
-            "width": WIDTH,
-            "height": HEIGHT,
-            "encoding": args.encoding,
-            "frames": args.frames,
-            "repeats": args.repeats,
-            "model": str(args.model) if args.model else f"{args.config.name} (arc_full), exported untrained",
-            "network_resolution": [net_h, net_w],
-            "outputs_resolution": [net_h, net_w],
-            "publish_decluttered": args.decluttered,
-            "threads": args.threads if args.threads is not None else ARC_DEPTH.spec("threads").default,
-            **machine_settings(),
-        },
-        "uptime_before": uptime_before,
-        "uptime_after": uptime_line(),
-        "runs": per_run,
-        "frame_median_ms_per_run": medians,
-        "fps_from_median_per_run": [r["fps_from_median"] for r in per_run],
-        "frame_cpu_median_ms_per_run": [run.times.frame_cpu_ms["median"] for run in runs],
-        "meets_target": all(r["meets_target"] for r in per_run),
-        "upsample_to_input_ms": upsample_to_input_ms(net_h, net_w, 200),
-    }
+    settings = node_settings(
+        WIDTH,
+        HEIGHT,
+        args,
+        ARC_DEPTH,
+        repeats=args.repeats,
+        model=str(args.model) if args.model else f"{args.config.name} (arc_full), exported untrained",
+        network_resolution=[net_h, net_w],
+        outputs_resolution=[net_h, net_w],
+        publish_decluttered=args.decluttered,
+    )
+    result = result_record(
+        "arc_node",
+        f">= {TARGET_FPS:g} FPS end to end per {WIDTH}x{HEIGHT} frame (median wall time), in every run",
+        settings,
+        uptime_before=uptime_before,
+        uptime_after=uptime_line(),
+        runs=per_run,
+        frame_median_ms_per_run=medians,
+        fps_from_median_per_run=[r["fps_from_median"] for r in per_run],
+        frame_cpu_median_ms_per_run=[run.times.frame_cpu_ms["median"] for run in runs],
+        meets_target=all(r["meets_target"] for r in per_run),
+        upsample_to_input_ms=upsample_to_input_ms(net_h, net_w, 200),
+    )
     path = write_result(args.out, args.result_name, result)
     for i, run in enumerate(runs):
         print(

@@ -24,7 +24,6 @@ from __future__ import annotations
 import argparse
 import sys
 import tempfile
-import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -35,12 +34,13 @@ import numpy as np
 from benchmarks._common import (
     FrameTimes,
     load_average,
-    machine_settings,
     node_args,
     node_session,
+    node_settings,
+    result_record,
+    round_robin_frames,
     rounded,
     time_frames,
-    utc_now,
     write_result,
 )
 
@@ -50,6 +50,7 @@ HEIGHT, WIDTH = 480, 640
 #: A D435-like depth camera at 640x480.
 FX = FY = 615.0
 CX, CY = 319.5, 239.5
+DEPTH_TOPICS = {"depth": "/camera/depth/image_rect_raw", "camera_info": "/camera/depth/camera_info"}
 
 
 @dataclass(frozen=True)
@@ -99,44 +100,31 @@ def measure_node(
     node_factory: Callable[[Any], Any],
     output_topics: Sequence[tuple[type, str]],
     depths: Sequence[np.ndarray],
+    args: argparse.Namespace,
     *,
-    frames: int,
-    warmup: int,
-    encoding: str,
-    count_outputs: Callable[[Any], int],
     desc: str,
 ) -> NodeRun:
     """Build the node in a fresh context, feed it ``depths`` round-robin through ``process`` and time each frame.
 
     ``node_factory(context)`` returns the node; ``output_topics`` get one matched subscription each (so publishing
-    serialises); ``count_outputs(node)`` reads how many grasps/objects the last frame gave.
+    serialises); ``args`` are those of :func:`argument_parser` (frames, warm-up, encoding). The node's ``last_count``
+    after the last frame says how many grasps/objects it gave.
     """
     from std_msgs.msg import Header
 
     from dcl_arc_ros.core.camera import Intrinsics
-    from dcl_arc_ros.ros.base_node import Frame
     from dcl_arc_ros.ros.conversions import camera_info_from_intrinsics, depth_to_msg
 
     with node_session() as session:
         node = session.keep(node_factory(session.context))
         timed = session.time_model(node)
         session.listen(node, output_topics)
-        intrinsics = Intrinsics(fx=FX, fy=FY, cx=CX, cy=CY, width=WIDTH, height=HEIGHT)
         header = Header(frame_id="camera_depth_optical_frame")
-        info = camera_info_from_intrinsics(intrinsics, header)
-        msgs = [depth_to_msg(d, header, encoding) for d in depths]
-        topics = {"depth": "/camera/depth/image_rect_raw", "camera_info": "/camera/depth/camera_info"}
-
-        def make_frame(index: int) -> Frame:
-            return Frame(
-                msgs={"depth": msgs[index % len(msgs)], "camera_info": info},
-                stamp_ns=index,
-                received_at=time.monotonic(),
-                topics=topics,
-            )
-
-        times = time_frames(node, timed, make_frame, frames=frames, warmup=warmup, desc=desc)
-        return NodeRun(times, count_outputs(node))
+        info = camera_info_from_intrinsics(Intrinsics(fx=FX, fy=FY, cx=CX, cy=CY, width=WIDTH, height=HEIGHT), header)
+        msgs = [depth_to_msg(d, header, args.encoding) for d in depths]
+        frames = round_robin_frames(msgs, info, DEPTH_TOPICS, key="depth")
+        times = time_frames(node, timed, frames, frames=args.frames, warmup=args.warmup, desc=desc)
+        return NodeRun(times, node.last_count)
 
 
 def argument_parser(doc: str, frames: int) -> argparse.ArgumentParser:
@@ -173,34 +161,26 @@ def main(argv: Sequence[str] | None = None) -> int:
             lambda ctx: GraspDetectorNode(context=ctx, cli_args=node_args(model_path, args.threads)),
             [(PoseArray, GRASPS_TOPIC), (Float32MultiArray, INFO_TOPIC), (MarkerArray, MARKERS_TOPIC)],
             depths,
-            frames=args.frames,
-            warmup=args.warmup,
-            encoding=args.encoding,
-            count_outputs=lambda node: node.last_count,
+            args,
             desc=f"grasp_detector ({args.encoding})",
         )
     summary = run.times.summary(TARGET_FPS)
-    result = {
-        "benchmark": "grasp_node",
-        "created_utc": utc_now(),
-        "target": f">= {TARGET_FPS:g} FPS end to end per {WIDTH}x{HEIGHT} frame (median wall time)",
-        "settings": {
-            "width": WIDTH,
-            "height": HEIGHT,
-            "encoding": args.encoding,
-            "frames": args.frames,
-            "model": str(args.model)
-            if args.model
-            else f"GG-CNN deploy preset, {args.input_size}x{args.input_size} input, untrained (quality bias 0.5)",
-            "node_parameters": "defaults (crop 300, markers on, quality map off)",
-            "threads": args.threads if args.threads is not None else GRASP_DETECTOR.spec("threads").default,
-            **machine_settings(),
-        },
-        "load_average_before": rounded(load_before),
-        "load_average_after": rounded(load_average()),
+    model = (
+        str(args.model)
+        if args.model
+        else f"GG-CNN deploy preset, {args.input_size}x{args.input_size} input, untrained (quality bias 0.5)"
+    )
+    parameters = "defaults (crop 300, markers on, quality map off)"
+    settings = node_settings(WIDTH, HEIGHT, args, GRASP_DETECTOR, model=model, node_parameters=parameters)
+    result = result_record(
+        "grasp_node",
+        f">= {TARGET_FPS:g} FPS end to end per {WIDTH}x{HEIGHT} frame (median wall time)",
+        settings,
+        load_average_before=rounded(load_before),
+        load_average_after=rounded(load_average()),
         **summary,
-        "grasps_on_last_frame": run.outputs_on_last_frame,
-    }
+        grasps_on_last_frame=run.outputs_on_last_frame,
+    )
     path = write_result(args.out, args.result_name, result)
     print(
         f"grasp_detector {args.encoding}: {run.times.describe()}, {run.outputs_on_last_frame} grasps; load "

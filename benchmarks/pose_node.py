@@ -25,7 +25,7 @@ from pathlib import Path
 
 import numpy as np
 
-from benchmarks._common import load_average, machine_settings, node_args, rounded, utc_now, write_result
+from benchmarks._common import load_average, node_args, node_settings, result_record, rounded, write_result
 from benchmarks.grasp_node import HEIGHT, WIDTH, argument_parser, measure_node, tabletop_depth
 
 RESULT_FILE = "pose_node.json"
@@ -47,8 +47,9 @@ def export_deploy_posenet(folder: Path) -> Path:
     cfg = PoseTrainConfig(network=net_cfg, data=PoseDataConfig(crop_size=net_cfg.crop_size))
     task = PoseTask(cfg)
     task.net.eval()
-    ckpt = save_checkpoint(folder / "posenet_deploy.pt", step=0, networks=task.networks(), run_config=cfg,
-                           primary="posenet")
+    ckpt = save_checkpoint(
+        folder / "posenet_deploy.pt", step=0, networks=task.networks(), run_config=cfg, primary="posenet"
+    )
     return export_pose_checkpoint(ckpt, folder / "pose_estimator.onnx").onnx_path
 
 
@@ -70,37 +71,27 @@ def main(argv: Sequence[str] | None = None) -> int:
             lambda ctx: PoseEstimatorNode(context=ctx, cli_args=node_args(model_path, args.threads)),
             [(PoseArray, POSES_TOPIC), (Float32MultiArray, INFO_TOPIC), (MarkerArray, MARKERS_TOPIC)],
             depths,
-            frames=args.frames,
-            warmup=args.warmup,
-            encoding=args.encoding,
-            count_outputs=lambda node: node.last_count,
+            args,
             desc=f"pose_estimator ({args.encoding})",
         )
     if run.outputs_on_last_frame != OBJECTS:
         print(f"pose_node: the node found {run.outputs_on_last_frame} objects, not {OBJECTS}", file=sys.stderr)
         return 1
     summary = run.times.summary(TARGET_FPS)
-    result = {
-        "benchmark": "pose_node",
-        "created_utc": utc_now(),
-        "target": f">= {TARGET_FPS:g} FPS end to end per {WIDTH}x{HEIGHT} frame with {OBJECTS} objects "
-        "(median wall time)",
-        "settings": {
-            "width": WIDTH,
-            "height": HEIGHT,
-            "encoding": args.encoding,
-            "frames": args.frames,
-            "objects": OBJECTS,
-            "model": str(args.model) if args.model else "PoseNet deploy preset, 64x64 crops, untrained",
-            "node_parameters": "defaults (max_objects 5, markers on)",
-            "threads": args.threads if args.threads is not None else POSE_ESTIMATOR.spec("threads").default,
-            **machine_settings(),
-        },
-        "load_average_before": rounded(load_before),
-        "load_average_after": rounded(load_average()),
+    model = str(args.model) if args.model else "PoseNet deploy preset, 64x64 crops, untrained"
+    parameters = "defaults (max_objects 5, markers on)"
+    settings = node_settings(
+        WIDTH, HEIGHT, args, POSE_ESTIMATOR, objects=OBJECTS, model=model, node_parameters=parameters
+    )
+    result = result_record(
+        "pose_node",
+        f">= {TARGET_FPS:g} FPS end to end per {WIDTH}x{HEIGHT} frame with {OBJECTS} objects (median wall time)",
+        settings,
+        load_average_before=rounded(load_before),
+        load_average_after=rounded(load_average()),
         **summary,
-        "objects_on_last_frame": run.outputs_on_last_frame,
-    }
+        objects_on_last_frame=run.outputs_on_last_frame,
+    )
     path = write_result(args.out, RESULT_FILE, result)
     print(
         f"pose_estimator {args.encoding}: {run.times.describe()} for {run.outputs_on_last_frame} objects; load "
