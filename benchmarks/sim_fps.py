@@ -9,7 +9,8 @@ For each sensor model it renders ``--scenes`` scenes with ``--frames-per-scene``
   core sustains and it does not depend on what else the machine runs;
 * ``fps_wall``: frames / wall seconds, for reference;
 * a per-stage breakdown (render, labels, sensor) averaged over a few extra frames, in CPU milliseconds, plus the
-  CPU time of building and settling one scene (paid once per scene, shared by its frames).
+  CPU time of building and settling one scene (paid once per scene, shared by its frames). The stages call the same
+  functions as ``render_frame`` (``render_view``, the labels, the sensor), one by one.
 
 Targets (issue 3): empirical >= 4, active_stereo >= 1 frames per second per core.
 """
@@ -30,8 +31,7 @@ import numpy as np
 from dcl_arc_ros.sim.cameras import camera_preset, sample_camera_pose
 from dcl_arc_ros.sim.grasp_labels import grasp_labels
 from dcl_arc_ros.sim.labels import instance_map, object_labels, object_silhouettes, surface_normals
-from dcl_arc_ros.sim.pipeline import render_scene_frames
-from dcl_arc_ros.sim.render import render
+from dcl_arc_ros.sim.pipeline import render_scene_frames, render_view
 from dcl_arc_ros.sim.scenes import build_scene
 from dcl_arc_ros.sim.sensors import SceneContext, get_sensor
 
@@ -55,7 +55,7 @@ def _stage_breakdown(sensor: str, family: str, camera: str, seed: int, repeats: 
                 return now
 
             t = time.process_time()
-            out = render(scene.client, intr, pose, scene.lighting)
+            out = render_view(scene, intr, pose)
             t = lap("render_rgb_depth_seg", t)
             instances = instance_map(out.segmentation, scene)
             normals = surface_normals(out.depth, out.segmentation, intr, pose, scene)
@@ -67,7 +67,7 @@ def _stage_breakdown(sensor: str, family: str, camera: str, seed: int, repeats: 
             t = lap("grasps", t)
 
             def render_depth(cam_T_other: np.ndarray, pose: np.ndarray = pose) -> np.ndarray:
-                return render(scene.client, intr, pose @ cam_T_other, scene.lighting, segmentation=False).depth
+                return render_view(scene, intr, pose @ cam_T_other, segmentation=False).depth
 
             ctx = SceneContext(
                 normals=normals,
