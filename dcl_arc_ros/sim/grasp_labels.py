@@ -246,10 +246,12 @@ def _window(
     mask: np.ndarray, depth: np.ndarray, intrinsics: Intrinsics, params: GripperParams
 ) -> tuple[int, int, int, int] | None:
     """(x0, y0, x1, y1): the mask's bounding box grown by the farthest a finger can reach beyond a centre."""
-    rows, cols = np.flatnonzero(mask.any(axis=1)), np.flatnonzero(mask.any(axis=0))
+    rows = np.flatnonzero(mask.any(axis=1))
     if rows.size == 0:
         return None
-    y0, y1, x0, x1 = rows[0], rows[-1] + 1, cols[0], cols[-1] + 1
+    y0, y1 = rows[0], rows[-1] + 1
+    cols = np.flatnonzero(mask[y0:y1].any(axis=0))  # only the occupied rows: the full-height column scan is slow
+    x0, x1 = cols[0], cols[-1] + 1
     inside = depth[y0:y1, x0:x1]
     if not np.isfinite(inside).any():
         return None

@@ -291,7 +291,7 @@ def object_labels(
         visible = int(counts[body.instance_id])
         if visible == 0 or body.spec is None:
             continue
-        alone = int(silhouettes[body.instance_id].sum())
+        alone = int(np.count_nonzero(silhouettes[body.instance_id]))
         labels.append(
             ObjectLabel(
                 instance_id=body.instance_id,
