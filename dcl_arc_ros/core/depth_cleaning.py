@@ -157,7 +157,10 @@ class DepthCleaningPipeline:
                 f"model {name!r} has no output with semantic {DEPTH_SEMANTIC!r}: {[s.name for s in sidecar.outputs]}"
             )
         self.model = model
-        self.fill_holes = bool(fill_holes)
+        # A model trained on raw holes (sidecar extra "fills_holes", e.g. the shipped cleaner, which sees holes as the
+        # bottom of its range) must get them raw: pre-filling them would feed it inputs it never saw in training.
+        self.model_fills_holes = bool(sidecar.extra.get("fills_holes", False))
+        self.fill_holes = bool(fill_holes) and not self.model_fills_holes
         self.raw_output = bool(raw_output)
         self.fill_grid_pixels = int(fill_grid_pixels)
         self.deploy_resolution: tuple[int, int] = sidecar.deploy_resolution

@@ -160,6 +160,23 @@ def test_network_input_is_normalised_per_sidecar(tmp_path: Path) -> None:
     np.testing.assert_allclose(fed[0, 0], expected, atol=1e-6)
 
 
+def test_models_that_fill_holes_themselves_get_raw_holes(tmp_path: Path) -> None:
+    sidecar = write_affine_depth_model(tmp_path / "m.onnx", height=6, width=8, normalisation=RANGE_0_4)
+    fills = dataclasses.replace(sidecar, extra={**sidecar.extra, "fills_holes": True})
+    depth = np.random.default_rng(4).uniform(0.5, 3.5, (6, 8)).astype(np.float32)
+    depth[1:3, 2:5] = np.nan
+    for model_sidecar, hole_fed_raw in ((sidecar, False), (fills, True)):
+        fake = FakeModel(model_sidecar)
+        pipeline = DepthCleaningPipeline(fake)  # fill_holes=True asked for: honoured only when the model does not fill
+        pipeline(depth)
+        fed = fake.seen[0]["depth"][0, 0, 1:3, 2:5]
+        assert pipeline.model_fills_holes is hole_fed_raw
+        if hole_fed_raw:
+            np.testing.assert_array_equal(fed, -1.0)  # the bottom of the range, as in training
+        else:
+            assert (fed > -1.0).all()  # pre-filled with nearby measured depths
+
+
 def test_sidecar_problems_are_pipeline_errors(tmp_path: Path) -> None:
     sidecar = write_affine_depth_model(tmp_path / "m.onnx", height=6, width=8)
     with pytest.raises(PipelineError, match="'rgb_to_depth'"):
