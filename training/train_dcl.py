@@ -17,43 +17,36 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from dcl_arc_ros.learning.cli import (
-    config_source,
-    ensure_new_run,
-    finish_distributed,
-    raw_config,
-    run_cli,
-    start_distributed,
-    training_parser,
-)
+from dcl_arc_ros.learning import cli
 from dcl_arc_ros.learning.trainers.dcl import TRAINED_METHODS, load_dcl_config, make_task, open_unpaired_datasets
-from dcl_arc_ros.learning.trainers.loop import run_training, seed_everything
 
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
-    parser = training_parser(__doc__, config_help="YAML config: 'preset' (tiny/default) plus overrides")
+    parser = cli.training_parser(__doc__, config_help="YAML config: 'preset' (tiny/default) plus overrides")
     parser.add_argument("--method", choices=TRAINED_METHODS, help="overrides the config's method")
     return parser.parse_args(argv)
 
 
 def train(args: argparse.Namespace) -> int:
-    source = config_source(args)
-    ensure_new_run(args.out, args.resume)
-    cfg = load_dcl_config(raw_config(source, args), source=str(source), method=args.method)
-    env, device = start_distributed(args.device)
-    seed_everything(cfg.loop.seed)
-    task = make_task(cfg, device)
-    datasets = open_unpaired_datasets(cfg.data, use_rgb=cfg.method == "dcl_rgb", seed=cfg.loop.seed)
-    result = run_training(task, datasets, cfg.loop, args.out, run_config=cfg, resume=args.resume, dist_env=env)
+    source = cli.config_source(args)
+    cli.ensure_new_run(args.out, args.resume)
+    cfg = load_dcl_config(cli.raw_config(source, args), source=str(source), method=args.method)
+    env, result = cli.train_on_ranks(
+        args,
+        cfg,
+        lambda device: (
+            make_task(cfg, device),
+            open_unpaired_datasets(cfg.data, use_rgb=cfg.method == "dcl_rgb", seed=cfg.loop.seed),
+        ),
+    )
     if env.is_main:
         print(f"train_dcl: {cfg.method} reached step {result.step}; checkpoint {result.last_checkpoint}")
-    finish_distributed(env)
     return 0
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
-    return run_cli("train_dcl", lambda: train(args))
+    return cli.run_cli("train_dcl", lambda: train(args))
 
 
 if __name__ == "__main__":

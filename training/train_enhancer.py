@@ -17,50 +17,43 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from dcl_arc_ros.learning.cli import (
-    config_source,
-    ensure_new_run,
-    finish_distributed,
-    raw_config,
-    run_cli,
-    start_distributed,
-    training_parser,
-)
+from dcl_arc_ros.learning import cli
 from dcl_arc_ros.learning.trainers.dcl import SYNTHESIS_METHODS
 from dcl_arc_ros.learning.trainers.enhancer import EnhancerTask, load_enhancer_config, open_enhancer_dataset
-from dcl_arc_ros.learning.trainers.loop import run_training, seed_everything
 
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
-    parser = training_parser(__doc__, config_help="YAML config: 'preset' (tiny/default/deploy) plus overrides")
+    parser = cli.training_parser(__doc__, config_help="YAML config: 'preset' (tiny/default/deploy) plus overrides")
     parser.add_argument("--synthesis", choices=(*SYNTHESIS_METHODS, "paired"), help="overrides the config's synthesis")
     parser.add_argument("--synthesis-checkpoint", type=Path, help="generator checkpoint for trained synthesis methods")
     return parser.parse_args(argv)
 
 
-def train(args: argparse.Namespace) -> int:
-    source = config_source(args)
-    ensure_new_run(args.out, args.resume)
-    synthesis: list[str] = []
-    if args.synthesis:
-        synthesis.append(f"synthesis={args.synthesis}")
+def synthesis_overrides(args: argparse.Namespace) -> list[str]:
+    """``--synthesis`` and ``--synthesis-checkpoint`` as config overrides."""
+    overrides = [f"synthesis={args.synthesis}"] if args.synthesis else []
     if args.synthesis_checkpoint:
-        synthesis.append(f"synthesis_checkpoint={args.synthesis_checkpoint}")
-    cfg = load_enhancer_config(raw_config(source, args, synthesis), source=str(source))
-    env, device = start_distributed(args.device)
-    seed_everything(cfg.loop.seed)
-    task = EnhancerTask(cfg, device)
-    datasets = {"train": open_enhancer_dataset(cfg, seed=cfg.loop.seed)}
-    result = run_training(task, datasets, cfg.loop, args.out, run_config=cfg, resume=args.resume, dist_env=env)
+        overrides.append(f"synthesis_checkpoint={args.synthesis_checkpoint}")
+    return overrides
+
+
+def train(args: argparse.Namespace) -> int:
+    source = cli.config_source(args)
+    cli.ensure_new_run(args.out, args.resume)
+    cfg = load_enhancer_config(cli.raw_config(source, args, synthesis_overrides(args)), source=str(source))
+    env, result = cli.train_on_ranks(
+        args,
+        cfg,
+        lambda device: (EnhancerTask(cfg, device), {"train": open_enhancer_dataset(cfg, seed=cfg.loop.seed)}),
+    )
     if env.is_main:
         print(f"train_enhancer: {cfg.synthesis} reached step {result.step}; checkpoint {result.last_checkpoint}")
-    finish_distributed(env)
     return 0
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
-    return run_cli("train_enhancer", lambda: train(args))
+    return cli.run_cli("train_enhancer", lambda: train(args))
 
 
 if __name__ == "__main__":

@@ -15,8 +15,7 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from dcl_arc_ros.learning.cli import config_source, ensure_new_run, loss_note, raw_config, run_cli, training_parser
-from dcl_arc_ros.learning.config import from_dict
+from dcl_arc_ros.learning.cli import ensure_new_run, load_run_config, loss_note, run_cli, training_parser
 from dcl_arc_ros.learning.grasp.toy_data import ToyGraspFrames
 from dcl_arc_ros.learning.grasp.trainer import SAMPLE_MAP_KEYS, GraspSampleAdapter, GraspTask, GraspTrainConfig
 from dcl_arc_ros.learning.trainers.loop import init_distributed, run_training, seed_everything
@@ -27,8 +26,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
 
 
 def resolve_config(args: argparse.Namespace) -> GraspTrainConfig:
-    source = config_source(args)
-    return from_dict(GraspTrainConfig, raw_config(source, args), source=str(source))
+    return load_run_config(GraspTrainConfig, args)
 
 
 def build_frames(cfg: GraspTrainConfig) -> object:

@@ -17,8 +17,7 @@ import sys
 from collections.abc import Sequence
 from typing import Any
 
-from dcl_arc_ros.learning.cli import config_source, ensure_new_run, loss_note, raw_config, run_cli, training_parser
-from dcl_arc_ros.learning.config import from_dict
+from dcl_arc_ros.learning.cli import ensure_new_run, load_run_config, loss_note, run_cli, training_parser
 from dcl_arc_ros.learning.errors import DatasetError
 from dcl_arc_ros.learning.pose.toy_data import ToyPoseFrames
 from dcl_arc_ros.learning.pose.trainer import PoseCropDataset, PoseTask, PoseTrainConfig, build_pose_samples
@@ -30,8 +29,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
 
 
 def resolve_config(args: argparse.Namespace) -> PoseTrainConfig:
-    source = config_source(args)
-    return from_dict(PoseTrainConfig, raw_config(source, args), source=str(source))
+    return load_run_config(PoseTrainConfig, args)
 
 
 def build_frames(cfg: PoseTrainConfig) -> Any:

@@ -11,13 +11,23 @@ import argparse
 import sys
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import torch
+from torch.utils.data import Dataset
 
-from dcl_arc_ros.learning.config import apply_overrides, load_yaml
+from dcl_arc_ros.learning.config import apply_overrides, from_dict, load_yaml
 from dcl_arc_ros.learning.errors import LearningError
-from dcl_arc_ros.learning.trainers.loop import DistEnv, init_distributed
+from dcl_arc_ros.learning.trainers.loop import (
+    DistEnv,
+    LoopResult,
+    TrainTask,
+    init_distributed,
+    run_training,
+    seed_everything,
+)
+
+ConfigT = TypeVar("ConfigT")
 
 LATEST_CHECKPOINT = Path("checkpoints") / "latest.pt"  # relative to --out; its presence means "a run is here"
 SAVED_CONFIG = "config.yaml"  # the resolved config every run writes to --out
@@ -69,6 +79,12 @@ def raw_config(source: Path, args: argparse.Namespace, extra: Iterable[str] = ()
     return apply_overrides(load_yaml(source), overrides)
 
 
+def load_run_config(cls: type[ConfigT], args: argparse.Namespace) -> ConfigT:
+    """The dataclass ``cls`` from :func:`config_source` with :func:`raw_config`'s overrides (defaults fill the rest)."""
+    source = config_source(args)
+    return from_dict(cls, raw_config(source, args), source=str(source))
+
+
 def ensure_new_run(
     out: Path, resume: bool, *, marker: Path = LATEST_CHECKPOINT, error: type[LearningError] = LearningError
 ) -> None:
@@ -90,6 +106,21 @@ def finish_distributed(env: DistEnv) -> None:
     """Leave the process group :func:`start_distributed` joined (nothing to do in a single process)."""
     if env.distributed:
         torch.distributed.destroy_process_group()
+
+
+def train_on_ranks(
+    args: argparse.Namespace, cfg: Any, build: Callable[[str], tuple[TrainTask, Mapping[str, Dataset[Any]]]]
+) -> tuple[DistEnv, LoopResult]:
+    """Join the process group, seed, ``build(device)`` the task and its datasets, train, leave the process group.
+
+    ``cfg`` is the run config: its ``loop`` drives the loop and it is saved with every checkpoint.
+    """
+    env, device = start_distributed(args.device)
+    seed_everything(cfg.loop.seed)
+    task, datasets = build(device)
+    result = run_training(task, datasets, cfg.loop, args.out, run_config=cfg, resume=args.resume, dist_env=env)
+    finish_distributed(env)
+    return env, result
 
 
 def loss_note(history: Sequence[Mapping[str, float]]) -> str:

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import argparse
+import importlib.util
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
@@ -12,12 +14,15 @@ from dcl_arc_ros.learning.cli import (
     LATEST_CHECKPOINT,
     config_source,
     ensure_new_run,
+    load_run_config,
     loss_note,
     raw_config,
     run_cli,
     training_parser,
 )
-from dcl_arc_ros.learning.errors import LearningError
+from dcl_arc_ros.learning.errors import ConfigError, LearningError
+
+REPO = Path(__file__).resolve().parents[2]
 
 
 def parse(*argv: str) -> argparse.Namespace:
@@ -67,3 +72,52 @@ def test_run_cli_turns_the_error_into_exit_status_2(capsys: pytest.CaptureFixtur
 def test_loss_note() -> None:
     assert loss_note([]) == ""
     assert loss_note([{"loss": 0.5}, {"loss": 0.123456}]) == ", last loss 0.1235"
+
+
+@dataclass(frozen=True)
+class Loop:
+    max_steps: int = 10
+    progress: bool = True
+
+
+@dataclass(frozen=True)
+class Run:
+    loop: Loop = field(default_factory=Loop)
+    name: str = "a"
+
+
+def test_load_run_config_fills_defaults_and_names_the_file(tmp_path: Path) -> None:
+    source = tmp_path / "run.yaml"
+    source.write_text("name: b\n")
+    cfg = load_run_config(Run, parse("--config", str(source), "--out", str(tmp_path), "--set", "loop.max_steps=3"))
+    assert cfg == Run(loop=Loop(max_steps=3), name="b")
+    source.write_text("unknown: 1\n")
+    with pytest.raises(ConfigError, match=r"run\.yaml"):
+        load_run_config(Run, parse("--config", str(source), "--out", str(tmp_path)))
+
+
+def test_train_grasp_cli_trains_refuses_to_overwrite_and_resumes(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    spec = importlib.util.spec_from_file_location("train_grasp_cli", REPO / "training" / "train_grasp.py")
+    assert spec is not None and spec.loader is not None
+    train_grasp = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(train_grasp)
+    config = str(REPO / "training" / "configs" / "grasp_tiny.yaml")
+    out = str(tmp_path / "run")
+    first = [
+        "--config",
+        config,
+        "--out",
+        out,
+        "--no-progress",
+        "--set",
+        "loop.max_steps=1",
+        "--set",
+        "data.toy_frames=4",
+    ]
+    assert train_grasp.main(first) == 0
+    assert train_grasp.main(first) == 2
+    assert "already holds a run" in capsys.readouterr().err
+    assert train_grasp.main(["--out", out, "--resume", "--no-progress", "--set", "loop.max_steps=2"]) == 0
+    assert "train_grasp: 2 steps" in capsys.readouterr().out
