@@ -1,0 +1,1 @@
+"""Evaluations of deployed models (numpy + the inference runtime; no torch)."""
