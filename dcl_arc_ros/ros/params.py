@@ -213,9 +213,9 @@ MODEL_PARAMS: tuple[ParamSpec, ...] = (
         "threads",
         int,
         1,
-        "CPU threads for the model (ONNX Runtime intra-op threads); 0 = the backend's default (one per core). "
-        "1 by default: ONNX Runtime's pool spins between frames, which on a CPU shared with the camera driver "
-        "costs more than it gains; raise it for heavy models on CPUs with cores to spare",
+        "CPU threads for the model (ONNX Runtime intra-op threads, spinning off); 0 = the backend's default (one "
+        "per core). 1 by default: the deploy-sized models gain nothing from more threads on a CPU shared with the "
+        "camera driver (measured); raise it for heavy models on CPUs with cores to spare",
         range=(0, 256),
     ),
 )
