@@ -21,41 +21,17 @@ from sensor_msgs.msg import CameraInfo, Image
 
 from dcl_arc_ros.core.depth_cleaning import DepthCleaningPipeline
 from dcl_arc_ros.core.errors import CoreError
-from dcl_arc_ros.inference.backends import Model, load_model
-from dcl_arc_ros.inference.errors import InferenceError
-from dcl_arc_ros.paths import models_dir
+from dcl_arc_ros.inference.backends import Model
 from dcl_arc_ros.ros.base_node import Frame, InputSpec, PerceptionNode, run_node
 from dcl_arc_ros.ros.conversions import depth_from_msg, depth_to_msg
 from dcl_arc_ros.ros.errors import BadInputError, NodeStartupError
-from dcl_arc_ros.ros.params import DEPTH_CLEANER, backend_options
+from dcl_arc_ros.ros.model_loading import load_model_file, load_node_model
+from dcl_arc_ros.ros.params import DEPTH_CLEANER
 
 DEPTH_TOPIC = "/camera/depth/image_rect_raw"
 CAMERA_INFO_TOPIC = "/camera/depth/camera_info"
 CLEANED_TOPIC = "/dcl_arc/depth/cleaned"
 SYNTHESIZED_TOPIC = "/dcl_arc/depth/synthesized"
-
-
-def resolve_model_path(value: str, default_file: str | None) -> Path:
-    """The ``model`` parameter as a path; empty means the shipped default in the models directory."""
-    if value:
-        return Path(value).expanduser()
-    if default_file is None:
-        raise NodeStartupError("the model parameter is empty and this node has no shipped default model")
-    return models_dir() / default_file
-
-
-def _load(path: Path, params: dict[str, Any], role: str, parameter: str, node: str) -> Model:
-    if not path.is_file():
-        hint = (
-            f"the shipped default is used because {node}.{parameter} is empty; set {node}.{parameter} to a model file"
-            if not params[parameter]
-            else f"check {node}.{parameter}"
-        )
-        raise NodeStartupError(f"the {role} model file {path} does not exist ({hint})")
-    try:
-        return load_model(path, params["backend"], device=params["device"], **backend_options(params))
-    except (InferenceError, CoreError, OSError, ValueError) as exc:
-        raise NodeStartupError(f"cannot load the {role} model {path}: {exc}") from exc
 
 
 def _pipeline(model: Model, path: Path, role: str, **options: bool) -> DepthCleaningPipeline:
@@ -71,8 +47,7 @@ class DepthCleanerNode(PerceptionNode):
     def __init__(self, node_name: str = "depth_cleaner", **node_kwargs: Any) -> None:
         super().__init__(node_name, DEPTH_CLEANER, **node_kwargs)
         p = self.params
-        self.model_path = resolve_model_path(p["model"], DEPTH_CLEANER.default_model_file)
-        model = _load(self.model_path, p, "depth cleaner", "model", self.get_name())
+        self.model_path, model = load_node_model(DEPTH_CLEANER, p, self.get_name())
         self.provider = model.provider
         self.pipeline = _pipeline(model, self.model_path, "depth cleaner", fill_holes=p["fill_holes"])
         self.synthesis: DepthCleaningPipeline | None = None
@@ -84,7 +59,9 @@ class DepthCleanerNode(PerceptionNode):
                     "is empty"
                 )
             self.synthesis_path = Path(p["synthesis_model"]).expanduser()
-            synthesis_model = _load(self.synthesis_path, p, "synthesis", "synthesis_model", self.get_name())
+            synthesis_model = load_model_file(
+                self.synthesis_path, p, node=self.get_name(), parameter="synthesis_model", role="synthesis"
+            )
             # DCL generators output realistic depth WITH holes: no hole filling, raw output (holes stay holes).
             self.synthesis = _pipeline(
                 synthesis_model, self.synthesis_path, "synthesis", fill_holes=False, raw_output=True

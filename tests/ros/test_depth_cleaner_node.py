@@ -21,7 +21,7 @@ from std_msgs.msg import Header
 
 from dcl_arc_ros.inference.backends import BACKENDS
 from dcl_arc_ros.inference.reference_models import write_affine_depth_model
-from dcl_arc_ros.ros import depth_cleaner
+from dcl_arc_ros.ros import model_loading
 from dcl_arc_ros.ros.conversions import depth_from_msg, depth_to_msg
 from dcl_arc_ros.ros.depth_cleaner import DepthCleanerNode
 from dcl_arc_ros.ros.errors import NodeStartupError
@@ -202,7 +202,7 @@ def test_start_up_failures_name_the_file_or_parameter(
 def test_an_empty_model_parameter_means_the_shipped_default(
     context: Context, models: dict[str, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(depth_cleaner, "models_dir", lambda: tmp_path)
+    monkeypatch.setattr(model_loading, "models_dir", lambda: tmp_path)
     with pytest.raises(NodeStartupError, match=r"depth_cleaner\.onnx does not exist .*depth_cleaner\.model is empty"):
         DepthCleanerNode(context=context, cli_args=["--ros-args", "-p", "model:=''"])
     write_affine_depth_model(tmp_path / "depth_cleaner.onnx", scale=SCALE, offset=OFFSET, height=H, width=W)
