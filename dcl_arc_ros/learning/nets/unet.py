@@ -17,6 +17,7 @@ come back after the low-resolution U-Net (initialised to a no-op).
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Literal
 
@@ -151,8 +152,11 @@ class UNet(nn.Module):
         if self.cfg.out_kind == "depth":
             if self.cfg.residual:
                 # Holes carry no value to correct: start them from the masked local mean instead of hole_value.
-                base = x_depth * x_valid + (1.0 - x_valid) * _masked_blur(x_depth, x_valid)
-                out = (base + out).clamp(-1.0, 1.0)
+                base = x_depth * x_valid + (1.0 - x_valid) * _hole_base(x_depth, x_valid)
+                out = base + out
+                # Clamp only when deployed: in training a clamped pixel would get no gradient and stay saturated.
+                if not self.training:
+                    out = out.clamp(-1.0, 1.0)
             else:
                 out = torch.tanh(out)
         if s > 1:
@@ -164,11 +168,32 @@ class UNet(nn.Module):
         return out
 
 
-def _masked_blur(depth: torch.Tensor, valid: torch.Tensor, size: int = 9) -> torch.Tensor:
-    """Mean of the valid depth in a size x size window (the hole-filling start value of the residual cleaner)."""
+def _hole_base(depth: torch.Tensor, valid: torch.Tensor, size: int = 9) -> torch.Tensor:
+    """Start value for every hole: the masked local mean, from ever coarser scales where the window holds no reading.
+
+    A hole wider than the window (e.g. the invalid band an active-stereo camera leaves along one side) takes the mean
+    of the nearest readings found at 2x, 4x, ... coarser scales, and finally the image's mean valid depth, so no hole
+    starts from an arbitrary value.
+    """
     num = F.avg_pool2d(depth * valid, size, stride=1, padding=size // 2, count_include_pad=False)
     den = F.avg_pool2d(valid, size, stride=1, padding=size // 2, count_include_pad=False)
-    return num / den.clamp_min(1e-3)
+    base = num / den.clamp_min(1e-6)
+    covered = den > 1e-6
+    coarse_num, coarse_den = depth * valid, valid
+    # A fixed number of levels from the (static) size, so the graph exports without data-dependent control flow.
+    levels = max(math.ceil(math.log2(max(min(depth.shape[-2:]), 2))), 1)
+    for _ in range(levels):
+        coarse_num = F.avg_pool2d(coarse_num, 2, ceil_mode=True)
+        coarse_den = F.avg_pool2d(coarse_den, 2, ceil_mode=True)
+        blur_num = F.avg_pool2d(coarse_num, 3, stride=1, padding=1, count_include_pad=False)
+        blur_den = F.avg_pool2d(coarse_den, 3, stride=1, padding=1, count_include_pad=False)
+        up_num = F.interpolate(blur_num, size=depth.shape[-2:], mode="nearest")
+        up_den = F.interpolate(blur_den, size=depth.shape[-2:], mode="nearest")
+        here = (~covered) & (up_den > 1e-6)
+        base = torch.where(here, up_num / up_den.clamp_min(1e-6), base)
+        covered = covered | here
+    mean_valid = (depth * valid).sum(dim=(-2, -1), keepdim=True) / valid.sum(dim=(-2, -1), keepdim=True).clamp_min(1.0)
+    return torch.where(covered, base, mean_valid.expand_as(base))
 
 
 def build_unet(cfg: UNetConfig) -> UNet:
