@@ -30,7 +30,7 @@ import numpy as np
 from dcl_arc_ros.bag_player import BagPlayer
 from dcl_arc_ros.core.camera import Intrinsics
 from dcl_arc_ros.dds import apply_dds_profile, dds_environment
-from dcl_arc_ros.graph import available_nodes, load_graph
+from dcl_arc_ros.graph import select_nodes
 from dcl_arc_ros.paths import config_file
 
 #: topic -> message type name, everything the demo listens to.
@@ -314,8 +314,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     print(f"demo: rendering a real-like scene ({args.frames} frames, active-stereo sensor) into a bag")
     bag = generate_bag(args.out, args.frames, args.seed, args.rate_hz)
 
-    specs, skipped = available_nodes(load_graph(config_file("perception.yaml"), models_dir=args.models_dir))
-    for reason in skipped:
+    selection = select_nodes(config_file("perception.yaml"), models_dir=args.models_dir)
+    specs = selection.nodes
+    for reason in selection.skipped:
         print(f"demo: skipping {reason}")
     if not specs:
         print("demo: no node has its model; nothing to run (ship models/*.onnx, see README)")

@@ -210,3 +210,43 @@ def available_nodes(specs: Sequence[NodeSpec]) -> tuple[list[NodeSpec], list[str
         else:
             skipped.append(reason)
     return runnable, skipped
+
+
+@dataclass(frozen=True)
+class Selection:
+    """The outcome of :func:`select_nodes`."""
+
+    nodes: list[NodeSpec]  # to start, in config order
+    skipped: list[str]  # why each node that is on only through the config cannot run here
+
+
+def select_nodes(
+    config_path: Path,
+    *,
+    switches: Mapping[str, bool | None] | None = None,
+    overrides: Mapping[str, Any] | None = None,
+    models_dir: Path | None = None,
+    strict_switches: bool = False,
+) -> Selection:
+    """Which nodes start: the one rule the launch file, ``dcl-arc-perception`` and the demo share.
+
+    - ``switches``: node name -> True (run it), False (do not), None or absent (as the config's ``enabled`` says).
+    - A node that is on only through the config is skipped, with the reason, when its executable or model is not
+      available here. A node switched on explicitly is started anyway, so it fails loudly naming the file; with
+      ``strict_switches`` it is refused here instead (GraphError listing the reasons).
+    """
+    switches = dict(switches or {})
+    names = list(read_config(Path(config_path)))
+    unknown = [name for name in switches if name not in names]
+    if unknown:
+        raise GraphError(f"{config_path}: no node {', '.join(unknown)} (nodes: {', '.join(names)})")
+    enabled = {spec.name for spec in load_graph(config_path, overrides=overrides, models_dir=models_dir)}
+    chosen = [n for n in names if switches.get(n) is True or (switches.get(n) is None and n in enabled)]
+    specs = load_graph(config_path, only=chosen, overrides=overrides, models_dir=models_dir) if chosen else []
+    forced = {name for name, on in switches.items() if on}
+    runnable, skipped = available_nodes([spec for spec in specs if spec.name not in forced])
+    if strict_switches:
+        _, refused = available_nodes([spec for spec in specs if spec.name in forced])
+        if refused:
+            raise GraphError("cannot start the requested nodes: " + "; ".join(refused))
+    return Selection([spec for spec in specs if spec.name in forced or spec in runnable], skipped)

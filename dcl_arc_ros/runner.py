@@ -29,7 +29,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from dcl_arc_ros.dds import apply_dds_profile, dds_environment, describe_dds_environment
-from dcl_arc_ros.graph import GraphError, NodeSpec, available_nodes, load_graph, parse_override
+from dcl_arc_ros.graph import GraphError, NodeSpec, parse_override, read_config, select_nodes
 from dcl_arc_ros.ros.params import NODE_SCHEMAS
 
 PROG = "dcl-arc-perception"
@@ -74,7 +74,7 @@ def _list_params() -> str:
     return "\n\n".join(f"{name}:\n{schema.table()}" for name, schema in NODE_SCHEMAS.items())
 
 
-def select_nodes(args: argparse.Namespace) -> list[NodeSpec]:
+def nodes_to_start(args: argparse.Namespace) -> list[NodeSpec]:
     """The specs to start; raises GraphError for bad config/overrides and SystemExit when nothing can run."""
     config = args.config if args.config is not None else _default_config()
     overrides = {}
@@ -82,11 +82,14 @@ def select_nodes(args: argparse.Namespace) -> list[NodeSpec]:
         node, name, value = parse_override(text)
         overrides[f"{node}.{name}"] = value
     only = [n.strip() for n in args.only.split(",") if n.strip()] if args.only else None
-    specs = load_graph(config, only=only, overrides=overrides, models_dir=args.models_dir)
-    runnable, skipped = available_nodes(specs)
-    if only is not None and skipped:
-        raise GraphError("cannot start the requested nodes: " + "; ".join(skipped))
-    for reason in skipped:
+    switches: dict[str, bool | None] | None = None
+    if only:  # exactly these: every other node off (a name not in the config is reported by select_nodes)
+        switches = {name: False for name in read_config(config)} | {name: True for name in only}
+    selection = select_nodes(
+        config, switches=switches, overrides=overrides, models_dir=args.models_dir, strict_switches=True
+    )
+    runnable = selection.nodes
+    for reason in selection.skipped:
         _log(f"skipping {reason}")
     if not runnable:
         _log(f"nothing to run from {config}: no enabled node has its module and model available")
@@ -228,7 +231,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(_list_params())
         return 0
     try:
-        specs = select_nodes(args)
+        specs = nodes_to_start(args)
     except GraphError as exc:
         _log(f"error: {exc}")
         return EXIT_CONFIG_ERROR

@@ -23,7 +23,7 @@ from launch.substitutions import LaunchConfiguration
 from launch_ros.actions import Node
 
 from dcl_arc_ros.dds import PROFILE_ENV_VARS, dds_environment
-from dcl_arc_ros.graph import EXECUTABLES, available_nodes, load_graph, read_config
+from dcl_arc_ros.graph import EXECUTABLES, read_config, select_nodes
 from dcl_arc_ros.paths import config_file
 
 PACKAGE = "dcl_arc_ros"
@@ -92,21 +92,16 @@ def _nodes(context: object) -> list[Node | LogInfo]:
     models_dir = Path(models_text) if models_text else None
     use_sim_time = _switch(LaunchConfiguration("use_sim_time").perform(context), "use_sim_time") or False
 
-    enabled_in_config = {spec.name for spec in load_graph(config, models_dir=models_dir)}
-    forced, selected = set(), []
-    for name in read_config(config):
-        switch = _switch(LaunchConfiguration(name).perform(context), name) if name in EXECUTABLES else None
-        if switch is True:
-            forced.add(name)
-        if switch or (switch is None and name in enabled_in_config):
-            selected.append(name)
-    specs = load_graph(config, only=selected, models_dir=models_dir) if selected else []
-
-    # Like dcl-arc-perception: a node that is merely enabled but cannot run here (executable not installed yet, model
+    switches = {
+        name: _switch(LaunchConfiguration(name).perform(context), name)
+        for name in read_config(config)
+        if name in EXECUTABLES
+    }
+    # The rule shared with dcl-arc-perception: an enabled node that cannot run here (executable not installed, model
     # missing) is skipped with the reason; a node forced on with <name>:=true is started and fails loudly instead.
-    runnable, skipped = available_nodes([s for s in specs if s.name not in forced])
-    actions: list[Node | LogInfo] = [LogInfo(msg=f"[dcl_arc_ros] skipping {reason}") for reason in skipped]
-    for spec in [s for s in specs if s.name in forced or s in runnable]:
+    selection = select_nodes(config, switches=switches, models_dir=models_dir)
+    actions: list[Node | LogInfo] = [LogInfo(msg=f"[dcl_arc_ros] skipping {reason}") for reason in selection.skipped]
+    for spec in selection.nodes:
         parameters = dict(spec.parameters)
         if backend and "backend" in parameters:
             parameters["backend"] = backend

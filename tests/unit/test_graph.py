@@ -13,7 +13,7 @@ import pytest
 import yaml
 
 from dcl_arc_ros.dds import PROFILE_ENV_VARS, profile_path
-from dcl_arc_ros.graph import EXECUTABLES, GraphError, available_nodes, load_graph, parse_override
+from dcl_arc_ros.graph import EXECUTABLES, GraphError, available_nodes, load_graph, parse_override, select_nodes
 from dcl_arc_ros.ros.params import DEPTH_CLEANER
 
 REPO = Path(__file__).resolve().parents[2]
@@ -130,6 +130,26 @@ def test_empty_string_parameter_survives_the_command_line_form(tmp_path: Path) -
     config = write_config(tmp_path / "g.yaml", {"depth_cleaner": {"model": "/m.onnx", "synthesis_model": ""}})
     (spec,) = load_graph(config)
     assert "synthesis_model:=''" in spec.ros_arguments()
+
+
+def test_select_nodes_switches_config_and_availability(tmp_path: Path, ghost_executable: None) -> None:
+    present = tmp_path / "present.onnx"
+    present.write_bytes(b"x")
+    config = write_config(
+        tmp_path / "g.yaml",
+        {"depth_cleaner": {"model": str(present)}, GHOST: {"model": str(present)}},
+    )
+    selection = select_nodes(config)  # enabled by the config; the ghost cannot run here: skipped with the reason
+    assert [s.name for s in selection.nodes] == ["depth_cleaner"] and GHOST in selection.skipped[0]
+    assert select_nodes(config, switches={"depth_cleaner": False}).nodes == []
+    # Switched on explicitly: started anyway (it will fail loudly), unless strict, where it is refused here.
+    assert [s.name for s in select_nodes(config, switches={GHOST: True, "depth_cleaner": False}).nodes] == [GHOST]
+    with pytest.raises(GraphError, match=f"cannot start the requested nodes: node {GHOST}"):
+        select_nodes(config, switches={GHOST: True}, strict_switches=True)
+    with pytest.raises(GraphError, match="no node nonexistent"):
+        select_nodes(config, switches={"nonexistent": True})
+    overridden = select_nodes(config, overrides={"depth_cleaner.enabled": False})
+    assert overridden.nodes == []
 
 
 def test_unavailable_nodes_are_skipped_with_a_reason(tmp_path: Path, ghost_executable: None) -> None:
