@@ -7,6 +7,7 @@ shipped models are installed under share/dcl_arc_ros so `ros2 launch dcl_arc_ros
 from __future__ import annotations
 
 from glob import glob
+from pathlib import Path
 
 from setuptools import find_packages, setup
 
@@ -27,8 +28,8 @@ ROS_WHEELS = [
 setup(
     name=PACKAGE,
     version="0.1.0",
-    description="Sim-to-real depth perception for ROS 2: DCL depth synthesis, ARC monocular depth, GG-CNN grasps, poses.",
-    long_description=open("README.md", encoding="utf-8").read(),
+    description="Sim-to-real depth perception for ROS 2: DCL depth synthesis, ARC depth, GG-CNN grasps, poses.",
+    long_description=Path("README.md").read_text(encoding="utf-8"),
     long_description_content_type="text/markdown",
     license="BSD-3-Clause",
     python_requires=">=3.10",

@@ -203,7 +203,7 @@ def _draw_predicted_grasps(ax: Any, poses: Any, info: Any, intr: Intrinsics) -> 
     """Each grasp as its jaw line: centre +- half the opening along the closing direction (grasp x axis)."""
     from dcl_arc_ros.bags import quaternion_to_matrix
 
-    widths = np.asarray(info.data, dtype=float).reshape(-1, 2)[:, 1] if info is not None else []
+    widths: np.ndarray = np.asarray(info.data, dtype=float).reshape(-1, 2)[:, 1] if info is not None else np.zeros(0)
     for rank, (pose, width) in enumerate(zip(poses, widths, strict=False)):
         p = np.array([pose.position.x, pose.position.y, pose.position.z])
         q = np.array([[pose.orientation.x, pose.orientation.y, pose.orientation.z, pose.orientation.w]])

@@ -8,6 +8,7 @@ Three installs are supported and looked up in this order:
 
 from __future__ import annotations
 
+import contextlib
 import sys
 from functools import lru_cache
 from pathlib import Path
@@ -20,11 +21,9 @@ def _candidates() -> list[Path]:
     try:
         from ament_index_python.packages import PackageNotFoundError, get_package_share_directory
 
-        try:
+        # OSError: no AMENT_PREFIX_PATH (no sourced ROS install).
+        with contextlib.suppress(PackageNotFoundError, ValueError, LookupError, OSError):
             found.append(Path(get_package_share_directory(PACKAGE)))
-        except (PackageNotFoundError, ValueError, LookupError, OSError):
-            # OSError: no AMENT_PREFIX_PATH (no sourced ROS install).
-            pass
     except ImportError:
         pass
     found.append(Path(__file__).resolve().parents[1])

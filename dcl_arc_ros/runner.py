@@ -25,7 +25,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
 from dcl_arc_ros.dds import apply_dds_profile, dds_environment, describe_dds_environment
@@ -82,7 +82,7 @@ def nodes_to_start(args: argparse.Namespace) -> list[NodeSpec]:
         node, name, value = parse_override(text)
         overrides[f"{node}.{name}"] = value
     only = [n.strip() for n in args.only.split(",") if n.strip()] if args.only else None
-    switches: dict[str, bool | None] | None = None
+    switches: Mapping[str, bool | None] | None = None
     if only:  # exactly these: every other node off (a name not in the config is reported by select_nodes)
         switches = {name: False for name in read_config(config)} | {name: True for name in only}
     selection = select_nodes(

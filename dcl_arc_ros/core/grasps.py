@@ -395,7 +395,7 @@ def grasp_metrics(
         ok = iou > rule.min_iou
         if rule.max_angle_rad is not None:
             ok &= angle_gap < rule.max_angle_rad
-        hit = ok.any(axis=1)  # (P,): prediction i matches some ground truth
+        hit: np.ndarray = np.asarray(np.asarray(ok).any(axis=1))  # (P,): prediction i matches some ground truth
         for k in top_ks:
             out[f"{name}_top{k}"] = bool(hit[:k].any())
     return out

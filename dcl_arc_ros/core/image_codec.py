@@ -145,7 +145,7 @@ def array_to_image(arr: np.ndarray, encoding: str) -> ImageFields:
     little = np.ascontiguousarray(arr, dtype=layout.dtype.newbyteorder("<"))
     height, width = int(arr.shape[0]), int(arr.shape[1])
     data = array.array("B")
-    data.frombytes(memoryview(little).cast("B"))  # the one copy: rclpy takes an array('B') for uint8[] as it is
+    data.frombytes(little.data.cast("B"))  # the one copy: rclpy takes an array('B') for uint8[] as it is
     return ImageFields(
         height=height,
         width=width,

@@ -54,7 +54,7 @@ class CleanerEvaluation:
 
 
 def _depth_range_max(model: Any) -> float:
-    entry = model.sidecar.normalisation.get("depth") or next(iter(model.sidecar.normalisation.values()), {})
+    entry: Any = model.sidecar.normalisation.get("depth") or next(iter(model.sidecar.normalisation.values()), {})
     return float(entry.get("max_m", 10.0)) if isinstance(entry, dict) else 10.0
 
 
@@ -68,7 +68,7 @@ def evaluate_depth_cleaner(
     threads: int = 1,
 ) -> CleanerEvaluation:
     """Run the cleaner over every frame of ``data_paths`` (bags with sensor depth and /ground_truth/depth)."""
-    options = {"intra_op_num_threads": threads} if backend == "onnxruntime" else {}
+    options: dict[str, Any] = {"intra_op_num_threads": threads} if backend == "onnxruntime" else {}
     model = load_model(model_path, backend, **options)
     pipeline = DepthCleaningPipeline(model)
     max_depth_m = _depth_range_max(model)

@@ -299,7 +299,7 @@ def quality_map_image(detection: GraspDetection | None, height: int, width: int)
     if detection is None or detection.maps is None:
         return out
     w = detection.window
-    quality = np.asarray(detection.maps.quality, dtype=np.float32)
+    quality: np.ndarray = np.asarray(detection.maps.quality, dtype=np.float32)
     if quality.shape != (w.side, w.side):
         interp = cv2.INTER_LINEAR if w.side >= quality.shape[0] else cv2.INTER_AREA
         quality = cv2.resize(quality, (w.side, w.side), interpolation=interp)

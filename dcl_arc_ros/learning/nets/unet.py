@@ -104,8 +104,11 @@ class UNet(nn.Module):
                 nn.ReLU(inplace=True),
                 nn.Conv2d(cfg.refine_channels, 1, 3, padding=1),
             )
-            nn.init.zeros_(self.refine[-1].weight)
-            nn.init.zeros_(self.refine[-1].bias)
+            last = self.refine[-1]
+            assert isinstance(last, nn.Conv2d)
+            nn.init.zeros_(last.weight)
+            if last.bias is not None:
+                nn.init.zeros_(last.bias)
 
     def _shrink(
         self, depth: torch.Tensor, valid: torch.Tensor, rgb: torch.Tensor | None
