@@ -30,22 +30,30 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-import os
 import re
-import tempfile
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Final
 
 from dcl_arc_ros.core.errors import SidecarError
+from dcl_arc_ros.core.files import atomic_write_bytes
 
 FORMAT_VERSION: Final = 1
 SIDECAR_SUFFIX: Final = ".json"
 
 KNOWN_TASKS: Final[tuple[str, ...]] = ("depth_to_depth", "rgb_to_depth", "grasp_maps", "pose")
 KNOWN_DTYPES: Final[tuple[str, ...]] = (
-    "float32", "float16", "float64", "int8", "uint8", "int16", "uint16", "int32", "int64", "bool",
+    "float32",
+    "float16",
+    "float64",
+    "int8",
+    "uint8",
+    "int16",
+    "uint16",
+    "int32",
+    "int64",
+    "bool",
 )
 
 #: Normalisation kinds and the numeric parameters each requires (optional ones are checked when present).
@@ -176,22 +184,6 @@ def write_sidecar(sidecar: ModelSidecar, path: str | Path) -> None:
     _parse_sidecar(data, str(path))  # refuse to write something read_sidecar would reject
     text = json.dumps(data, indent=2, sort_keys=False, allow_nan=False) + "\n"
     atomic_write_bytes(path, text.encode("utf-8"))
-
-
-def atomic_write_bytes(path: str | Path, payload: bytes) -> None:
-    """Write ``payload`` to a temporary file in the target folder, fsync it, then rename it over ``path``."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(payload)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp_name, path)
-    except BaseException:
-        Path(tmp_name).unlink(missing_ok=True)
-        raise
 
 
 def sha256_file(path: str | Path) -> str:

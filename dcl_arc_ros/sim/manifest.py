@@ -17,9 +17,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import json
-import os
 import re
-import tempfile
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, fields
 from datetime import datetime, timezone
@@ -29,6 +27,7 @@ from typing import Any, Final
 import numpy as np
 
 from dcl_arc_ros.bags import partial_path, read_bag_stats
+from dcl_arc_ros.core.files import atomic_write_bytes
 from dcl_arc_ros.data.errors import BagError, ManifestError
 
 MANIFEST_NAME: Final = "manifest.json"
@@ -137,8 +136,11 @@ def parse_shard(text: str) -> tuple[int, int]:
 
 def plan_bags(config: GenerateConfig) -> list[BagPlan]:
     return [
-        BagPlan(index=b, first_scene=b * config.scenes_per_bag,
-                scenes=min(config.scenes_per_bag, config.scenes - b * config.scenes_per_bag))
+        BagPlan(
+            index=b,
+            first_scene=b * config.scenes_per_bag,
+            scenes=min(config.scenes_per_bag, config.scenes - b * config.scenes_per_bag),
+        )
         for b in range(config.bag_count)
     ]
 
@@ -151,7 +153,9 @@ def plan_shards(config: GenerateConfig, shard_count: int) -> list[ShardPlan]:
     bags = plan_bags(config)
     total = len(bags)
     return [
-        ShardPlan(index=i, count=shard_count, bags=tuple(bags[i * total // shard_count:(i + 1) * total // shard_count]))
+        ShardPlan(
+            index=i, count=shard_count, bags=tuple(bags[i * total // shard_count : (i + 1) * total // shard_count])
+        )
         for i in range(shard_count)
     ]
 
@@ -176,8 +180,12 @@ def _stats(metadata: Path, mtime_ns: int) -> dict[str, int]:
 
 
 def _bag_entry(out: Path, plan: BagPlan) -> dict[str, Any]:
-    entry: dict[str, Any] = {"name": plan.name, "first_scene": plan.first_scene, "scenes": plan.scenes,
-                             "state": bag_state(out, plan)}
+    entry: dict[str, Any] = {
+        "name": plan.name,
+        "first_scene": plan.first_scene,
+        "scenes": plan.scenes,
+        "state": bag_state(out, plan),
+    }
     if entry["state"] == "done":
         metadata = plan.path(out) / "metadata.yaml"
         with contextlib.suppress(OSError):
@@ -193,8 +201,15 @@ def build_manifest(out: Path, config: GenerateConfig, shard_count: int) -> dict[
         states = {b["state"] for b in bags}
         state = "done" if states <= {"done"} else "pending" if states == {"pending"} else "partial"
         first, stop = shard.scene_range
-        shards.append({"shard": f"{shard.index}/{shard.count}", "state": state, "first_scene": first,
-                       "stop_scene": stop, "bags": bags})
+        shards.append(
+            {
+                "shard": f"{shard.index}/{shard.count}",
+                "state": state,
+                "first_scene": first,
+                "stop_scene": stop,
+                "bags": bags,
+            }
+        )
     return {
         "format": MANIFEST_FORMAT,
         "updated": datetime.now(timezone.utc).isoformat(timespec="seconds"),
@@ -208,19 +223,7 @@ def build_manifest(out: Path, config: GenerateConfig, shard_count: int) -> dict[
 
 def write_manifest(out: Path, manifest: Mapping[str, Any]) -> Path:
     """Write ``out/manifest.json`` atomically (temporary file + rename)."""
-    out.mkdir(parents=True, exist_ok=True)
-    path = out / MANIFEST_NAME
-    fd, tmp = tempfile.mkstemp(prefix=".manifest-", suffix=".json", dir=out)
-    try:
-        os.fchmod(fd, 0o644)
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            json.dump(manifest, handle, indent=2)
-            handle.write("\n")
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
+    return atomic_write_bytes(out / MANIFEST_NAME, (json.dumps(manifest, indent=2) + "\n").encode("utf-8"))
 
 
 def read_manifest(out: Path) -> dict[str, Any] | None:
