@@ -237,9 +237,11 @@ def save_figures(messages: dict[str, dict[int, Any]], out: Path) -> list[str]:
         intr = intrinsics_from_camera_info(info) if info is not None else None
         panels: list[tuple[str, Any, str]] = []
         lo, hi = np.nanpercentile(truth, 2), np.nanpercentile(truth, 98)
+        sensor_note = ""
         if raw is not None:
             rmse, cover = _rmse(raw, truth)
             panels.append((f"sensor input\nRMSE {rmse * 1000:.1f} mm, {cover:.0%} of pixels", raw, "depth"))
+            sensor_note = f" (sensor input: {rmse * 1000:.1f} mm over its {cover:.0%} of pixels with a reading)"
         if get["/dcl_arc/depth/cleaned"] is not None:
             cleaned = _image(get["/dcl_arc/depth/cleaned"])
             rmse, cover = _rmse(cleaned, truth)
@@ -247,8 +249,7 @@ def save_figures(messages: dict[str, dict[int, Any]], out: Path) -> list[str]:
                 (f"cleaned (depth_cleaner)\nRMSE {rmse * 1000:.1f} mm, {cover:.0%} of pixels", cleaned, "depth")
             )
             lines.append(
-                f"frame {index}: cleaned depth RMSE {rmse * 1000:.1f} mm over {cover:.0%} of pixels"
-                + (f" (sensor input: {_rmse(raw, truth)[0] * 1000:.1f} mm)" if raw is not None else "")
+                f"frame {index}: cleaned depth RMSE {rmse * 1000:.1f} mm over {cover:.0%} of pixels{sensor_note}"
             )
         if get["/dcl_arc/arc/depth"] is not None:
             arc = _image(get["/dcl_arc/arc/depth"])
