@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final
 
@@ -17,6 +17,7 @@ import numpy as np
 
 from dcl_arc_ros.core.sidecar import ModelSidecar
 from dcl_arc_ros.inference.errors import InferenceRunError, ModelLoadError
+from dcl_arc_ros.inference.options import options_from_mapping
 from dcl_arc_ros.inference.signature import TensorSignature, check_signature, prepare_inputs
 
 _LOG = logging.getLogger(__name__)
@@ -67,7 +68,10 @@ def _warn_fallback(device: str, requested: str, used: str, why: str) -> None:
     _LOG.warning(
         "!!! onnxruntime device=%r asked for %s but it is NOT available (%s): running on %s instead. "
         "Expect much slower inference. Install onnxruntime-gpu with matching CUDA/TensorRT libraries to use the GPU.",
-        device, requested, why, used,
+        device,
+        requested,
+        why,
+        used,
     )
 
 
@@ -122,15 +126,12 @@ class OnnxRuntimeOptions:
 
     @classmethod
     def from_options(cls, options: Mapping[str, Any], model_path: Path) -> OnnxRuntimeOptions:
-        known = [f.name for f in fields(cls)]
-        unknown = sorted(set(options) - set(known))
-        if unknown:
-            raise ModelLoadError(f"{model_path}: unknown onnxruntime backend options {unknown}; known: {known}")
-        return cls(**options)
+        return options_from_mapping(cls, options, model_path, "onnxruntime")
 
 
-def load_onnxruntime_model(model_path: Path, sidecar: ModelSidecar, *, device: str = "cpu", **options: Any
-                           ) -> OnnxRuntimeModel:
+def load_onnxruntime_model(
+    model_path: Path, sidecar: ModelSidecar, *, device: str = "cpu", **options: Any
+) -> OnnxRuntimeModel:
     """Open an ONNX file in ONNX Runtime and check it against its sidecar.
 
     ``device``: ``"cpu"``, ``"cuda"`` or ``"tensorrt"`` (see :data:`DEVICE_PROVIDERS`); ``options``: the fields
@@ -159,11 +160,16 @@ def load_onnxruntime_model(model_path: Path, sidecar: ModelSidecar, *, device: s
             configured = opts.trt_engine_cache_dir
             cache_dir = Path(configured).expanduser() if configured is not None else default_cache_dir()
             cache_dir.mkdir(parents=True, exist_ok=True)
-            provider_args.append((provider, {
-                "trt_fp16_enable": bool(opts.trt_fp16),
-                "trt_engine_cache_enable": True,
-                "trt_engine_cache_path": str(cache_dir),
-            }))
+            provider_args.append(
+                (
+                    provider,
+                    {
+                        "trt_fp16_enable": bool(opts.trt_fp16),
+                        "trt_engine_cache_enable": True,
+                        "trt_engine_cache_path": str(cache_dir),
+                    },
+                )
+            )
         else:
             provider_args.append(provider)
     try:

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final
 
@@ -26,6 +26,7 @@ from dcl_arc_ros.inference.engine_cache import (
     cached_engine,
 )
 from dcl_arc_ros.inference.errors import EngineBuildError, InferenceRunError, ModelLoadError
+from dcl_arc_ros.inference.options import options_from_mapping
 from dcl_arc_ros.inference.signature import TensorSignature, check_signature, prepare_inputs
 
 _LOG = logging.getLogger(__name__)
@@ -263,15 +264,12 @@ class TensorRTOptions:
 
     @classmethod
     def from_options(cls, options: Mapping[str, Any], model_path: Path) -> TensorRTOptions:
-        known = [f.name for f in fields(cls)]
-        unknown = sorted(set(options) - set(known))
-        if unknown:
-            raise ModelLoadError(f"{model_path}: unknown tensorrt backend options {unknown}; known: {known}")
-        return cls(**options)
+        return options_from_mapping(cls, options, model_path, "tensorrt")
 
 
-def load_tensorrt_model(model_path: Path, sidecar: ModelSidecar, *, device: str = "cuda", **options: Any
-                        ) -> TensorRTModel:
+def load_tensorrt_model(
+    model_path: Path, sidecar: ModelSidecar, *, device: str = "cuda", **options: Any
+) -> TensorRTModel:
     """Load a ``.engine`` (checked against its sidecar), or build/reuse a cached engine for a ``.onnx``.
 
     ``device``: ``"cuda"`` or ``"cuda:N"``; ``options``: the fields of :class:`TensorRTOptions`.
@@ -284,9 +282,18 @@ def load_tensorrt_model(model_path: Path, sidecar: ModelSidecar, *, device: str 
     except (ValueError, ImportError) as exc:
         raise ModelLoadError(f"{model_path}: {exc}") from exc
     try:
-        engine_path = model_path if model_path.suffix == ENGINE_SUFFIX else cached_engine_for_onnx(
-            model_path, sidecar, device=device, fp16=opts.fp16, workspace_bytes=opts.workspace_bytes,
-            cache_dir=opts.cache_dir, build=opts.build,
+        engine_path = (
+            model_path
+            if model_path.suffix == ENGINE_SUFFIX
+            else cached_engine_for_onnx(
+                model_path,
+                sidecar,
+                device=device,
+                fp16=opts.fp16,
+                workspace_bytes=opts.workspace_bytes,
+                cache_dir=opts.cache_dir,
+                build=opts.build,
+            )
         )
     except EngineBuildError as exc:
         raise ModelLoadError(f"{model_path}: {exc}") from exc
