@@ -190,8 +190,9 @@ def _hole_base(depth: torch.Tensor, valid: torch.Tensor, size: int = 9) -> torch
         coarse_den = F.avg_pool2d(coarse_den, 2, ceil_mode=True)
         blur_num = F.avg_pool2d(coarse_num, 3, stride=1, padding=1, count_include_pad=False)
         blur_den = F.avg_pool2d(coarse_den, 3, stride=1, padding=1, count_include_pad=False)
-        up_num = F.interpolate(blur_num, size=depth.shape[-2:], mode="nearest")
-        up_den = F.interpolate(blur_den, size=depth.shape[-2:], mode="nearest")
+        # Bilinear on numerator and denominator separately: a smooth weighted mean, no blocks of 2^k pixels.
+        up_num = F.interpolate(blur_num, size=depth.shape[-2:], mode="bilinear", align_corners=False)
+        up_den = F.interpolate(blur_den, size=depth.shape[-2:], mode="bilinear", align_corners=False)
         here = (~covered) & (up_den > 1e-6)
         base = torch.where(here, up_num / up_den.clamp_min(1e-6), base)
         covered = covered | here
