@@ -3,7 +3,8 @@
     python training/evaluate_cleaner.py --model models/depth_cleaner.onnx --data data/real_like_test \
         --out docs/results/depth_cleaner_default
 
-Writes <out>.json (means per method and per frame), <out>.md (a table) and <out>.png (examples). The cleaner runs
+Writes <out>.json (means per method and per frame), <out>.table.md (a table) and <out>.png (examples); a
+hand-written <out>.md beside them is left alone. The cleaner runs
 through the same pipeline as the depth_cleaner node; see dcl_arc_ros/evaluation/depth_cleaner.py for the references.
 """
 
@@ -52,7 +53,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     payload = {**summary, "per_frame": evaluation.per_frame}
     args.out.with_suffix(".json").write_text(json.dumps(payload, indent=1) + "\n", encoding="utf-8")
     table = markdown_table(summary)
-    args.out.with_suffix(".md").write_text(table, encoding="utf-8")
+    args.out.with_name(args.out.name + ".table.md").write_text(table, encoding="utf-8")
     save_examples_png(evaluation, args.out.with_suffix(".png"))
     print(table)
     return 0

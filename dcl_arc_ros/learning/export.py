@@ -47,6 +47,24 @@ __all__ = [
 DEFAULT_OPSET = 18
 
 
+#: Node metadata the exporter fills with Python stack traces: file paths of the machine that exported the model.
+SOURCE_LOCATION_KEYS = ("pkg.torch.onnx.stack_trace",)
+
+
+def _drop_source_locations(path: Path) -> None:
+    """Remove exporter stack traces from every node, so an artefact carries no file path of the exporting machine."""
+    import onnx
+
+    model = onnx.load(str(path))
+    graphs = [model.graph, *(f for f in model.functions)]
+    for graph in graphs:
+        for node in graph.node:
+            kept = [p for p in node.metadata_props if p.key not in SOURCE_LOCATION_KEYS]
+            del node.metadata_props[:]
+            node.metadata_props.extend(kept)
+    onnx.save(model, str(path))
+
+
 # --------------------------------------------------------------------------------------------------------------------
 # step 1: torch -> onnx
 # --------------------------------------------------------------------------------------------------------------------
@@ -82,6 +100,7 @@ def torch_to_onnx(
         if program is None:
             raise ExportError(f"{path}: the exporter returned no program")
         program.save(str(path), external_data=False)
+        _drop_source_locations(path)
     except ExportError:
         raise
     except Exception as exc:  # the exporter raises many types; name the file and the cause
