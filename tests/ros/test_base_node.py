@@ -11,7 +11,6 @@ from typing import Any, TypeVar
 
 import numpy as np
 import pytest
-import rclpy
 from builtin_interfaces.msg import Time
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus
 from rcl_interfaces.msg import Log
@@ -49,14 +48,6 @@ class RecordingNode(PerceptionNode):
         self.release.wait(TIMEOUT_S)
         depth_from_msg(frame.msgs["depth"])  # raises BadInputError for bad frames
         self.processed.append(frame)
-
-
-@pytest.fixture(scope="module")
-def context() -> Iterator[Context]:
-    ctx = Context()
-    rclpy.init(context=ctx)
-    yield ctx
-    rclpy.shutdown(context=ctx)
 
 
 class Harness:

@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pytest
-import rclpy
 from builtin_interfaces.msg import Time
 from rclpy.context import Context
 from rclpy.executors import SingleThreadedExecutor
@@ -30,14 +29,6 @@ from dcl_arc_ros.ros.params import THREAD_OPTIONS
 H, W = 24, 32
 SCALE, OFFSET = 2.0, 0.5
 TIMEOUT_S = 20.0
-
-
-@pytest.fixture(scope="module")
-def context() -> Iterator[Context]:
-    ctx = Context()
-    rclpy.init(context=ctx)
-    yield ctx
-    rclpy.shutdown(context=ctx)
 
 
 @pytest.fixture(scope="module")
