@@ -307,11 +307,14 @@ KEY_TOPICS: Final[Mapping[str, tuple[str, ...]]] = {
 }
 
 
-def topics_for_keys(keys: Sequence[str]) -> list[str]:
-    """The bag topics to decode for samples with ``keys`` (unknown keys read every topic)."""
+def topics_for_keys(keys: Sequence[str], *, depth_from: str = "sensor") -> list[str]:
+    """The bag topics to decode for samples with ``keys`` (unknown keys read every topic). With
+    ``depth_from="clean"`` the ``depth``/``valid`` keys come from the ground-truth depth topic."""
     if any(key not in KEY_TOPICS for key in keys):
         return list(bags.TOPICS)
-    wanted = [bags.DEPTH_IMAGE, *(topic for key in keys for topic in KEY_TOPICS[key])]
+    depth_topic = bags.GT_DEPTH if depth_from == "clean" else bags.DEPTH_IMAGE
+    topic_map = {**KEY_TOPICS, "depth": (depth_topic,), "valid": (depth_topic,)}
+    wanted = [depth_topic, *(topic for key in keys for topic in topic_map[key])]
     return list(dict.fromkeys(wanted))
 
 
@@ -364,7 +367,7 @@ def build_dataset(
     except KeyError:
         raise DatasetError(f"unknown data source {name!r}; expected one of {', '.join(SOURCES)}") from None
     if name == "bags" and keys is not None and "topics" not in kwargs:
-        kwargs["topics"] = topics_for_keys(keys)
+        kwargs["topics"] = topics_for_keys(keys, depth_from=depth_from)
     source = factory(*args, **kwargs)
     if in_memory:
         source = InMemoryFrames(source)

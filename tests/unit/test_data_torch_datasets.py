@@ -150,6 +150,8 @@ def test_keys_select_topics_and_in_memory_reads_each_record_once() -> None:
     topics = topics_for_keys(["depth_clean", "intrinsics"])
     assert topics == [bags.DEPTH_IMAGE, bags.GT_DEPTH, bags.DEPTH_INFO]  # sensor depth is always read
     assert set(topics_for_keys(["something_else"])) == set(bags.TOPICS)
+    # clean depth as the sample's "depth": the ground-truth topic, and not the sensor one
+    assert topics_for_keys(["depth", "valid", "rgb"], depth_from="clean") == [bags.GT_DEPTH, bags.COLOR_IMAGE]
 
     reads: list[int] = []
 

@@ -92,6 +92,7 @@ class DataConfig:
     crop_height: int = 32
     crop_width: int = 32
     toy_samples: int = 64
+    in_memory: bool = False  # keep decoded frames in memory (bags/folders): the first epoch decodes, later ones do not
 
 
 @dataclass(frozen=True)
@@ -686,7 +687,9 @@ def _open_one(
     transforms = []
     if cfg.crop_height and cfg.crop_width:
         transforms.append(torch_datasets.RandomCrop(width=cfg.crop_width, height=cfg.crop_height))
-    return torch_datasets.build_dataset(kind, *paths, transforms=transforms, depth_from=depth_from, keys=keys)
+    return torch_datasets.build_dataset(
+        kind, *paths, transforms=transforms, depth_from=depth_from, keys=keys, in_memory=cfg.in_memory
+    )
 
 
 def open_unpaired_datasets(cfg: DataConfig, *, use_rgb: bool, seed: int = 0) -> dict[str, Dataset]:
