@@ -18,10 +18,10 @@ its binary mask exactly away from the 0.5 threshold).
 from __future__ import annotations
 
 import argparse
-from dataclasses import asdict
 import json
 import sys
 from collections.abc import Sequence
+from dataclasses import asdict
 from pathlib import Path
 
 from dcl_arc_ros.learning.errors import ExportError, LearningError
@@ -66,8 +66,10 @@ def export(args: argparse.Namespace) -> dict[str, object]:
     family = checkpoint_family(args.checkpoint)
     common = {"opset": args.opset, "rtol": args.rtol, "model_version": args.model_version, "name": args.name}
     if family != "network" and (args.height or args.width):
-        raise ExportError(f"{args.checkpoint}: a {family} checkpoint is exported at its training resolution; "
-                          f"drop --height/--width (got {args.height}x{args.width})")
+        raise ExportError(
+            f"{args.checkpoint}: a {family} checkpoint is exported at its training resolution; "
+            f"drop --height/--width (got {args.height}x{args.width})"
+        )
     summary: dict[str, object] = {"family": family}
     if family == "arc":
         from dcl_arc_ros.learning.arc.export import export_arc_checkpoint
@@ -85,8 +87,11 @@ def export(args: argparse.Namespace) -> dict[str, object]:
         result = export_checkpoint(
             args.checkpoint, args.out, height=args.height, width=args.width, network=args.network, **common
         )
-    summary.update(onnx=str(result.onnx_path), sidecar=str(result.sidecar_path),  # type: ignore[attr-defined]
-                   parity=result.parity.as_dict())  # type: ignore[attr-defined]
+    summary.update(
+        onnx=str(result.onnx_path),
+        sidecar=str(result.sidecar_path),  # type: ignore[attr-defined]
+        parity=result.parity.as_dict(),
+    )  # type: ignore[attr-defined]
     return summary
 
 

@@ -47,8 +47,9 @@ def test_arc_stage_checkpoint_exports_at_its_resolution(tmp_path: Path, capsys: 
         "schedule": {"pretrain_d_steps": 1, "checkpoint_every": 0, "image_every": 0},
     })  # fmt: skip
     data = ARCData(ToySceneDataset(4, h, w, domain="synthetic"), ToySceneDataset(4, h, w, domain="real"))
-    stage = run_stage("pretrain_D", config, get_variant("mix"), data, tmp_path / "run", progress=False,
-                      tensorboard=False)
+    stage = run_stage(
+        "pretrain_D", config, get_variant("mix"), data, tmp_path / "run", progress=False, tensorboard=False
+    )
     cli = export_cli()
     assert cli.checkpoint_family(stage.checkpoint) == "arc"
 
@@ -64,8 +65,9 @@ def test_arc_stage_checkpoint_exports_at_its_resolution(tmp_path: Path, capsys: 
     assert sidecar.model_version == "0.3.0" and sidecar.extra["method"] == "mix"
 
 
-def test_pose_checkpoint_exports_and_missing_files_are_named(tmp_path: Path,
-                                                             capsys: pytest.CaptureFixture[str]) -> None:
+def test_pose_checkpoint_exports_and_missing_files_are_named(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     net_cfg = POSENET_PRESETS["tiny"]
     cfg = PoseTrainConfig(network=net_cfg, data=PoseDataConfig(crop_size=net_cfg.crop_size))
     task = PoseTask(cfg)
