@@ -7,9 +7,9 @@ each participant a 32 MiB shared-memory segment plus UDPv4, and still talks to p
 Fast DDS reads the profile from an environment variable when a participant is created, so the variables must be set
 before ``rclpy.init`` (in this process) or in the environment of a child process:
 
-- ``FASTDDS_DEFAULT_PROFILES_FILE`` for Fast DDS 3 (Jazzy, Kilted);
-- ``FASTRTPS_DEFAULT_PROFILES_FILE`` for Fast DDS 2 (Humble); Fast DDS 3 still honours it, with a deprecation warning,
-  when the first one is not set.
+- ``FASTDDS_DEFAULT_PROFILES_FILE`` for Fast DDS 3 (Jazzy, Kilted, and the PyPI ROS 2 wheels);
+- ``FASTRTPS_DEFAULT_PROFILES_FILE`` for Fast DDS 2 (Humble, Iron). Fast DDS 3 prints a deprecation warning whenever
+  this one is set, so it is set only when ``ROS_DISTRO`` names a Fast DDS 2 distribution.
 
 A profile the user chose (either variable set and non-empty) always wins. ``FASTDDS_BUILTIN_TRANSPORTS`` is never set
 here: a ``LARGE_DATA`` participant and a default participant exchanged nothing at all in our measurements.
@@ -30,6 +30,9 @@ PROFILE_ENV_VARS = ("FASTDDS_DEFAULT_PROFILES_FILE", "FASTRTPS_DEFAULT_PROFILES_
 
 PROFILE_FILE_NAME = "fastdds_profile.xml"
 """The profile's file name in the package's config/ folder."""
+
+FAST_DDS_2_DISTROS = frozenset({"foxy", "galactic", "humble", "iron"})
+"""ROS 2 distributions whose Fast DDS (2.x) reads only the legacy ``FASTRTPS_DEFAULT_PROFILES_FILE``."""
 
 BUILTIN_TRANSPORTS_ENV_VAR = "FASTDDS_BUILTIN_TRANSPORTS"
 """Fast DDS 3's builtin transport switch. Read for diagnostics only; this module never sets it."""
@@ -55,8 +58,17 @@ def user_profile(env: Mapping[str, str]) -> str | None:
     return None
 
 
+def profile_env_vars(env: Mapping[str, str]) -> tuple[str, ...]:
+    """The profile variables to set for the Fast DDS that ``env``'s ROS distribution uses: the Fast DDS 3 one, plus
+    the legacy one when ``ROS_DISTRO`` is a Fast DDS 2 distribution (Humble, Iron)."""
+    if env.get("ROS_DISTRO", "").strip().lower() in FAST_DDS_2_DISTROS:
+        return PROFILE_ENV_VARS
+    return PROFILE_ENV_VARS[:1]
+
+
 def dds_environment(base: Mapping[str, str], *, profile: Path | None = None) -> dict[str, str]:
-    """A copy of ``base`` that loads the shipped profile in Fast DDS 2 and 3, unless the user already set one.
+    """A copy of ``base`` that loads the shipped profile, unless the user already set one (see
+    :func:`profile_env_vars` for which variables are set).
 
     When either profile variable is set in ``base`` (non-empty), the copy is returned unchanged: the user's choice wins,
     and the other variable is not filled in either. ``profile`` overrides the shipped file (tests, benchmarks).
@@ -64,7 +76,7 @@ def dds_environment(base: Mapping[str, str], *, profile: Path | None = None) -> 
     env = dict(base)
     if user_profile(env) is None:
         path = str(profile if profile is not None else profile_path())
-        for name in PROFILE_ENV_VARS:
+        for name in profile_env_vars(env):
             env[name] = path
     return env
 
@@ -79,7 +91,7 @@ def apply_dds_profile(environ: MutableMapping[str, str] | None = None) -> str | 
         return None
     updated = dds_environment(target)
     path = updated[PROFILE_ENV_VARS[0]]
-    for name in PROFILE_ENV_VARS:
+    for name in profile_env_vars(target):
         target[name] = updated[name]
     return path
 

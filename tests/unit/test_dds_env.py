@@ -79,14 +79,21 @@ def test_xml_never_asks_for_large_data(profile_xml: ET.Element) -> None:
     assert not any(_local(e.tag) == "builtinTransports" for e in profile_xml.iter())
 
 
-def test_dds_environment_sets_both_variables_on_a_copy() -> None:
+def test_dds_environment_sets_the_fast_dds_3_variable_on_a_copy() -> None:
     base = {"PATH": "/usr/bin", "ROS_DOMAIN_ID": "7"}
     env = dds.dds_environment(base)
-    expected = str(dds.profile_path())
-    assert env[FASTDDS] == expected and env[FASTRTPS] == expected
+    assert env[FASTDDS] == str(dds.profile_path())
+    assert FASTRTPS not in env, "Fast DDS 3 warns about the legacy variable whenever it is set"
     assert env["PATH"] == "/usr/bin" and env["ROS_DOMAIN_ID"] == "7"
     assert base == {"PATH": "/usr/bin", "ROS_DOMAIN_ID": "7"}, "the base mapping must not be modified"
     assert dds.BUILTIN_TRANSPORTS_ENV_VAR not in env
+
+
+@pytest.mark.parametrize(("distro", "legacy"), [("humble", True), ("Iron", True), ("jazzy", False), ("kilted", False)])
+def test_the_legacy_variable_only_for_fast_dds_2_distributions(distro: str, legacy: bool) -> None:
+    env = dds.dds_environment({"ROS_DISTRO": distro})
+    assert env[FASTDDS] == str(dds.profile_path())
+    assert (env.get(FASTRTPS) == str(dds.profile_path())) is legacy
 
 
 @pytest.mark.parametrize("user_var", dds.PROFILE_ENV_VARS)
@@ -98,7 +105,7 @@ def test_dds_environment_respects_a_user_profile(user_var: str) -> None:
 
 def test_dds_environment_treats_empty_values_as_unset() -> None:
     env = dds.dds_environment({FASTDDS: "", FASTRTPS: "  "})
-    assert env[FASTDDS] == env[FASTRTPS] == str(dds.profile_path())
+    assert env[FASTDDS] == str(dds.profile_path()) and env[FASTRTPS] == "  ", "an empty legacy value is left alone"
 
 
 def test_dds_environment_never_touches_builtin_transports() -> None:
@@ -108,13 +115,14 @@ def test_dds_environment_never_touches_builtin_transports() -> None:
 
 def test_dds_environment_explicit_profile_override(tmp_path: Path) -> None:
     custom = tmp_path / "bench.xml"
-    env = dds.dds_environment({}, profile=custom)
+    env = dds.dds_environment({"ROS_DISTRO": "humble"}, profile=custom)
     assert env[FASTDDS] == env[FASTRTPS] == str(custom)
 
 
 def test_apply_dds_profile_on_os_environ(monkeypatch: pytest.MonkeyPatch) -> None:
     for name in dds.PROFILE_ENV_VARS:
         monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("ROS_DISTRO", "humble")
     applied = dds.apply_dds_profile()
     assert applied == str(dds.profile_path())
     assert os.environ[FASTDDS] == os.environ[FASTRTPS] == applied

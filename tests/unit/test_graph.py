@@ -249,10 +249,14 @@ def test_launch_declares_every_argument_with_a_description(launch_module: types.
 def test_launch_sets_the_dds_profile_only_when_the_user_has_none(
     launch_module: types.ModuleType, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    description = launch_module.generate_launch_description()
-    env_actions = {a.args[0]: a.args[1] for a in _by_type(description.args[0], "SetEnvironmentVariable")}
-    assert env_actions == {var: str(profile_path()) for var in PROFILE_ENV_VARS}
-    assert "FASTDDS_BUILTIN_TRANSPORTS" not in env_actions
+    for var in PROFILE_ENV_VARS:
+        monkeypatch.delenv(var, raising=False)
+    for distro, expected_vars in (("humble", PROFILE_ENV_VARS), ("jazzy", PROFILE_ENV_VARS[:1])):
+        monkeypatch.setenv("ROS_DISTRO", distro)
+        description = launch_module.generate_launch_description()
+        env_actions = {a.args[0]: a.args[1] for a in _by_type(description.args[0], "SetEnvironmentVariable")}
+        assert env_actions == {var: str(profile_path()) for var in expected_vars}, distro
+        assert "FASTDDS_BUILTIN_TRANSPORTS" not in env_actions
 
     monkeypatch.setenv("FASTRTPS_DEFAULT_PROFILES_FILE", "/user/profile.xml")
     description = launch_module.generate_launch_description()
