@@ -13,11 +13,13 @@ from __future__ import annotations
 
 import argparse
 import sys
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from torch.utils.data import Dataset
 
 from dcl_arc_ros.learning.cli import ensure_new_run, load_run_config, loss_note, run_cli, training_parser
-from dcl_arc_ros.learning.grasp.toy_data import ToyGraspFrames
-from dcl_arc_ros.learning.grasp.trainer import SAMPLE_MAP_KEYS, GraspSampleAdapter, GraspTask, GraspTrainConfig
+from dcl_arc_ros.learning.grasp.trainer import GraspSampleAdapter, GraspTask, GraspTrainConfig, open_grasp_frames
 from dcl_arc_ros.learning.trainers.loop import init_distributed, run_training, seed_everything
 
 
@@ -29,15 +31,8 @@ def resolve_config(args: argparse.Namespace) -> GraspTrainConfig:
     return load_run_config(GraspTrainConfig, args)
 
 
-def build_frames(cfg: GraspTrainConfig) -> object:
-    data = cfg.data
-    if data.source == "toy":
-        return ToyGraspFrames(data.toy_frames, height=max(data.crop_size, 48), width=max(data.crop_size, 48),
-                              seed=cfg.loop.seed)
-    from dcl_arc_ros.data.torch_datasets import build_dataset
-
-    return build_dataset(data.source, *data.paths, depth_from=data.depth_from,
-                         keys=("depth", *SAMPLE_MAP_KEYS.values()))
+def build_frames(cfg: GraspTrainConfig) -> Dataset[Mapping[str, Any]]:
+    return open_grasp_frames(cfg)
 
 
 def train(args: argparse.Namespace) -> int:
@@ -46,10 +41,11 @@ def train(args: argparse.Namespace) -> int:
     env = init_distributed(args.device)
     seed_everything(cfg.loop.seed)
     task = GraspTask(cfg, device=args.device)
-    dataset = GraspSampleAdapter(build_frames(cfg), cfg.data, train=True,  # type: ignore[arg-type]
-                                 width_scale_px=cfg.width_scale_px, seed=cfg.loop.seed)
-    result = run_training(task, {"train": dataset}, cfg.loop, args.out, run_config=cfg, resume=args.resume,
-                          dist_env=env)
+    frames = build_frames(cfg)
+    dataset = GraspSampleAdapter(frames, cfg.data, train=True, width_scale_px=cfg.width_scale_px, seed=cfg.loop.seed)
+    result = run_training(
+        task, {"train": dataset}, cfg.loop, args.out, run_config=cfg, resume=args.resume, dist_env=env
+    )
     print(f"train_grasp: {result.step} steps{loss_note(result.history)} -> {result.last_checkpoint}")
     return 0
 

@@ -27,14 +27,14 @@ from torch.utils.data import Dataset
 from dcl_arc_ros.core.grasp_pipeline import prepare_ggcnn_input
 from dcl_arc_ros.learning.config import DepthRange, OptimConfig
 from dcl_arc_ros.learning.errors import ConfigError, DatasetError
-from dcl_arc_ros.learning.frame_source import FrameSourceConfig
+from dcl_arc_ros.learning.frame_source import FrameSourceConfig, open_frame_dataset
 from dcl_arc_ros.learning.grasp.ggcnn import GGCNN2Config, GGCNNConfig
 from dcl_arc_ros.learning.grasp.losses import GRASP_MAP_KEYS, GraspLossConfig, grasp_maps_loss
 from dcl_arc_ros.learning.registry import NetworkSpec
 from dcl_arc_ros.learning.trainers.loop import LoopConfig
 from dcl_arc_ros.learning.trainers.single_network import SingleNetworkTask
 
-__all__ = ["GraspDataConfig", "GraspSampleAdapter", "GraspTask", "GraspTrainConfig"]
+__all__ = ["GraspDataConfig", "GraspSampleAdapter", "GraspTask", "GraspTrainConfig", "open_grasp_frames"]
 
 SAMPLE_MAP_KEYS: dict[str, str] = {
     "quality": "grasp_quality",
@@ -54,6 +54,7 @@ class GraspDataConfig(FrameSourceConfig):
     flip: bool = True  # random left-right mirror when training
 
     def __post_init__(self) -> None:
+        super().__post_init__()
         if self.input_size < 8 or self.crop_size < 8:
             raise ConfigError(
                 f"GraspDataConfig input_size/crop_size must be >= 8, got {self.input_size}/{self.crop_size}"
@@ -76,6 +77,20 @@ class GraspTrainConfig:
     @property
     def width_scale_px(self) -> float:
         return (self.ggcnn if self.network == "ggcnn" else self.ggcnn2).width_scale_px
+
+
+def open_grasp_frames(cfg: GraspTrainConfig) -> Dataset[Mapping[str, Any]]:
+    """The training frames of ``cfg.data`` with their dense grasp maps; ``sample["depth"]`` is the network's input
+    depth (the ``depth_from`` depth, or the one synthesized from the clean depth with ``data.synthesis``)."""
+    data = cfg.data
+    if data.source == "toy":
+        if data.synthesizes:
+            raise ConfigError("the toy grasp source has no clean depth to synthesize from; use generated bags")
+        from dcl_arc_ros.learning.grasp.toy_data import ToyGraspFrames
+
+        side = max(data.crop_size, 48)
+        return ToyGraspFrames(data.toy_frames, height=side, width=side, seed=cfg.loop.seed)
+    return open_frame_dataset(data, ("depth", *SAMPLE_MAP_KEYS.values()), seed=cfg.loop.seed)
 
 
 class GraspSampleAdapter(Dataset[dict[str, torch.Tensor]]):
