@@ -14,6 +14,9 @@ the whole scene. The synthesized depth of frame ``i`` is a function of ``(seed, 
 per-frame seed), so one seed gives one fixed synthesized data set, as the paper synthesizes its training set once; with
 ``in_memory`` it is computed once per frame and kept.
 
+``frame_fraction`` keeps a seeded random part of the frames (the "fine-tuned on 10% of real" rows) and ``frame_scale``
+shrinks every frame before synthesis (a cheaper synthesizer and network on a CPU budget; labels follow the pixels).
+
 Both trainers use the same two entry points: :func:`open_frame_records` (a sequence of
 :class:`~dcl_arc_ros.bags.FrameRecord` whose ``depth`` is the network's input depth, for record-based pipelines such
 as the pose crops) and :func:`open_frame_dataset` (the same frames as torch samples, ``sample["depth"]`` = input depth).
@@ -39,6 +42,8 @@ if TYPE_CHECKING:
 __all__ = [
     "NO_SYNTHESIS",
     "FrameSourceConfig",
+    "FrameSubset",
+    "ResizedFrames",
     "SynthesizedFrames",
     "open_frame_dataset",
     "open_frame_records",
@@ -65,8 +70,14 @@ class FrameSourceConfig:
     synthesis: str = NO_SYNTHESIS
     synthesis_checkpoint: str = ""  # generator checkpoint of a trained synthesis method
     in_memory: bool = False  # keep decoded (and synthesized) frames in memory: after the first epoch no bag is read
+    frame_fraction: float = 1.0  # keep this fraction of the frames, drawn with the trainer's seed (e.g. 10% of real)
+    frame_scale: float = 1.0  # resize every frame by this factor before synthesis (labels and intrinsics follow)
 
     def __post_init__(self) -> None:
+        if not 0.0 < self.frame_fraction <= 1.0:
+            raise ConfigError(f"frame_fraction must be in (0, 1], got {self.frame_fraction}")
+        if not 0.0 < self.frame_scale <= 1.0:
+            raise ConfigError(f"frame_scale must be in (0, 1], got {self.frame_scale}")
         methods = _synthesis_methods()
         if self.synthesis != NO_SYNTHESIS and self.synthesis not in methods:
             raise ConfigError(f"synthesis {self.synthesis!r} is not one of {[NO_SYNTHESIS, *methods]}")
@@ -105,6 +116,55 @@ def synthesize_record(record: FrameRecord, synthesizer: Synthesizer) -> FrameRec
     synth = out.detach().cpu().numpy().astype(np.float32, copy=False).reshape(clean.shape)
     synth = np.where(np.isfinite(synth) & (synth > 0), synth, np.float32(np.nan)).astype(np.float32)
     return dataclasses.replace(record, depth=synth)
+
+
+class FrameSubset:
+    """The frames ``indices`` of ``source``, in that order."""
+
+    def __init__(self, source: FrameSequence, indices: Sequence[int]) -> None:
+        n = len(source)
+        bad = [i for i in indices if not 0 <= i < n]
+        if bad:
+            raise DatasetError(f"frame indices {bad[:5]} are out of range for {n} frames")
+        self.source, self.indices = source, [int(i) for i in indices]
+
+    @classmethod
+    def fraction(cls, source: FrameSequence, fraction: float, *, seed: int) -> FrameSubset:
+        """``round(fraction * len(source))`` frames (at least one) drawn without replacement, in ascending order."""
+        n = len(source)
+        k = min(n, max(1, round(fraction * n)))
+        rng = np.random.default_rng(np.random.SeedSequence([seed, 0x5EB5E7]))
+        return cls(source, sorted(rng.choice(n, size=k, replace=False).tolist()))
+
+    def __len__(self) -> int:
+        return len(self.indices)
+
+    def __getitem__(self, index: int) -> FrameRecord:
+        return self.source[self.indices[index]]
+
+
+class ResizedFrames:
+    """Every frame of ``source`` scaled by ``scale`` (:func:`~dcl_arc_ros.data.torch_datasets.resize_record`)."""
+
+    def __init__(self, source: FrameSequence, scale: float) -> None:
+        self.source, self.scale = source, float(scale)
+
+    def __len__(self) -> int:
+        return len(self.source)
+
+    def __getitem__(self, index: int) -> FrameRecord:
+        from dcl_arc_ros.data.torch_datasets import resize_record
+
+        record = self.source[index]
+        if self.scale == 1.0:
+            return record
+        for arr in (record.depth, record.depth_clean, record.rgb):
+            if arr is not None:
+                h, w = arr.shape[:2]
+                break
+        else:
+            raise DatasetError(f"frame {record.source!r} has no image to resize")
+        return resize_record(record, max(1, round(w * self.scale)), max(1, round(h * self.scale)))
 
 
 class SynthesizedFrames:
@@ -162,6 +222,7 @@ def open_frame_records(cfg: FrameSourceConfig, keys: Sequence[str] | None = None
     """The configured frames as FrameRecords whose ``depth`` is the network's input depth.
 
     ``keys`` (sample keys, see :mod:`dcl_arc_ros.data.torch_datasets`) limit the decoded bag topics; None decodes all.
+    Order: ``frame_fraction`` subset (drawn with ``seed``), ``frame_scale`` resize, ``in_memory`` cache, synthesis.
     With ``synthesis`` the records' ``depth`` is synthesized from the clean depth (``depth_clean`` stays as it was);
     with ``depth_from: clean`` and no synthesis, ``depth`` is *not* replaced: read ``depth_clean`` (or use
     :attr:`FrameSourceConfig.read_depth_from`).
@@ -175,6 +236,10 @@ def open_frame_records(cfg: FrameSourceConfig, keys: Sequence[str] | None = None
         wanted = [*_topic_keys(cfg, keys), *(["depth_clean"] if cfg.synthesizes else [])]
         kwargs["topics"] = torch_datasets.topics_for_keys(wanted, depth_from=cfg.read_depth_from)
     frames: FrameSequence = torch_datasets.SOURCES[cfg.source](*cfg.paths, **kwargs)
+    if cfg.frame_fraction < 1.0:
+        frames = FrameSubset.fraction(frames, cfg.frame_fraction, seed=seed)
+    if cfg.frame_scale != 1.0:
+        frames = ResizedFrames(frames, cfg.frame_scale)
     if cfg.in_memory:
         frames = torch_datasets.InMemoryFrames(frames)
     if cfg.synthesizes:

@@ -153,3 +153,45 @@ def test_grasp_trainer_sees_synthesized_depth(bag_dir: Path) -> None:
     assert not torch.equal(inputs["empirical"]["input"], inputs["sensor"]["input"])
     for key in ("quality", "cos2", "sin2", "width"):  # the labels come from the same frame either way
         assert torch.equal(inputs["empirical"][key], inputs["sensor"][key])
+
+
+def test_fraction_and_scale_pick_and_shrink_frames_before_synthesis(bag_dir: Path) -> None:
+    cfg = _cfg(bag_dir, frame_fraction=0.5, frame_scale=0.5, synthesis="empirical", in_memory=True)
+    frames = open_frame_records(cfg, KEYS, seed=4)
+    full = open_frame_records(_cfg(bag_dir))
+    assert len(frames) == 2  # round(0.5 * 3)
+    again = open_frame_records(cfg, KEYS, seed=4)
+    assert [r.stamp_ns for r in (frames[0], frames[1])] == [r.stamp_ns for r in (again[0], again[1])]
+    assert {r.stamp_ns for r in (frames[0], frames[1])} <= {full[i].stamp_ns for i in range(3)}
+    small, big = frames[0], next(full[i] for i in range(3) if full[i].stamp_ns == frames[0].stamp_ns)
+    assert small.depth is not None and small.depth.shape == (36, 48)
+    assert small.intrinsics is not None and big.intrinsics is not None
+    assert small.intrinsics.fx == pytest.approx(big.intrinsics.fx / 2)
+    assert small.grasp_quality is not None and small.grasp_quality.shape == (36, 48)
+    with pytest.raises(ConfigError, match="frame_fraction"):
+        FrameSourceConfig(frame_fraction=0.0)
+    with pytest.raises(ConfigError, match="frame_scale"):
+        FrameSourceConfig(frame_scale=2.0)
+
+
+def test_init_checkpoint_starts_from_the_given_weights(bag_dir: Path, tmp_path: Path) -> None:
+    from dcl_arc_ros.learning.grasp.ggcnn import GGCNN_PRESETS
+    from dcl_arc_ros.learning.grasp.trainer import GraspTask
+
+    seed_everything(0)
+    data = GraspDataConfig(paths=(str(bag_dir),), input_size=48, crop_size=48)
+    loop = LoopConfig(max_steps=2, batch_size=2, progress=False)
+    cfg = GraspTrainConfig(ggcnn=GGCNN_PRESETS["tiny"], data=data, loop=loop)
+    frames = GraspSampleAdapter(open_grasp_frames(cfg), data, train=True)
+    ckpt = run_training(GraspTask(cfg), {"train": frames}, loop, tmp_path / "a", run_config=cfg).last_checkpoint
+    assert ckpt is not None
+    trained = GraspTask(dataclasses.replace(cfg, init_checkpoint=str(ckpt))).net.state_dict()
+    fresh = GraspTask(dataclasses.replace(cfg, loop=dataclasses.replace(loop, seed=9))).net.state_dict()
+    from dcl_arc_ros.learning.checkpoint import load_checkpoint
+
+    saved = load_checkpoint(ckpt).state_dicts["ggcnn"]
+    assert all(torch.equal(trained[k], saved[k]) for k in saved)
+    assert not all(torch.equal(fresh[k], saved[k]) for k in saved)
+    other = dataclasses.replace(cfg, ggcnn=GGCNN_PRESETS["deploy"], init_checkpoint=str(ckpt))
+    with pytest.raises(ConfigError, match="differs"):
+        GraspTask(other)

@@ -25,6 +25,7 @@ import torch
 from torch.utils.data import Dataset
 
 from dcl_arc_ros.core.grasp_pipeline import prepare_ggcnn_input
+from dcl_arc_ros.learning.checkpoint import load_checkpoint
 from dcl_arc_ros.learning.config import DepthRange, OptimConfig
 from dcl_arc_ros.learning.errors import ConfigError, DatasetError
 from dcl_arc_ros.learning.frame_source import FrameSourceConfig, open_frame_dataset
@@ -64,6 +65,7 @@ class GraspDataConfig(FrameSourceConfig):
 @dataclass(frozen=True)
 class GraspTrainConfig:
     network: Literal["ggcnn", "ggcnn2"] = "ggcnn"
+    init_checkpoint: str = ""  # start from this GG-CNN's weights (fine-tuning, e.g. on a few real frames)
     ggcnn: GGCNNConfig = field(default_factory=GGCNNConfig)
     ggcnn2: GGCNN2Config = field(default_factory=GGCNN2Config)
     loss: GraspLossConfig = field(default_factory=GraspLossConfig)
@@ -171,6 +173,14 @@ class GraspTask(SingleNetworkTask):
     def __init__(self, cfg: GraspTrainConfig, device: str | torch.device = "cpu") -> None:
         self.cfg = cfg
         super().__init__(cfg.network_spec(), cfg.optim, device)
+        if cfg.init_checkpoint:
+            init = load_checkpoint(cfg.init_checkpoint)
+            if init.networks.get(self.primary) != self.spec:
+                raise ConfigError(
+                    f"init_checkpoint {cfg.init_checkpoint}: its {self.primary} {init.networks.get(self.primary)} "
+                    f"differs from the configured network {self.spec}"
+                )
+            init.restore({self.primary: self.net})
 
     def loss(self, batch: Mapping[str, torch.Tensor]) -> tuple[torch.Tensor, dict[str, float]]:
         x = batch["input"].to(self.device)
