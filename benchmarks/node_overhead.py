@@ -8,11 +8,14 @@ is much less sensitive to other load on the machine. Both are recorded; the targ
 
 Each frame goes through exactly what ``DepthCleanerNode.process`` does, with each stage timed:
 
-1. ``decode``: sensor_msgs/Image (16UC1 or 32FC1) -> float32 metres (``ros.conversions.depth_from_msg``);
+1. ``decode``: sensor_msgs/Image (16UC1 or 32FC1) -> float32 metres (``ros.conversions.depth_from_msg`` with
+   ``copy=False, nan_holes=False`` as the node calls it: a 32FC1 frame with NaN holes is read in place, a 16UC1
+   frame's holes stay 0 m for the pipeline's own validity test);
 2. ``pipeline``: ``DepthCleaningPipeline`` (validity, hole filling, normalisation into the input tensor, output
    decoding and range check) with the model's own ``run`` time measured separately and subtracted (``model`` is
-   reported on its own);
-3. ``encode``: float32 metres -> a 32FC1 Image under the input header (``ros.conversions.depth_to_msg``);
+   reported on its own); it writes the cleaned depth straight into the outgoing message's reusable buffer
+   (``ros.conversions.DepthImageBuffer``), as the node does;
+3. ``encode``: that buffer -> a 32FC1 Image under a copy of the input header (``DepthImageBuffer.message``);
 4. ``publish``: ``Publisher.publish`` to a matched subscription (serialisation + hand-off to DDS).
 
 The model is the identity affine ONNX model at 640x480 (``write_affine_depth_model``), so no resize happens. Input
@@ -91,7 +94,7 @@ def measure(frames: int, encoding: str, warmup: int) -> dict[str, Any]:
     from dcl_arc_ros.dds import dds_environment
     from dcl_arc_ros.inference.backends import load_model
     from dcl_arc_ros.inference.reference_models import write_affine_depth_model
-    from dcl_arc_ros.ros.conversions import depth_from_msg, depth_to_msg
+    from dcl_arc_ros.ros.conversions import DepthImageBuffer, depth_from_msg, depth_to_msg
     from dcl_arc_ros.ros.params import DEPTH_CLEANER, backend_options
     from dcl_arc_ros.ros.qos import qos_profile
 
@@ -118,6 +121,7 @@ def measure(frames: int, encoding: str, warmup: int) -> dict[str, Any]:
             depth_to_msg(synthetic_depth(rng), Header(frame_id="camera_depth_optical_frame"), encoding)
             for _ in range(8)
         ]
+        buffer = DepthImageBuffer()  # the node's reusable output message buffer
         stages: dict[str, list[float]] = {k: [] for k in ("decode", "pipeline", "model", "encode", "publish")}
         overhead: list[float] = []
         overhead_cpu: list[float] = []
@@ -126,11 +130,11 @@ def measure(frames: int, encoding: str, warmup: int) -> dict[str, Any]:
             model.seconds = model.cpu_seconds = 0.0
             c0 = time.process_time()
             t0 = time.perf_counter()
-            reading = depth_from_msg(msg)
+            reading = depth_from_msg(msg, copy=False, nan_holes=False)
             t1 = time.perf_counter()
-            cleaned = pipeline(reading.depth_m)
+            pipeline(reading.depth_m, out=buffer.array(reading.depth_m.shape))
             t2 = time.perf_counter()
-            out = depth_to_msg(cleaned, msg.header)
+            out = buffer.message(msg.header)
             t3 = time.perf_counter()
             publisher.publish(out)
             t4 = time.perf_counter()

@@ -127,8 +127,13 @@ def fill_holes(
     if method not in FILL_METHODS:
         raise DepthError(f"unknown hole-filling method {method!r}; expected one of {FILL_METHODS}")
     depth, _ = sanitize_depth(depth_m)
-    return fill_nan_holes(depth, method, inpaint_radius=inpaint_radius, inpaint_downscale=inpaint_downscale,
-                          max_grid_pixels=max_grid_pixels)
+    return fill_nan_holes(
+        depth,
+        method,
+        inpaint_radius=inpaint_radius,
+        inpaint_downscale=inpaint_downscale,
+        max_grid_pixels=max_grid_pixels,
+    )
 
 
 def fill_nan_holes(
@@ -185,8 +190,16 @@ def _nearest_on_grid(depth: np.ndarray, valid: np.ndarray, max_grid_pixels: int)
         step, grid_valid = 1, valid  # no valid pixel on the grid: label at full resolution
     grid_depth = np.ascontiguousarray(depth[::step, ::step]) if step > 1 else depth
     labels = _nearest_labels(~grid_valid)
-    lut = np.empty(int(labels.max()) + 1, dtype=np.float32)
-    lut[labels[grid_valid]] = grid_depth[grid_valid]
+    values = grid_depth[grid_valid]
+    n_labels = int(labels.max())
+    lut = np.empty(n_labels + 1, dtype=np.float32)
+    if n_labels == values.size:
+        # OpenCV numbers the valid (zero) pixels 1, 2, ... in raster order, the order boolean selection returns
+        # them in, so the table is the selected values themselves (tests pin this; a gather and a scatter saved).
+        lut[0] = np.nan
+        lut[1:] = values
+    else:
+        lut[labels[grid_valid]] = values
     return np.take(lut, labels), step
 
 
@@ -273,9 +286,7 @@ def _check_range(min_m: float, max_m: float) -> float:
     return float(max_m - min_m)
 
 
-def normalise_range(
-    depth_m: np.ndarray, min_m: float, max_m: float, *, out: np.ndarray | None = None
-) -> np.ndarray:
+def normalise_range(depth_m: np.ndarray, min_m: float, max_m: float, *, out: np.ndarray | None = None) -> np.ndarray:
     """Map metres in [min_m, max_m] linearly onto [-1, 1] (float32), clipping outside it; NaN stays NaN."""
     span = _check_range(min_m, max_m)
     depth = np.asarray(depth_m)
@@ -288,9 +299,7 @@ def normalise_range(
     return result
 
 
-def denormalise_range(
-    values: np.ndarray, min_m: float, max_m: float, *, out: np.ndarray | None = None
-) -> np.ndarray:
+def denormalise_range(values: np.ndarray, min_m: float, max_m: float, *, out: np.ndarray | None = None) -> np.ndarray:
     """Inverse of :func:`normalise_range` (no clipping): [-1, 1] -> [min_m, max_m] metres, float32."""
     span = _check_range(min_m, max_m)
     arr = np.asarray(values)

@@ -92,7 +92,7 @@ class DepthNormalisation:
         no NaN: a full pass saved)."""
         if self.kind == "range":
             depth_ops.normalise_range(depth_m, self.min_m, self.max_m, out=out)
-        else:
+        elif out is not depth_m:  # metres in place: nothing to do (a full-frame self-copy saved)
             np.copyto(out, depth_m, casting="unsafe")
         if may_have_holes:
             cv2.patchNaNs(out, self.hole_value)
@@ -150,8 +150,9 @@ class DepthCleaningPipeline:
                 f"model {name!r} must have one input with semantic {DEPTH_SEMANTIC!r} and at most one with"
                 f" {MASK_SEMANTIC!r}; it declares {[(s.name, s.semantic) for s in sidecar.inputs]}"
             )
-        outputs = sidecar.outputs_with_semantic(DEPTH_SEMANTIC) or (sidecar.outputs if len(sidecar.outputs) == 1
-                                                                   else ())
+        outputs = sidecar.outputs_with_semantic(DEPTH_SEMANTIC) or (
+            sidecar.outputs if len(sidecar.outputs) == 1 else ()
+        )
         if not outputs:
             raise PipelineError(
                 f"model {name!r} has no output with semantic {DEPTH_SEMANTIC!r}: {[s.name for s in sidecar.outputs]}"
@@ -266,27 +267,39 @@ class DepthCleaningPipeline:
             )
         return out.reshape(out.shape[-2:])
 
-    def _finish(self, plane: np.ndarray, shape: tuple[int, int], raw: bool) -> np.ndarray:
+    def _finish(self, plane: np.ndarray, shape: tuple[int, int], raw: bool, out: np.ndarray | None) -> np.ndarray:
         norm = self.output_normalisation
-        if plane.shape == shape:  # decode straight into the (new) result array
-            result = norm.decode(plane, out=np.empty(shape, np.float32))
+        if out is None:
+            result = np.empty(shape, np.float32)
+        elif out.shape != shape or out.dtype != np.float32 or not out.flags.c_contiguous or not out.flags.writeable:
+            raise DepthError(
+                f"out must be a writable C-contiguous float32 array of shape {shape}, got {out.dtype} {out.shape}"
+            )
+        else:
+            result = out
+        if plane.shape == shape:  # decode straight into the result array
+            norm.decode(plane, out=result)
         else:
             decoded = norm.decode(plane, out=self._decoded if plane.shape == self._decoded.shape else None)
             interpolation = cv2.INTER_NEAREST if raw else cv2.INTER_LINEAR
-            result = cv2.resize(decoded, (shape[1], shape[0]), interpolation=interpolation)
+            cv2.resize(decoded, (shape[1], shape[0]), dst=result, interpolation=interpolation)
         # Raw output: only holes (<= min_m) and non-finite values are invalid; cleaned output: outside (min, max].
-        # The result is always a new array (never the model's own buffer), so callers may keep it across frames.
+        # The result is never the model's own buffer, so callers may keep it across frames.
         depth_ops.nan_outside(result, norm.min_m, math.inf if raw else norm.max_m, out=result)
         return result
 
     # -- public -------------------------------------------------------------------------------------------------------
 
-    def __call__(self, depth_m: np.ndarray) -> np.ndarray:
-        """Cleaned depth (or raw output when ``raw_output``), float32 metres at the input resolution."""
-        self._prepare(depth_m)
-        return self._finish(self._infer(), np.shape(depth_m), self.raw_output)
+    def __call__(self, depth_m: np.ndarray, *, out: np.ndarray | None = None) -> np.ndarray:
+        """Cleaned depth (or raw output when ``raw_output``), float32 metres at the input resolution.
 
-    def raw(self, depth_m: np.ndarray) -> np.ndarray:
+        ``out``: a writable C-contiguous float32 array of the input's shape to write the result into (and return),
+        e.g. the reusable buffer of an outgoing message; by default a new array. ``depth_m`` is only read.
+        """
+        self._prepare(depth_m)
+        return self._finish(self._infer(), np.shape(depth_m), self.raw_output, out)
+
+    def raw(self, depth_m: np.ndarray, *, out: np.ndarray | None = None) -> np.ndarray:
         """The network's output in metres with holes (<= min_m, non-finite) as NaN, at the input resolution."""
         self._prepare(depth_m)
-        return self._finish(self._infer(), np.shape(depth_m), True)
+        return self._finish(self._infer(), np.shape(depth_m), True, out)

@@ -9,8 +9,11 @@ Depth conventions (REP 118):
 * ``32FC1``: metres, NaN = no reading. Non-finite or non-positive values are read as NaN.
 * ``16UC1`` / ``mono16``: millimetres, 0 = no reading.
 
-Every decoded array is a fresh, C-contiguous, native-endian array: it never aliases the message buffer, which the
-middleware may reuse.
+Every decoded array is a fresh, C-contiguous, native-endian array that never aliases the message buffer, except
+where a caller asks for a view (:func:`decode_depth` with ``copy=False``): a 32FC1 frame that is already in REP 118
+form (every pixel NaN or a finite positive depth, unpadded native-endian rows) is then returned as a read-only view of
+the buffer. That is safe for rclpy messages, whose ``data`` is an ``array('B')`` owned by the Python message object
+(the view keeps it alive; nothing else writes to it), and saves a full-frame copy per frame.
 """
 
 from __future__ import annotations
@@ -158,23 +161,85 @@ def array_to_image(arr: np.ndarray, encoding: str) -> ImageFields:
 
 def depth_from_image(img: ImageFields) -> np.ndarray:
     """Decode a depth image into float32 metres (H, W) with NaN where there is no reading (REP 118)."""
-    return depth_and_holes_from_image(img)[0]
+    return decode_depth(img).depth_m
 
 
 def depth_and_holes_from_image(img: ImageFields) -> tuple[np.ndarray, int]:
     """:func:`depth_from_image`, and the number of pixels without a reading (NaN in the result), which the
     decoder knows for free."""
+    decoded = decode_depth(img)
+    return decoded.depth_m, decoded.holes
+
+
+@dataclass(frozen=True)
+class DecodedDepth:
+    """A decoded depth image and what the decoder found in it."""
+
+    depth_m: np.ndarray  # float32 (H, W) metres, NaN (or 0 with nan_holes=False) = no reading; read-only if a view
+    holes: int  # pixels without a reading
+    infinite: int  # +-inf pixels of a 32FC1 image (read as no reading)
+    negative: int  # negative pixels of a 32FC1 image (read as no reading)
+
+    @property
+    def valid(self) -> int:
+        """Pixels with a finite, positive depth."""
+        return int(self.depth_m.size) - self.holes
+
+
+def decode_depth(img: ImageFields, *, copy: bool = True, nan_holes: bool = True) -> DecodedDepth:
+    """Decode a depth image (32FC1 m, 16UC1 / mono16 mm) into float32 metres, NaN where there is no reading.
+
+    ``copy=False`` lets a 32FC1 image that is already in REP 118 form (every pixel NaN or finite and > 0) with
+    unpadded, native-endian rows come back as a read-only view of ``img.data`` instead of a copy; anything else
+    (padded rows, the other byte order, 0 / inf / negative pixels to turn into NaN, 16-bit input) is decoded into a
+    new array either way, and the values are the same in both cases.
+
+    ``nan_holes=False`` leaves the holes of a 16-bit image at 0 m instead of turning them into NaN (a full-frame
+    pass saved): for callers whose own validity test ("finite and > 0") reads 0 as no reading, as every depth
+    pipeline here does. 32FC1 holes are NaN either way.
+    """
     layout = _layout_for(img.encoding, DEPTH_ENCODINGS)
     view = _strided_view(img, layout)[:, :, 0]
-    if layout.dtype == np.float32:  # metres: NaN, inf and <= 0 become NaN; byte-swapped on the way if needed
-        return nan_outside(view, 0.0, math.inf)
-    # Millimetres: one scaling pass, then 0 mm -> NaN by dividing by the "has a reading" mask: x / 1 is x exactly,
-    # 0 / 0 is NaN. Two passes in all, no masked assignment.
-    metres = np.multiply(view, np.float32(1.0 / _MM_PER_M), dtype=np.float32)
+    if layout.dtype == np.float32:
+        return _decode_metres(view, copy)
+    # Millimetres: an exact widening copy and one scaling pass (the same values as multiplying the integers by
+    # float32(0.001) directly, a little faster), then 0 mm -> NaN by dividing by the "has a reading" mask:
+    # x / 1 is x exactly, 0 / 0 is NaN.
+    metres = np.empty(view.shape, np.float32)
+    np.copyto(metres, view, casting="unsafe")
+    np.multiply(metres, np.float32(1.0 / _MM_PER_M), out=metres)
     reading = np.not_equal(view, 0)
-    with np.errstate(invalid="ignore"):
-        np.divide(metres, reading, out=metres)
-    return metres, metres.size - int(np.count_nonzero(reading))
+    holes = metres.size - int(np.count_nonzero(reading))
+    if nan_holes and holes:
+        with np.errstate(invalid="ignore"):
+            np.divide(metres, reading, out=metres)
+    return DecodedDepth(metres, holes, 0, 0)
+
+
+def _decode_metres(view: np.ndarray, copy: bool) -> DecodedDepth:
+    """32FC1: NaN, inf and <= 0 become NaN (byte-swapped on the way if needed).
+
+    Two NaN-ignoring reductions decide the usual case, a frame whose holes are NaN already (REP 118): its values
+    need no change, so it is copied as it is (or not at all), and only its NaN are counted. Every other frame goes
+    through :func:`nan_outside`, and its infinities and negative depths are counted for the caller's reports.
+    """
+    lowest = float(np.fmin.reduce(view, axis=None))  # NaN only when every pixel is NaN
+    highest = float(np.fmax.reduce(view, axis=None))
+    if lowest > 0.0 and highest < math.inf:
+        holes = int(np.count_nonzero(np.isnan(view)))
+        if not copy and view.dtype.isnative and view.flags.c_contiguous and view.flags.aligned:
+            depth = view.view()
+            depth.flags.writeable = False  # the message's own bytes: nobody may write through this view
+            return DecodedDepth(depth, holes, 0, 0)
+        return DecodedDepth(np.array(view, dtype=np.float32, order="C", copy=True), holes, 0, 0)
+    negative = infinite = 0
+    if not lowest >= 0.0:  # also true when every pixel is NaN
+        negative = int(np.count_nonzero(view < 0.0))
+        infinite = int(np.count_nonzero(view == -np.inf))
+    if not highest < math.inf:
+        infinite += int(np.count_nonzero(view == np.inf))
+    depth, holes = nan_outside(view, 0.0, math.inf)
+    return DecodedDepth(depth, holes, infinite, negative)
 
 
 def depth_to_image(depth_m: np.ndarray, encoding: str = "32FC1") -> ImageFields:

@@ -21,9 +21,8 @@ from dcl_arc_ros.core.camera import Intrinsics
 from dcl_arc_ros.core.errors import CameraError, EncodingError
 from dcl_arc_ros.core.image_codec import (
     ImageFields,
-    depth_and_holes_from_image,
+    decode_depth,
     depth_to_image,
-    image_to_array,
     rgb_from_image,
 )
 from dcl_arc_ros.core.sync import stamp_to_ns
@@ -77,7 +76,7 @@ def image_msg_from_fields(fields: ImageFields, header: Header) -> Image:
 class DepthReading:
     """A decoded depth frame plus what the decoder had to discard, for the node's bad-input reports."""
 
-    depth_m: np.ndarray  # float32 (H, W) metres, NaN = no reading
+    depth_m: np.ndarray  # float32 (H, W) metres, NaN = no reading (or 0, when decoded with nan_holes=False)
     infinite: int  # +-inf pixels (32FC1 only), read as no reading
     negative: int  # negative pixels (32FC1 only), read as no reading
     valid: int  # pixels with a finite, positive depth
@@ -92,15 +91,20 @@ class DepthReading:
         return found
 
 
-def _raw_float_pixels(fields: ImageFields) -> np.ndarray:
-    """The 32FC1 values as sent: a zero-copy view for unpadded little-endian rows, else a decoded copy."""
-    if not fields.is_bigendian and fields.step == fields.width * 4:
-        return np.frombuffer(fields.data, dtype="<f4", count=fields.width * fields.height)
-    return image_to_array(fields)
+def depth_from_msg(
+    msg: Image,
+    *,
+    encodings: tuple[str, ...] = DEPTH_INPUT_ENCODINGS,
+    copy: bool = True,
+    nan_holes: bool = True,
+) -> DepthReading:
+    """Decode a depth Image (16UC1 mm or 32FC1 m) into metres; ``BadInputError`` names the encoding and sizes.
 
-
-def depth_from_msg(msg: Image, *, encodings: tuple[str, ...] = DEPTH_INPUT_ENCODINGS) -> DepthReading:
-    """Decode a depth Image (16UC1 mm or 32FC1 m) into metres; ``BadInputError`` names the encoding and sizes."""
+    For a caller that only reads the depth while it holds the message and treats <= 0 as no reading itself (the
+    depth pipelines), ``copy=False, nan_holes=False`` saves full-frame passes (``core.image_codec.decode_depth``):
+    a 32FC1 frame already in REP 118 form (NaN holes, unpadded little-endian rows) comes back as a read-only view
+    of ``msg.data``, and a 16UC1 frame's holes stay 0 m instead of NaN. Valid pixels have the same values.
+    """
     sizes = f"{msg.width}x{msg.height}, step {msg.step}, {len(msg.data)} bytes"
     if msg.encoding not in encodings:
         raise BadInputError(
@@ -109,29 +113,49 @@ def depth_from_msg(msg: Image, *, encodings: tuple[str, ...] = DEPTH_INPUT_ENCOD
         )
     if msg.width == 0 or msg.height == 0 or len(msg.data) == 0:
         raise BadInputError(f"empty depth image ({sizes}, encoding {msg.encoding})")
-    fields = fields_from_image_msg(msg)
     try:
-        # The codec turns every unreadable pixel into NaN, so whatever is not NaN is a positive depth.
-        depth, holes = depth_and_holes_from_image(fields)
-        valid = depth.size - holes
-        infinite = negative = 0
-        if fields.encoding == "32FC1" and valid < depth.size:
-            # Only frames with unreadable pixels need a closer look at what the raw values were, and usually two
-            # NaN-ignoring reductions show that they were all NaN or 0 (what drivers send) without counting.
-            raw = _raw_float_pixels(fields)
-            if not float(np.fmin.reduce(raw, axis=None)) >= 0.0:  # also true when every pixel is NaN
-                negative = int(np.count_nonzero(raw < 0.0))
-                infinite = int(np.count_nonzero(raw == -np.inf))
-            if not float(np.fmax.reduce(raw, axis=None)) < np.inf:
-                infinite += int(np.count_nonzero(raw == np.inf))
+        decoded = decode_depth(fields_from_image_msg(msg), copy=copy, nan_holes=nan_holes)
     except EncodingError as exc:
         raise BadInputError(f"cannot decode depth image: {exc}") from exc
-    return DepthReading(depth_m=depth, infinite=infinite, negative=negative, valid=valid)
+    return DepthReading(
+        depth_m=decoded.depth_m, infinite=decoded.infinite, negative=decoded.negative, valid=decoded.valid
+    )
 
 
 def depth_to_msg(depth_m: np.ndarray, header: Header, encoding: str = "32FC1") -> Image:
     """Encode float metres as a 32FC1 (metres, NaN) or 16UC1 (mm, 0) Image under a copy of ``header``."""
     return image_msg_from_fields(depth_to_image(depth_m, encoding), header)
+
+
+class DepthImageBuffer:
+    """A reusable outgoing 32FC1 image: a float32 (H, W) array that IS the message's ``data`` (no encode copy).
+
+    A pipeline writes its result into :meth:`array`, and :meth:`message` wraps the same bytes in an Image: the
+    float32 array is a view of the ``array('B')`` the message carries, so no copy is made between the two. rclpy
+    copies ``data`` into the middleware's message inside ``publish()``, so once ``publish()`` has returned the
+    buffer may be overwritten with the next frame. Do not keep the message (or the array) beyond that: both change
+    with the next frame. Rows are unpadded and little-endian (``is_bigendian`` is false; the machine must be
+    little-endian, which every platform ROS 2 supports is).
+    """
+
+    def __init__(self) -> None:
+        self._data = array.array("B")
+        self._depth = np.empty((0, 0), np.float32)
+
+    def array(self, shape: tuple[int, int]) -> np.ndarray:
+        """The float32 buffer for one (H, W) frame (re-allocated only when the size changes)."""
+        height, width = int(shape[0]), int(shape[1])
+        if self._depth.shape != (height, width):
+            del self._depth  # release the view first: an exported array('B') cannot be replaced in place
+            self._data = array.array("B", bytes(height * width * 4))
+            self._depth = np.frombuffer(self._data, dtype="<f4").reshape(height, width)
+        return self._depth
+
+    def message(self, header: Header) -> Image:
+        """The 32FC1 Image of what :meth:`array` holds now, under a copy of ``header``."""
+        height, width = self._depth.shape
+        fields = ImageFields(height, width, "32FC1", False, width * 4, self._data)
+        return image_msg_from_fields(fields, header)
 
 
 def rgb_from_msg(msg: Image) -> np.ndarray:

@@ -23,7 +23,7 @@ from dcl_arc_ros.core.depth_cleaning import DepthCleaningPipeline
 from dcl_arc_ros.core.errors import CoreError
 from dcl_arc_ros.inference.backends import Model
 from dcl_arc_ros.ros.base_node import Frame, InputSpec, PerceptionNode, run_node
-from dcl_arc_ros.ros.conversions import depth_from_msg, depth_to_msg
+from dcl_arc_ros.ros.conversions import DepthImageBuffer, depth_from_msg, depth_to_msg
 from dcl_arc_ros.ros.errors import BadInputError, NodeStartupError
 from dcl_arc_ros.ros.model_loading import load_model_file, load_node_model
 from dcl_arc_ros.ros.params import DEPTH_CLEANER
@@ -67,6 +67,8 @@ class DepthCleanerNode(PerceptionNode):
                 synthesis_model, self.synthesis_path, "synthesis", fill_holes=False, raw_output=True
             )
         self.cleaned_pub = self.create_output(Image, CLEANED_TOPIC)
+        # The cleaned depth is written straight into the outgoing message's bytes, reused frame after frame.
+        self._cleaned = DepthImageBuffer()
         self.synthesized_pub = self.create_output(Image, SYNTHESIZED_TOPIC) if self.synthesis else None
         inputs = [InputSpec("depth", DEPTH_TOPIC, Image)]
         if p["use_camera_info"]:
@@ -86,15 +88,17 @@ class DepthCleanerNode(PerceptionNode):
             raise BadInputError(
                 f"depth image is {msg.width}x{msg.height} but its CameraInfo says {info.width}x{info.height}"
             )
-        reading = depth_from_msg(msg)
+        # A view of msg.data where the frame allows (no copy), and 16UC1 holes left at 0 m: the pipelines only read
+        # the depth, msg outlives them, and they read <= 0 as no reading (the output is NaN = unknown either way).
+        reading = depth_from_msg(msg, copy=False, nan_holes=False)
         if reading.valid == 0:
             raise BadInputError(
                 f"depth image {msg.width}x{msg.height} {msg.encoding} has no valid pixel (all NaN, inf, <= 0 or 0 mm)"
             )
         for problem in reading.problems():
             self.report_input_problem(f"input on {topic}: {problem}")
-        cleaned = self.pipeline(reading.depth_m)
-        self.cleaned_pub.publish(depth_to_msg(cleaned, msg.header))
+        self.pipeline(reading.depth_m, out=self._cleaned.array(reading.depth_m.shape))
+        self.cleaned_pub.publish(self._cleaned.message(msg.header))
         if self.synthesis is not None and self.synthesized_pub is not None:
             self.synthesized_pub.publish(depth_to_msg(self.synthesis(reading.depth_m), msg.header))
 
