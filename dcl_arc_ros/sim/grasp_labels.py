@@ -84,12 +84,25 @@ def support_depth(
 
 def _sample(img: np.ndarray, u: np.ndarray, v: np.ndarray, fill: float | bool) -> np.ndarray:
     """Nearest-pixel lookup with ``fill`` outside the image."""
-    h, w = img.shape[:2]
-    inside = (u >= -0.5) & (u < w - 0.5) & (v >= -0.5) & (v < h - 0.5)  # NaN coordinates compare False
-    ui = np.rint(np.where(inside, u, 0.0)).astype(np.int64)
-    vi = np.rint(np.where(inside, v, 0.0)).astype(np.int64)
-    values = img.reshape(-1)[np.minimum(vi, h - 1) * w + np.minimum(ui, w - 1)]
-    return np.where(inside, values, np.asarray(fill, dtype=img.dtype))
+    return _Lookup(u, v, img.shape[:2]).read(img, fill)
+
+
+class _Lookup:
+    """Nearest-pixel positions of points ``(u, v)`` in an image of ``shape``, to read several images at once.
+
+    A point is inside when ``-0.5 <= u < w - 0.5`` and ``-0.5 <= v < h - 0.5`` (NaN never is); inside points read
+    the pixel ``(rint(v), rint(u))``, which is always in the image there, so no clamping is needed.
+    """
+
+    def __init__(self, u: np.ndarray, v: np.ndarray, shape: tuple[int, ...]) -> None:
+        h, w = shape[0], shape[1]
+        self.inside = (u >= -0.5) & (u < w - 0.5) & (v >= -0.5) & (v < h - 0.5)  # NaN coordinates compare False
+        flat = np.rint(v) * w + np.rint(u)  # exact: small whole numbers in float64
+        self.index = np.where(self.inside, flat, 0.0).astype(np.intp)
+
+    def read(self, img: np.ndarray, fill: float | bool) -> np.ndarray:
+        values = img.reshape(-1)[self.index]
+        return np.where(self.inside, values, np.asarray(fill, dtype=img.dtype))
 
 
 def _outward_normals(silhouette: np.ndarray, margin: int = 4) -> tuple[np.ndarray, np.ndarray]:
@@ -108,9 +121,9 @@ def _outward_normals(silhouette: np.ndarray, margin: int = 4) -> tuple[np.ndarra
     gu = cv2.Sobel(smooth, cv2.CV_32F, 1, 0, ksize=3)
     gv = cv2.Sobel(smooth, cv2.CV_32F, 0, 1, ksize=3)
     norm = np.sqrt(gu * gu + gv * gv)
-    safe = np.where(norm > 1e-6, norm, 1.0)
-    nu[y0:y1, x0:x1] = np.where(norm > 1e-6, -gu / safe, 0.0)
-    nv[y0:y1, x0:x1] = np.where(norm > 1e-6, -gv / safe, 0.0)
+    edge = norm > 1e-6
+    np.divide(np.negative(gu, out=gu), norm, out=nu[y0:y1, x0:x1], where=edge)
+    np.divide(np.negative(gv, out=gv), norm, out=nv[y0:y1, x0:x1], where=edge)
     return nu, nv
 
 
@@ -164,16 +177,20 @@ def _object_candidates(
     padded = np.pad(sil, pad).reshape(-1)
     row = w + 2 * pad
     base = (cv.astype(np.int64) + pad) * row + (cu.astype(np.int64) + pad)
-    angle_index = np.tile(np.arange(params.n_angles), on.sum())
     steps = np.arange(1, max_half + 1, dtype=np.float64)
+    centre_base = base[:: params.n_angles]  # candidates are centre-major, angle-minor
 
     def run_length(sign: float) -> np.ndarray:
         off_u = np.rint(sign * steps[None, :] * np.cos(angles)[:, None]).astype(np.int64)
         off_v = np.rint(sign * steps[None, :] * np.sin(angles)[:, None]).astype(np.int64)
         table = off_v * row + off_u  # (n_angles, max_half)
-        exited = ~padded[base[:, None] + table[angle_index]]
-        first_out = np.where(exited.any(axis=1), exited.argmax(axis=1), max_half)  # index of first outside step
-        return first_out.astype(np.float64)  # number of inside steps beyond the centre
+        first_out = np.empty(len(base), dtype=np.float64)
+        rows = np.arange(len(centre_base))
+        for a in range(params.n_angles):  # one angle at a time: no (N, max_half) gather of the offset table
+            exited = ~padded[centre_base[:, None] + table[a]]
+            first = exited.argmax(axis=1)  # index of first outside step; 0 also when none is outside
+            first_out[a :: params.n_angles] = np.where(exited[rows, first], first, max_half)
+        return first_out  # number of inside steps beyond the centre
 
     t_neg, t_pos = run_length(-1.0), run_length(1.0)
     closed = (t_neg < max_half) & (t_pos < max_half)
@@ -187,11 +204,12 @@ def _object_candidates(
     fits = closed & (width_m <= params.max_opening_m)
 
     # both contacts must be seen in this frame, otherwise the object's edge there is unknown
-    seen = _sample(visible, p1u, p1v, False) & _sample(visible, p2u, p2v, False)
+    at_p1, at_p2 = _Lookup(p1u, p1v, (h, w)), _Lookup(p2u, p2v, (h, w))
+    seen = at_p1.read(visible, False) & at_p2.read(visible, False)
 
     nu, nv = _outward_normals(sil, margin=4)
-    n1u, n1v = _sample(nu, p1u, p1v, 0.0), _sample(nv, p1u, p1v, 0.0)
-    n2u, n2v = _sample(nu, p2u, p2v, 0.0), _sample(nv, p2u, p2v, 0.0)
+    n1u, n1v = at_p1.read(nu, 0.0), at_p1.read(nv, 0.0)
+    n2u, n2v = at_p2.read(nu, 0.0), at_p2.read(nv, 0.0)
     cos1 = -(n1u * du + n1v * dv)  # contact 1 normal must point along -d
     cos2 = n2u * du + n2v * dv
     cos_cone = np.cos(np.arctan(params.friction))
@@ -202,9 +220,10 @@ def _object_candidates(
     mid_u, mid_v = 0.5 * (p1u + p2u), 0.5 * (p1v + p2v)
     half_u, half_v = 0.5 * (p2u - p1u), 0.5 * (p2v - p1v)
     seg_u, seg_v = mid_u[:, None] + seg * half_u[:, None], mid_v[:, None] + seg * half_v[:, None]
-    seg_depth = _sample(depth, seg_u, seg_v, np.nan)
+    on_segment = _Lookup(seg_u, seg_v, (h, w))
+    seg_depth = on_segment.read(depth, np.nan)
     # nothing else may lie between the jaws: the whole closing segment must show this object
-    unobstructed = _sample(visible, seg_u, seg_v, False).all(axis=1)
+    unobstructed = on_segment.read(visible, False).all(axis=1)
     with np.errstate(all="ignore"):
         z_top = np.nanmin(np.where(np.isfinite(seg_depth), seg_depth, np.inf), axis=1)
 

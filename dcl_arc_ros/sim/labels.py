@@ -159,8 +159,11 @@ def _main_face_normals(
     g = (ray_x * n[0])[None, :] + (ray_y * n[1])[:, None] + n[2]  # n . r per pixel
     with np.errstate(invalid="ignore"):
         on = (depth * g - offsets_cam[face] >= -_ON_PLANE_M) & mask
-    normals[on] = n
-    normals[on & (g > 0)] = -n  # n . p = z (n . r) > 0: the face points away from the camera there
+    # n . p = z (n . r) > 0: the face points away from the camera there and its normal is -n. Written channel by
+    # channel with a ``where`` mask: a boolean-indexed (H, W, 3) assignment costs several times more
+    sign = np.where(g > 0, np.float32(-1.0), np.float32(1.0))
+    for c in range(3):
+        np.multiply(sign, n[c], out=normals[..., c], where=on)
     return on
 
 

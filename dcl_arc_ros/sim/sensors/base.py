@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from functools import cache
 from typing import Protocol, runtime_checkable
 
+import cv2
 import numpy as np
 
 from dcl_arc_ros.core.camera import Intrinsics
@@ -68,11 +69,16 @@ def viewing_angles(normals: np.ndarray | None, intrinsics: Intrinsics) -> np.nda
     if normals is None:
         return np.zeros((intrinsics.height, intrinsics.width), dtype=np.float32)
     ray = unit_rays(intrinsics)
-    n = normals.astype(np.float32, copy=False)
-    cos = np.abs(np.einsum("hwi,hwi->hw", ray, n))
+    n = np.ascontiguousarray(normals, dtype=np.float32)
+    # per-pixel dot products as OpenCV channel sums: the same float32 products and sums as
+    # einsum("hwi,hwi->hw"), in fewer passes (tests/sim/test_sim_fast_paths.py checks they are equal)
+    cos = np.abs(cv2.transform(cv2.multiply(n, ray), _CHANNEL_SUM))
     theta = np.arccos(np.minimum(cos, np.float32(1.0), out=cos), out=cos)
-    theta[np.einsum("hwi,hwi->hw", n, n) == 0] = 0.0  # unknown normal (all zero)
+    theta[cv2.transform(np.abs(n), _CHANNEL_SUM) == 0] = 0.0  # unknown normal (all zero)
     return theta
+
+
+_CHANNEL_SUM = np.ones((1, 3), dtype=np.float32)
 
 
 @cache

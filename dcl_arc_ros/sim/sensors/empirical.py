@@ -75,23 +75,26 @@ def projector_shadow(depth: np.ndarray, fx: float, baseline_m: float) -> np.ndar
     has q increasing with u; a pixel is in shadow when some pixel to its right has a projector column at or left of
     its own (that nearer surface blocks the projector ray). NaN (no surface) never casts a shadow.
     """
+    # the columns are handled right to left (mirrored), so the running minimum runs along contiguous memory
+    w = depth.shape[1]
+    mirrored = depth[:, ::-1]
     with np.errstate(divide="ignore", invalid="ignore"):
-        q = np.arange(depth.shape[1], dtype=np.float64) - fx * baseline_m / depth
-    finite = np.isfinite(depth)
-    q[~(finite & (depth > 0))] = np.inf  # no surface (NaN) never casts a shadow
-    # minimum over the strictly larger columns, accumulated right to left straight into its output
+        q = np.arange(w - 1, -1, -1, dtype=np.float64) - fx * baseline_m / mirrored
+    finite = np.isfinite(mirrored)
+    q[~(finite & (mirrored > 0))] = np.inf  # no surface (NaN) never casts a shadow
+    # minimum over the strictly larger columns: the running minimum of the columns before, in mirrored order
     right_min = np.empty_like(q)
-    right_min[:, -1] = np.inf
-    np.minimum.accumulate(q[:, :0:-1], axis=1, out=right_min[:, -2::-1])
+    right_min[:, 0] = np.inf
+    np.minimum.accumulate(q[:, :-1], axis=1, out=right_min[:, 1:])
     right_min += 0.5
-    return (q > right_min) & finite
+    return ((q > right_min) & finite)[:, ::-1]
 
 
 def discontinuity_band(depth: np.ndarray, threshold_m: float, radius_px: int = 1) -> np.ndarray:
     """(H, W) bool: pixels whose (2r+1)^2 neighbourhood spans more than ``threshold_m`` (no hit counts as far)."""
-    far = np.where(np.isfinite(depth), depth, 1e3).astype(np.float32)
+    far = np.where(np.isfinite(depth), depth, np.float32(1e3)).astype(np.float32, copy=False)
     kernel = np.ones((2 * radius_px + 1, 2 * radius_px + 1), np.uint8)
-    return (cv2.dilate(far, kernel) - cv2.erode(far, kernel)) > threshold_m
+    return cv2.morphologyEx(far, cv2.MORPH_GRADIENT, kernel) > threshold_m  # dilate - erode
 
 
 @cache

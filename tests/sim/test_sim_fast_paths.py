@@ -1,0 +1,149 @@
+"""The fast paths of the labels and the empirical sensor give exactly what the code before them gave.
+
+``tests/sim/reference/`` holds frozen copies of the modules as they were before the speed-ups. Each test runs the
+current function and its frozen counterpart on the same fixed inputs (rendered views of fixed scenes at two
+resolutions, and a few hand-made arrays) and requires identical arrays, NaN for NaN.
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.util
+import sys
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from types import ModuleType
+
+import numpy as np
+import pytest
+
+from dcl_arc_ros.core.camera import Intrinsics
+from dcl_arc_ros.sim.cameras import camera_preset, sample_camera_pose
+from dcl_arc_ros.sim.grasp_labels import grasp_labels
+from dcl_arc_ros.sim.labels import instance_map, object_silhouettes, surface_normals
+from dcl_arc_ros.sim.pipeline import render_view
+from dcl_arc_ros.sim.scenes import Scene, build_scene
+from dcl_arc_ros.sim.sensors import EmpiricalParams, EmpiricalSensor, SceneContext
+from dcl_arc_ros.sim.sensors.base import viewing_angles
+from dcl_arc_ros.sim.sensors.empirical import discontinuity_band, projector_shadow
+
+_REFERENCE = Path(__file__).parent / "reference"
+_PACKAGE = "dcl_arc_sim_reference"
+
+
+def _reference(name: str) -> ModuleType:
+    """Import ``tests/sim/reference/<name>.py`` (under a private package name, so its relative imports work)."""
+    if _PACKAGE not in sys.modules:
+        spec = importlib.util.spec_from_file_location(
+            _PACKAGE, _REFERENCE / "__init__.py", submodule_search_locations=[str(_REFERENCE)]
+        )
+        assert spec is not None and spec.loader is not None
+        package = importlib.util.module_from_spec(spec)
+        sys.modules[_PACKAGE] = package
+        spec.loader.exec_module(package)
+    return importlib.import_module(f"{_PACKAGE}.{name}")
+
+
+@dataclass(frozen=True)
+class View:
+    scene: Scene
+    intrinsics: Intrinsics
+    world_T_cam: np.ndarray
+    depth: np.ndarray
+    segmentation: np.ndarray
+    instances: np.ndarray
+    silhouettes: dict[int, np.ndarray]
+
+
+@pytest.fixture(scope="module")
+def views() -> Iterator[list[View]]:
+    """Two views each of a table scene at 640x480 and of a tray scene at 320x240 (the fast paths scale with size)."""
+    out: list[View] = []
+    scenes = []
+    for seed, support, width, height in ((1000, "table", 640, 480), (1001, "tray", 320, 240)):
+        scene = build_scene(seed, "synthetic", support=support)
+        scenes.append(scene)
+        preset = camera_preset("realsense_d435")
+        intr = preset.at_resolution(width, height)
+        for k in range(2):
+            pose = sample_camera_pose(np.random.default_rng([seed, k]), scene.workspace_centre, preset.view_distance_m)
+            r = render_view(scene, intr, pose)
+            sil = object_silhouettes(scene, pose, intr)
+            out.append(View(scene, intr, pose, r.depth, r.segmentation, instance_map(r.segmentation, scene), sil))
+    yield out
+    for scene in scenes:
+        scene.close()
+
+
+def _normals(view: View) -> np.ndarray:
+    return surface_normals(view.depth, view.segmentation, view.intrinsics, view.world_T_cam, view.scene)
+
+
+def test_surface_normals_equal_the_reference(views: list[View]) -> None:
+    ref = _reference("labels_v0")
+    for view in views:
+        expected = ref.surface_normals(view.depth, view.segmentation, view.intrinsics, view.world_T_cam, view.scene)
+        got = _normals(view)
+        assert np.count_nonzero(np.any(got != 0, axis=-1)) > 0.9 * np.isfinite(view.depth).sum()
+        np.testing.assert_array_equal(got, expected)
+        assert got.dtype == expected.dtype == np.float32
+
+
+def test_grasp_labels_equal_the_reference(views: list[View]) -> None:
+    ref = _reference("grasp_labels_v0")
+    total = 0
+    for view in views:
+        height = view.scene.support_height
+        args = (view.instances, view.silhouettes, view.depth, view.intrinsics, view.world_T_cam, height)
+        got, expected = grasp_labels(*args), ref.grasp_labels(*args)
+        for name in ("rects", "instance_ids", "width_m", "quality_map", "cos2_map", "sin2_map", "width_map"):
+            np.testing.assert_array_equal(getattr(got, name), getattr(expected, name), err_msg=name)
+            assert getattr(got, name).dtype == getattr(expected, name).dtype, name
+        total += len(got.rects)
+    assert total > 0  # the views do have grasps to compare
+
+
+def test_viewing_angles_equal_the_reference(views: list[View]) -> None:
+    ref = _reference("sensor_base_v0")
+    for view in views:
+        normals = _normals(view)
+        np.testing.assert_array_equal(
+            viewing_angles(normals, view.intrinsics), ref.viewing_angles(normals, view.intrinsics)
+        )
+    # a strided (non-contiguous) float64 input is accepted as before
+    normals64 = np.repeat(_normals(views[-1]).astype(np.float64), 2, axis=-1)[..., ::2]
+    np.testing.assert_array_equal(
+        viewing_angles(normals64, views[-1].intrinsics), ref.viewing_angles(normals64, views[-1].intrinsics)
+    )
+
+
+def test_hole_masks_equal_the_reference(views: list[View]) -> None:
+    ref = _reference("empirical_v0")
+    for view in views:
+        for baseline in (0.05, 0.075):
+            np.testing.assert_array_equal(
+                projector_shadow(view.depth, view.intrinsics.fx, baseline),
+                ref.projector_shadow(view.depth, view.intrinsics.fx, baseline),
+            )
+        for radius in (1, 2):
+            np.testing.assert_array_equal(
+                discontinuity_band(view.depth, 0.02, radius), ref.discontinuity_band(view.depth, 0.02, radius)
+            )
+
+
+@pytest.mark.parametrize(
+    "params",
+    [EmpiricalParams(), EmpiricalParams(lateral=False, shadows=False), EmpiricalParams(quantise=False, dropout=0.05)],
+)
+def test_empirical_sensor_equals_the_reference(views: list[View], params: EmpiricalParams) -> None:
+    ref = _reference("empirical_v0")
+    for k, view in enumerate(views):
+        ctx = SceneContext(normals=_normals(view), instances=view.instances, baseline_m=0.05)
+        got = EmpiricalSensor(params=params).apply(view.depth, view.intrinsics, np.random.default_rng(k), ctx)
+        expected = ref.EmpiricalSensor(params=ref.EmpiricalParams(**vars(params))).apply(
+            view.depth, view.intrinsics, np.random.default_rng(k), ctx
+        )
+        np.testing.assert_array_equal(got, expected)
+        assert got.dtype == expected.dtype == np.float32
+        assert 0.0 < np.isnan(got).mean() < 0.5
