@@ -4,6 +4,10 @@
     python training/train_pose.py --config training/configs/pose_tiny.yaml --out runs/pose/dcl \
         --set data.paths='[data/bags/dcl_train]' --set network.num_classes=20
     python training/train_pose.py --out runs/pose/dcl --resume
+    # depth synthesized from the clean depth by a trained DCL generator (one window per object; see the trainer)
+    python training/train_pose.py --config training/configs/pose_tiny.yaml --out runs/pose/dcl_synth \
+        --set data.source=bags --set data.paths='[data/bags/syn_train]' --set data.synthesis=dcl \
+        --set data.synthesis_checkpoint=runs/dcl/checkpoints/latest.pt
 
 Crops are cut once before training with the same code the deployed pipeline uses (ground-truth masks through
 core.proposals.crops_from_labels + core.pose_pipeline.prepare_pose_input). The resolved config goes to
@@ -19,8 +23,13 @@ from typing import Any
 
 from dcl_arc_ros.learning.cli import ensure_new_run, load_run_config, loss_note, run_cli, training_parser
 from dcl_arc_ros.learning.errors import DatasetError
-from dcl_arc_ros.learning.pose.toy_data import ToyPoseFrames
-from dcl_arc_ros.learning.pose.trainer import PoseCropDataset, PoseTask, PoseTrainConfig, build_pose_samples
+from dcl_arc_ros.learning.pose.trainer import (
+    PoseCropDataset,
+    PoseTask,
+    PoseTrainConfig,
+    build_pose_samples,
+    open_pose_frames,
+)
 from dcl_arc_ros.learning.trainers.loop import init_distributed, run_training, seed_everything
 
 
@@ -33,14 +42,8 @@ def resolve_config(args: argparse.Namespace) -> PoseTrainConfig:
 
 
 def build_frames(cfg: PoseTrainConfig) -> Any:
-    data = cfg.data
-    if data.source == "toy":
-        return ToyPoseFrames(data.toy_frames, seed=cfg.loop.seed)
-    from dcl_arc_ros.data.torch_datasets import SOURCES
-
-    if data.source not in SOURCES:
-        raise DatasetError(f"unknown data source {data.source!r}; expected 'toy' or one of {sorted(SOURCES)}")
-    return SOURCES[data.source](*data.paths)
+    """The training frames (procedural, or a data source with the pose labels), synthesized if configured."""
+    return open_pose_frames(cfg.data, seed=cfg.loop.seed)
 
 
 def train(args: argparse.Namespace) -> int:
@@ -48,13 +51,18 @@ def train(args: argparse.Namespace) -> int:
     ensure_new_run(args.out, args.resume)
     env = init_distributed(args.device)
     seed_everything(cfg.loop.seed)
-    samples = build_pose_samples(build_frames(cfg), cfg.data, progress=cfg.loop.progress and env.is_main)
+    samples = build_pose_samples(
+        build_frames(cfg), cfg.data, seed=cfg.loop.seed, progress=cfg.loop.progress and env.is_main
+    )
     if not samples:
         raise DatasetError(f"no object crops in {cfg.data.source} {list(cfg.data.paths)}: check the filters")
     task = PoseTask(cfg, device=args.device)
-    dataset = PoseCropDataset(samples, num_classes=cfg.network.num_classes)
-    result = run_training(task, {"train": dataset}, cfg.loop, args.out, run_config=cfg, resume=args.resume,
-                          dist_env=env)
+    dataset = PoseCropDataset(
+        samples, num_classes=cfg.network.num_classes, symmetric_targets=cfg.data.symmetric_targets
+    )
+    result = run_training(
+        task, {"train": dataset}, cfg.loop, args.out, run_config=cfg, resume=args.resume, dist_env=env
+    )
     note = loss_note(result.history)
     print(f"train_pose: {len(samples)} crops, {result.step} steps{note} -> {result.last_checkpoint}")
     return 0

@@ -7,13 +7,26 @@ the same functions the deployed pipeline runs on proposals. The rotation target 
 
 Loss: cross-entropy on the class + ``rotation_weight`` x MSE on the 6D rotation (the DCL paper's pose set-up, with a
 continuous rotation representation).
+
+Input depth (``PoseDataConfig``, the :class:`~dcl_arc_ros.learning.frame_source.FrameSourceConfig` fields): the frames'
+``depth_from`` depth, or depth *synthesized* from the clean depth (``synthesis`` + ``synthesis_checkpoint``, the DCL
+paper's downstream protocol). ``synthesis_region`` says where the synthesizer runs:
+
+- ``frame``: on the whole frame (:class:`~dcl_arc_ros.learning.frame_source.SynthesizedFrames`), exactly what the grasp
+  trainer does; a 640x480 ResNet generator costs seconds per frame on one CPU thread;
+- ``objects`` (default): on the windows of the frame's objects only: each window is the square the crop is cut from
+  plus ``synthesis_context_px`` of scene around it, aligned to the generator's downsampling grid, and the generator
+  runs once on the rectangle around all of them when that is no larger than the windows together (else once per
+  window). The generator is fully convolutional, so inside a crop it sees the same neighbourhood as on the whole
+  frame except for context beyond the window; this costs a fraction of a full frame (objects cover a small part of
+  it) and is what makes synthesized training affordable on a CPU.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 import numpy as np
 import torch
@@ -37,14 +50,20 @@ from dcl_arc_ros.learning.registry import NetworkSpec
 from dcl_arc_ros.learning.trainers.loop import LoopConfig
 from dcl_arc_ros.learning.trainers.single_network import SingleNetworkTask
 
+if TYPE_CHECKING:
+    from dcl_arc_ros.learning.trainers.dcl import Synthesizer
+
 __all__ = [
+    "POSE_TOPICS",
     "FrameRecordLike",
+    "ObjectWindowSynthesis",
     "PoseCropDataset",
     "PoseDataConfig",
     "PoseSample",
     "PoseTask",
     "PoseTrainConfig",
     "build_pose_samples",
+    "open_pose_frames",
     "pose_samples_from_frame",
     "pose_samples_from_record",
 ]
@@ -57,9 +76,20 @@ class PoseDataConfig(FrameSourceConfig):
     depth_scale_m: float = 0.15
     min_visible_fraction: float = 0.3  # skip heavily occluded objects
     min_pixels: int = 60
+    # Train symmetric primitives (box, cylinder, sphere) on a canonical member of their symmetry class (see
+    # dcl_arc_ros.learning.pose.metrics); False regresses the raw ground-truth rotation of every object.
+    symmetric_targets: bool = True
     # Catalogue class ids the network classifies, in output order (empty: the class id is the output index). Objects
     # of other classes are skipped. The exporter records this list so the pipeline reports catalogue ids.
     class_ids: tuple[int, ...] = ()
+    # Where a synthesizer runs (see the module docstring): "objects" (a window per object) or "frame" (whole frames).
+    synthesis_region: Literal["objects", "frame"] = "objects"
+    synthesis_context_px: int = 32  # scene around each object window that the generator also sees ("objects")
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if self.synthesis_context_px < 0:
+            raise ConfigError(f"PoseDataConfig.synthesis_context_px must be >= 0, got {self.synthesis_context_px}")
 
     def crop_params(self) -> PoseCropParams:
         return PoseCropParams(crop_size=self.crop_size, margin=self.margin, depth_scale_m=self.depth_scale_m)
@@ -69,6 +99,7 @@ class PoseDataConfig(FrameSourceConfig):
 class PoseTrainConfig:
     network: PoseNetConfig = field(default_factory=PoseNetConfig)
     rotation_weight: float = 1.0
+    init_from: str = ""  # checkpoint whose posenet weights start the run (fine-tuning); empty = random init
     optim: OptimConfig = field(default_factory=lambda: OptimConfig(lr=1e-3, beta1=0.9, beta2=0.999))
     loop: LoopConfig = field(default_factory=LoopConfig)
     data: PoseDataConfig = field(default_factory=PoseDataConfig)
@@ -111,6 +142,9 @@ class PoseSample:
     rotation_cam: np.ndarray  # (3, 3) camera_R_object, for evaluation
     translation_est: np.ndarray  # (3,) from depth, as the pipeline computes it
     novel: bool
+    catalogue_id: int = -1  # the object's catalogue class id (class_id is the network's index, or unknown_class)
+    box: tuple[int, int, int, int] = (0, 0, 0, 0)  # (x0, y0, x1, y1) of the object's valid pixels, full-frame pixels
+    frame: int = -1  # index of the frame in its sequence (set by build_pose_samples)
 
 
 def pose_samples_from_frame(
@@ -119,8 +153,17 @@ def pose_samples_from_frame(
     objects: Sequence[_ObjectLike],
     intrinsics: Intrinsics,
     cfg: PoseDataConfig,
+    *,
+    unknown_class: int | None = None,
+    offset: tuple[int, int] = (0, 0),
+    frame: int = -1,
 ) -> list[PoseSample]:
-    """One sample per sufficiently visible object of one frame (``sim.frame.Frame`` fields)."""
+    """One sample per sufficiently visible object of one frame (``sim.frame.Frame`` fields).
+
+    Objects whose class is not in ``cfg.class_ids`` are skipped, or kept with ``class_id = unknown_class`` when that
+    is given (evaluation: their rotation is still scored). ``offset`` is the (x, y) of ``depth_m`` in the full frame
+    when it is a window of it (``intrinsics`` must then be the window's), so boxes come out in full-frame pixels.
+    """
     by_id = {int(o.instance_id): o for o in objects if o.visible_fraction >= cfg.min_visible_fraction}
     class_index = {int(c): i for i, c in enumerate(cfg.class_ids)}
     params = ProposalParams(
@@ -137,14 +180,22 @@ def pose_samples_from_frame(
             continue
         label = class_index.get(int(obj.class_id)) if class_index else int(obj.class_id)
         if label is None:
-            continue
+            if unknown_class is None:
+                continue
+            label = unknown_class
         prepared = prepare_pose_input(crop, crop_params)
         if prepared is None:
             continue
         t = translation_from_depth(prepared.centre_uv, prepared.depth_m, intrinsics)
         r_cam = np.asarray(obj.cam_T_obj, dtype=np.float64)[:3, :3]
         r_allo = egocentric_to_allocentric(r_cam, t)
-        out.append(PoseSample(crop.label, prepared.image, label, r_allo, r_cam, t, bool(obj.novel)))
+        x0, y0, x1, y1 = crop.box
+        box = (x0 + offset[0], y0 + offset[1], x1 + offset[0], y1 + offset[1])
+        out.append(
+            PoseSample(
+                crop.label, prepared.image, label, r_allo, r_cam, t, bool(obj.novel), int(obj.class_id), box, frame
+            )
+        )
     return out
 
 
@@ -169,13 +220,11 @@ class FrameRecordLike(Protocol):
     source: str
 
 
-def pose_samples_from_record(record: FrameRecordLike, cfg: PoseDataConfig) -> list[PoseSample]:
-    """:func:`pose_samples_from_frame` for a decoded bag frame (``FrameRecord``)."""
-    depth = record.depth if cfg.depth_from == "sensor" else record.depth_clean
+def _record_objects(record: FrameRecordLike, depth: np.ndarray | None, depth_name: str) -> list[_RecordObject]:
     missing = [
         name
         for name, value in (
-            ("depth" if cfg.depth_from == "sensor" else "depth_clean", depth),
+            (depth_name, depth),
             ("instances", record.instances),
             ("intrinsics", record.intrinsics),
             ("object_poses", record.object_poses),
@@ -185,32 +234,254 @@ def pose_samples_from_record(record: FrameRecordLike, cfg: PoseDataConfig) -> li
     ]
     if missing:
         raise DatasetError(f"frame {record.source!r} lacks {missing}, needed for pose samples")
-    assert depth is not None and record.instances is not None and record.intrinsics is not None
     assert record.object_poses is not None and record.object_info is not None
-    objects = [
+    return [
         _RecordObject(int(row[0]), int(row[1]), bool(row[2]), pose, float(row[3]))
         for row, pose in zip(record.object_info, record.object_poses, strict=True)
     ]
-    return pose_samples_from_frame(depth, record.instances, objects, record.intrinsics, cfg)
+
+
+def pose_samples_from_record(
+    record: FrameRecordLike,
+    cfg: PoseDataConfig,
+    *,
+    synthesizer: Synthesizer | None = None,
+    unknown_class: int | None = None,
+    frame: int = -1,
+) -> list[PoseSample]:
+    """:func:`pose_samples_from_frame` for a decoded bag frame (``FrameRecord``).
+
+    The depth is the record's ``depth`` when ``cfg`` synthesizes whole frames (the frame sequence already did it) or
+    reads the sensor, its ``depth_clean`` for ``depth_from: clean``; with ``synthesizer`` (``synthesis_region:
+    objects``) each object's window of the clean depth is synthesized first (:class:`ObjectWindowSynthesis`).
+    """
+    if synthesizer is not None:
+        objects = _record_objects(record, record.depth_clean, "depth_clean")
+        return _window_samples(record, objects, synthesizer, cfg, unknown_class=unknown_class, frame=frame)
+    use_depth = cfg.depth_from == "sensor" or (cfg.synthesizes and cfg.synthesis_region == "frame")
+    depth = record.depth if use_depth else record.depth_clean
+    objects = _record_objects(record, depth, "depth" if use_depth else "depth_clean")
+    assert depth is not None and record.instances is not None and record.intrinsics is not None
+    return pose_samples_from_frame(
+        depth, record.instances, objects, record.intrinsics, cfg, unknown_class=unknown_class, frame=frame
+    )
+
+
+#: The generator halves the resolution this many times at most: windows are aligned to multiples of 2^n.
+_WINDOW_ALIGN = 8
+
+
+def _object_window(mask: np.ndarray, cfg: PoseDataConfig, height: int, width: int) -> tuple[int, int, int, int]:
+    """(x0, y0, x1, y1) of the synthesis window of one object mask: its crop square plus context, grid-aligned."""
+    rows, cols = np.nonzero(mask)
+    bx0, bx1, by0, by1 = int(cols.min()), int(cols.max()) + 1, int(rows.min()), int(rows.max()) + 1
+    half = 0.5 * max(bx1 - bx0, by1 - by0) * (1.0 + cfg.margin) + cfg.synthesis_context_px
+    cx, cy = 0.5 * (bx0 + bx1), 0.5 * (by0 + by1)
+    a = _WINDOW_ALIGN
+    x0 = max(0, int(np.floor((cx - half) / a)) * a)
+    y0 = max(0, int(np.floor((cy - half) / a)) * a)
+    x1 = min(width, int(np.ceil((cx + half) / a)) * a)
+    y1 = min(height, int(np.ceil((cy + half) / a)) * a)
+    return x0, y0, x1, y1
+
+
+def synthesize_window(
+    clean: np.ndarray, intrinsics: Intrinsics, window: tuple[int, int, int, int], synthesizer: Synthesizer
+) -> np.ndarray:
+    """The synthesizer run on ``clean[y0:y1, x0:x1]`` (NaN = no depth, as in records); float32 metres, NaN = hole.
+
+    The window is padded (edge values) to the alignment grid when it meets an image border that is not on it.
+    """
+    x0, y0, x1, y1 = window
+    patch = np.nan_to_num(np.asarray(clean[y0:y1, x0:x1], dtype=np.float32), nan=0.0)
+    patch[patch < 0] = 0.0
+    h, w = patch.shape
+    ph, pw = (-h) % _WINDOW_ALIGN, (-w) % _WINDOW_ALIGN
+    if ph or pw:
+        patch = np.pad(patch, ((0, ph), (0, pw)), mode="edge")
+    k = intrinsics
+    intr = torch.tensor([[k.fx, k.fy, k.cx - x0, k.cy - y0]], dtype=torch.float32)
+    with torch.no_grad():
+        out = synthesizer(torch.from_numpy(patch)[None, None], None, intrinsics=intr)
+    synth = out.detach().cpu().numpy().astype(np.float32, copy=False)[0, 0, :h, :w]
+    return np.where(np.isfinite(synth) & (synth > 0), synth, np.float32(np.nan)).astype(np.float32)
+
+
+def _window_samples(
+    record: FrameRecordLike,
+    objects: Sequence[_RecordObject],
+    synthesizer: Synthesizer,
+    cfg: PoseDataConfig,
+    *,
+    unknown_class: int | None,
+    frame: int,
+) -> list[PoseSample]:
+    assert record.depth_clean is not None and record.instances is not None and record.intrinsics is not None
+    k = record.intrinsics
+    todo: list[tuple[_RecordObject, np.ndarray, tuple[int, int, int, int]]] = []
+    for obj in objects:
+        if obj.visible_fraction < cfg.min_visible_fraction:
+            continue
+        mask = record.instances == obj.instance_id
+        if mask.any():
+            todo.append((obj, mask, _object_window(mask, cfg, k.height, k.width)))
+    if not todo:
+        return []
+    # One generator run on the windows' bounding rectangle when that is no larger than the windows together (objects
+    # on a table cluster): each window then sees at least its own context, for less compute.
+    union = (
+        min(w[0] for _, _, w in todo),
+        min(w[1] for _, _, w in todo),
+        max(w[2] for _, _, w in todo),
+        max(w[3] for _, _, w in todo),
+    )
+    area = sum((w[2] - w[0]) * (w[3] - w[1]) for _, _, w in todo)
+    shared = None
+    if (union[2] - union[0]) * (union[3] - union[1]) <= area:
+        shared = synthesize_window(record.depth_clean, k, union, synthesizer)
+    out: list[PoseSample] = []
+    for obj, mask, window in todo:
+        x0, y0, x1, y1 = window
+        if shared is not None:
+            synth = shared[y0 - union[1] : y1 - union[1], x0 - union[0] : x1 - union[0]]
+        else:
+            synth = synthesize_window(record.depth_clean, k, window, synthesizer)
+        labels = np.where(mask[y0:y1, x0:x1], obj.instance_id, 0).astype(np.int32)
+        out.extend(
+            pose_samples_from_frame(
+                synth,
+                labels,
+                [obj],
+                k.crop(x0, y0, x1 - x0, y1 - y0),
+                cfg,
+                unknown_class=unknown_class,
+                offset=(x0, y0),
+                frame=frame,
+            )
+        )
+    return out
+
+
+class ObjectWindowSynthesis:
+    """The synthesizer of each frame for ``synthesis_region: objects``.
+
+    Deterministic and trained methods share one synthesizer; the stochastic ``empirical`` one gets a fresh one seeded by
+    ``(seed, frame index)``, as :class:`~dcl_arc_ros.learning.frame_source.SynthesizedFrames` does, so a frame's
+    synthesized depth does not depend on the order frames are visited in.
+    """
+
+    def __init__(self, cfg: PoseDataConfig, *, seed: int = 0) -> None:
+        from dcl_arc_ros.learning.trainers.dcl import make_synthesizer
+
+        if not cfg.synthesizes:
+            raise ConfigError("ObjectWindowSynthesis needs data.synthesis to name a method")
+        self.method, self.checkpoint, self.seed = cfg.synthesis, cfg.synthesis_checkpoint or None, int(seed)
+        self._make = make_synthesizer
+        self._shared = (
+            None
+            if self.method == "empirical"
+            else make_synthesizer(self.method, checkpoint=self.checkpoint, seed=self.seed)
+        )
+
+    def for_frame(self, index: int) -> Synthesizer:
+        if self._shared is not None:
+            return self._shared
+        frame_seed = int(np.random.SeedSequence([self.seed, index]).generate_state(1)[0])
+        return self._make(self.method, checkpoint=None, seed=frame_seed)
+
+
+#: Bag topics the pose samples read (the depth topics are added by :func:`open_pose_frames`).
+POSE_TOPICS: tuple[str, ...] = (
+    "/camera/depth/camera_info",
+    "/ground_truth/instances",
+    "/ground_truth/poses",
+    "/ground_truth/poses/info",
+)
+
+
+def open_pose_frames(cfg: PoseDataConfig, *, seed: int = 0, extra_topics: Sequence[str] = ()) -> Any:
+    """The frames of ``cfg`` as a sequence of FrameRecord-like objects (decoding only the topics pose samples read).
+
+    Same order as :func:`~dcl_arc_ros.learning.frame_source.open_frame_records`: ``frame_fraction`` subset (drawn with
+    ``seed``), ``frame_scale`` resize, ``in_memory`` cache, then whole-frame synthesis (``synthesis_region: frame``);
+    per-object synthesis happens later, in :func:`build_pose_samples`.
+    """
+    from dcl_arc_ros import bags
+    from dcl_arc_ros.data import torch_datasets
+
+    if cfg.source == "toy":
+        from dcl_arc_ros.learning.pose.toy_data import ToyPoseFrames
+
+        frames: Any = ToyPoseFrames(cfg.toy_frames, seed=seed)
+    elif cfg.source == "bags":
+        from dcl_arc_ros.data.bag_index import BagIndex
+
+        if not cfg.paths:
+            raise DatasetError("the 'bags' pose source needs data.paths")
+        depth_topics = [bags.GT_DEPTH] if cfg.synthesizes or cfg.depth_from == "clean" else [bags.DEPTH_IMAGE]
+        topics = list(dict.fromkeys([bags.DEPTH_IMAGE, *depth_topics, *POSE_TOPICS, *extra_topics]))
+        frames = BagIndex(list(cfg.paths), topics=topics)
+    elif cfg.source in torch_datasets.SOURCES:
+        frames = torch_datasets.SOURCES[cfg.source](*cfg.paths)
+    else:
+        known = sorted(torch_datasets.SOURCES)
+        raise DatasetError(f"unknown data source {cfg.source!r}; expected 'toy' or one of {known}")
+    from dcl_arc_ros.learning.frame_source import FrameSubset, ResizedFrames, SynthesizedFrames
+
+    if cfg.frame_fraction < 1.0:  # the same seeded subset as the grasp trainer's (e.g. 10% of the real frames)
+        frames = FrameSubset.fraction(frames, cfg.frame_fraction, seed=seed)
+    if cfg.frame_scale != 1.0:
+        frames = ResizedFrames(frames, cfg.frame_scale)
+    if cfg.in_memory and cfg.source != "toy":
+        frames = torch_datasets.InMemoryFrames(frames)
+    if cfg.synthesizes and cfg.synthesis_region == "frame":
+        frames = SynthesizedFrames(
+            frames, cfg.synthesis, checkpoint=cfg.synthesis_checkpoint, seed=seed, cache=cfg.in_memory
+        )
+    return frames
 
 
 def build_pose_samples(
-    frames: Sequence[FrameRecordLike], cfg: PoseDataConfig, *, progress: bool = True
+    frames: Sequence[FrameRecordLike],
+    cfg: PoseDataConfig,
+    *,
+    seed: int = 0,
+    unknown_class: int | None = None,
+    indices: Sequence[int] | None = None,
+    progress: bool = True,
 ) -> list[PoseSample]:
-    """Object crops of every frame (precomputed once: crops are small, frames are not)."""
+    """Object crops of every frame (or of ``indices``), computed once: crops are small, frames are not.
+
+    With ``synthesis_region: objects`` the synthesizer runs here, once per object (seeded by ``seed`` and the frame).
+    """
     from tqdm.auto import tqdm
 
+    windows = ObjectWindowSynthesis(cfg, seed=seed) if cfg.synthesizes and cfg.synthesis_region == "objects" else None
+    order = list(range(len(frames))) if indices is None else [int(i) for i in indices]
     out: list[PoseSample] = []
-    for i in tqdm(range(len(frames)), desc="pose crops", disable=not progress):
-        out.extend(pose_samples_from_record(frames[i], cfg))
+    for i in tqdm(order, desc="pose crops", disable=not progress):
+        synth = windows.for_frame(i) if windows is not None else None
+        out.extend(pose_samples_from_record(frames[i], cfg, synthesizer=synth, unknown_class=unknown_class, frame=i))
     return out
 
 
 class PoseCropDataset(Dataset[dict[str, torch.Tensor]]):
-    """Precomputed object crops -> ``{"input", "class_id", "rot6d", "rotation"}`` tensors."""
+    """Precomputed object crops -> ``{"input", "class_id", "rot6d", "rotation"}`` tensors.
 
-    def __init__(self, samples: Sequence[PoseSample], *, num_classes: int | None = None) -> None:
+    With ``symmetric_targets`` the rotation targets of symmetric primitives are canonical members of their symmetry
+    class (:func:`dcl_arc_ros.learning.pose.metrics.canonical_rotation`, by the sample's catalogue id).
+    """
+
+    def __init__(
+        self, samples: Sequence[PoseSample], *, num_classes: int | None = None, symmetric_targets: bool = False
+    ) -> None:
+        from dcl_arc_ros.learning.pose.metrics import canonical_rotation, symmetry_of
+
         self.samples = list(samples)
+        self.targets = [
+            canonical_rotation(s.rotation_allo, symmetry_of(s.catalogue_id)) if symmetric_targets else s.rotation_allo
+            for s in self.samples
+        ]
         if num_classes is not None:
             bad = sorted({s.class_id for s in self.samples if not 0 <= s.class_id < num_classes})
             if bad:
@@ -227,8 +498,8 @@ class PoseCropDataset(Dataset[dict[str, torch.Tensor]]):
         return {
             "input": torch.from_numpy(np.ascontiguousarray(s.image, dtype=np.float32)),
             "class_id": torch.tensor(s.class_id, dtype=torch.long),
-            "rot6d": torch.from_numpy(rotation_to_6d(s.rotation_allo).astype(np.float32)),
-            "rotation": torch.from_numpy(s.rotation_allo.astype(np.float32)),
+            "rot6d": torch.from_numpy(rotation_to_6d(self.targets[index]).astype(np.float32)),
+            "rotation": torch.from_numpy(self.targets[index].astype(np.float32)),
         }
 
 
@@ -240,6 +511,20 @@ class PoseTask(SingleNetworkTask):
     def __init__(self, cfg: PoseTrainConfig, device: str | torch.device = "cpu") -> None:
         self.cfg = cfg
         super().__init__(NetworkSpec("posenet", cfg.network), cfg.optim, device)
+        if cfg.init_from:
+            self.load_weights(cfg.init_from)
+
+    def load_weights(self, checkpoint: str) -> None:
+        """Start from the posenet weights of ``checkpoint`` (same architecture; the optimiser starts fresh)."""
+        from dcl_arc_ros.learning.checkpoint import load_checkpoint
+
+        ckpt = load_checkpoint(checkpoint)
+        name = self.primary if self.primary in ckpt.networks else ckpt.primary
+        if ckpt.networks[name].config != self.cfg.network:
+            raise ConfigError(
+                f"init_from {checkpoint}: its network {ckpt.networks[name].config} differs from {self.cfg.network}"
+            )
+        self.net.load_state_dict(ckpt.state_dicts[name])
 
     def loss(self, batch: Mapping[str, torch.Tensor]) -> tuple[torch.Tensor, dict[str, float]]:
         x = batch["input"].to(self.device)

@@ -1,0 +1,121 @@
+"""Pose evaluation metrics: symmetry-aware rotation error and the summary numbers of the pose results table.
+
+Symmetric objects. The catalogue's primitives are symmetric, so "the" rotation of one is not unique and the plain
+geodesic error punishes a correct answer (a box turned by 180 degrees about a face axis looks identical). The error
+used for the results is therefore the distance to the *closest* equivalent ground truth, ``min_S d(R_pred, R_gt S)``
+over the object's proper symmetry group S (the usual symmetry-aware rotation error, e.g. for T-LESS objects):
+
+- ``box``: the catalogue draws three independent half-extents, so the group every box has is D2 (identity and the
+  180-degree turns about x, y and z); a box with two near-equal sides has more symmetries, so its error is an upper
+  bound;
+- ``cylinder``: any turn about its axis (z) and the 180-degree flip of the axis, so the error is the angle between
+  the predicted and true axis lines, ``arccos(|z_pred . z_gt|)``;
+- ``sphere``: every rotation is correct, so a sphere has no rotation error (``nan``) and is left out of rotation
+  statistics (it still counts for class accuracy);
+- anything else (the ``random_urdfs`` meshes and distractors) is treated as asymmetric: the plain geodesic error.
+
+The plain geodesic error is kept next to it, so the table can show what ignoring symmetry would report.
+
+Training targets. An MSE on the 6D form of a symmetric object's rotation asks the network for one of several equally
+right answers that look the same in the crop, so it learns their average, which is none of them. The trainer can
+therefore replace the target by a *canonical* member of its symmetry class (:func:`canonical_rotation`), a function
+of what the crop shows: the identity for spheres, the rotation that takes +z onto the axis (chosen in the half-space
+pointing away from the camera) for cylinders, and the D2 member closest to the identity for boxes. The loss stays an
+MSE on the 6D form; the symmetry-aware error does not depend on which member is predicted.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Literal
+
+import numpy as np
+
+__all__ = [
+    "SYMMETRY_BY_CLASS",
+    "Symmetry",
+    "canonical_rotation",
+    "rotation_summary",
+    "symmetric_rotation_error",
+    "symmetry_of",
+]
+
+Symmetry = Literal["none", "box", "cylinder", "sphere"]
+
+#: Catalogue class id -> symmetry (the primitives of ``dcl_arc_ros.sim.objects.PRIMITIVE_CLASS_IDS``).
+SYMMETRY_BY_CLASS: dict[int, Symmetry] = {1000: "box", 1001: "cylinder", 1002: "sphere"}
+
+_D2 = np.stack([np.eye(3), np.diag([1.0, -1.0, -1.0]), np.diag([-1.0, 1.0, -1.0]), np.diag([-1.0, -1.0, 1.0])])
+
+
+def symmetry_of(catalogue_id: int) -> Symmetry:
+    return SYMMETRY_BY_CLASS.get(int(catalogue_id), "none")
+
+
+def _z_onto(axis: np.ndarray) -> np.ndarray:
+    """The smallest rotation taking +z onto the unit vector ``axis`` (``axis`` must not point along -z)."""
+    a = axis / np.linalg.norm(axis)
+    v = np.cross([0.0, 0.0, 1.0], a)
+    c = float(a[2])
+    vx = np.array([[0.0, -v[2], v[1]], [v[2], 0.0, -v[0]], [-v[1], v[0], 0.0]])
+    return np.eye(3) + vx + vx @ vx / (1.0 + c)
+
+
+def canonical_rotation(rotation: np.ndarray, symmetry: str) -> np.ndarray:
+    """The canonical member of ``rotation``'s symmetry class (the training target; see the module docstring)."""
+    r = np.asarray(rotation, dtype=np.float64)
+    if symmetry == "none":
+        return r
+    if symmetry == "sphere":
+        return np.eye(3)
+    if symmetry == "cylinder":
+        axis = r[:, 2] if r[2, 2] >= 0 else -r[:, 2]  # the axis line, pointing away from the camera
+        return _z_onto(axis)
+    if symmetry == "box":
+        members = r[None] @ _D2
+        return members[int(np.argmax(np.trace(members, axis1=1, axis2=2)))]
+    raise ValueError(f"unknown symmetry {symmetry!r}; expected none, box, cylinder or sphere")
+
+
+def _geodesic(r1: np.ndarray, r2: np.ndarray) -> np.ndarray:
+    trace = np.einsum("...ji,...ji->...", r1, r2)
+    return np.arccos(np.clip((trace - 1.0) / 2.0, -1.0, 1.0))
+
+
+def symmetric_rotation_error(r_pred: np.ndarray, r_gt: np.ndarray, symmetry: Sequence[str] | str) -> np.ndarray:
+    """Per-object rotation error in radians: (N, 3, 3) predictions and ground truths -> (N,), ``nan`` for spheres.
+
+    ``symmetry`` is one :data:`Symmetry` for all objects or one per object (see the module docstring).
+    """
+    rp = np.asarray(r_pred, dtype=np.float64).reshape(-1, 3, 3)
+    rg = np.asarray(r_gt, dtype=np.float64).reshape(-1, 3, 3)
+    if rp.shape != rg.shape:
+        raise ValueError(f"prediction and ground-truth shapes differ: {rp.shape} vs {rg.shape}")
+    kinds = [symmetry] * len(rp) if isinstance(symmetry, str) else list(symmetry)
+    if len(kinds) != len(rp):
+        raise ValueError(f"{len(kinds)} symmetries for {len(rp)} rotations")
+    out = np.empty(len(rp))
+    for i, kind in enumerate(kinds):
+        if kind == "none":
+            out[i] = _geodesic(rp[i], rg[i])
+        elif kind == "box":
+            out[i] = float(np.min(_geodesic(rp[i][None], rg[i][None] @ _D2)))
+        elif kind == "cylinder":
+            out[i] = float(np.arccos(np.clip(abs(float(rp[i][:, 2] @ rg[i][:, 2])), 0.0, 1.0)))
+        elif kind == "sphere":
+            out[i] = np.nan
+        else:
+            raise ValueError(f"unknown symmetry {kind!r}; expected none, box, cylinder or sphere")
+    return out
+
+
+def rotation_summary(errors_deg: np.ndarray, thresholds_deg: Sequence[float] = (15.0, 30.0)) -> Mapping[str, float]:
+    """``rot_mean_deg``, ``rot_median_deg`` and ``rot_<t>`` (fraction under t degrees) of the finite errors."""
+    e = np.asarray(errors_deg, dtype=np.float64)
+    e = e[np.isfinite(e)]
+    out: dict[str, float] = {"n_rot": float(e.size)}
+    out["rot_mean_deg"] = float(e.mean()) if e.size else float("nan")
+    out["rot_median_deg"] = float(np.median(e)) if e.size else float("nan")
+    for t in thresholds_deg:
+        out[f"rot_{int(t)}"] = float((e < t).mean()) if e.size else float("nan")
+    return out

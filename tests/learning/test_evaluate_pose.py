@@ -1,0 +1,222 @@
+"""The pose experiment: symmetry-aware errors, per-object synthesis windows, and one tiny end-to-end run."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from dcl_arc_ros.learning.errors import ConfigError
+from dcl_arc_ros.learning.experiments.pose import PoseExperimentConfig, run_pose_experiment
+from dcl_arc_ros.learning.pose.metrics import canonical_rotation, rotation_summary, symmetric_rotation_error
+from dcl_arc_ros.learning.pose.posenet import PoseNetConfig
+from dcl_arc_ros.learning.pose.report import TABLE_METRICS, verdict
+from dcl_arc_ros.learning.pose.toy_data import ToyPoseFrames
+from dcl_arc_ros.learning.pose.trainer import PoseDataConfig, build_pose_samples, open_pose_frames
+from dcl_arc_ros.learning.trainers.dcl import DCL_PRESETS, DataConfig, ToyDepthDataset, config_for_method, make_task
+from dcl_arc_ros.learning.trainers.loop import LoopConfig, run_training, seed_everything
+from dcl_arc_ros.sim.generate import main as generate
+
+torch.set_num_threads(1)
+
+
+def _rot(axis: str, angle: float) -> np.ndarray:
+    c, s = math.cos(angle), math.sin(angle)
+    i, j = {"x": (1, 2), "y": (2, 0), "z": (0, 1)}[axis]
+    r = np.eye(3)
+    r[i, i], r[i, j], r[j, i], r[j, j] = c, -s, s, c
+    return r
+
+
+def _random_rotation(rng: np.random.Generator) -> np.ndarray:
+    q, _ = np.linalg.qr(rng.normal(size=(3, 3)))
+    return q * np.sign(np.linalg.det(q))
+
+
+def test_symmetric_error_forgives_exactly_the_symmetries() -> None:
+    rng = np.random.default_rng(0)
+    gt = _random_rotation(rng)
+    half_turns = [gt @ _rot(a, math.pi) for a in "xyz"]
+    assert np.allclose(symmetric_rotation_error(np.stack(half_turns), np.stack([gt] * 3), "box"), 0.0, atol=1e-6)
+    # the plain error of the same predictions is 180 degrees: the symmetry is what made them right
+    assert np.allclose(symmetric_rotation_error(np.stack(half_turns), np.stack([gt] * 3), "none"), math.pi, atol=1e-6)
+    # a box turned 90 degrees about a face axis is not the same box (its sides differ): 90 degrees of error
+    assert symmetric_rotation_error(gt @ _rot("z", math.pi / 2), gt, "box")[0] == pytest.approx(math.pi / 2)
+    # cylinders: any turn about the axis and the axis flip are free; a tilt of the axis is not
+    spun = gt @ _rot("z", 1.234)
+    flipped = gt @ _rot("x", math.pi) @ _rot("z", 0.4)
+    tilted = gt @ _rot("x", math.radians(20.0))
+    err = symmetric_rotation_error(np.stack([spun, flipped, tilted]), np.stack([gt] * 3), "cylinder")
+    assert np.allclose(np.degrees(err), [0.0, 0.0, 20.0], atol=1e-5)
+    assert np.isnan(symmetric_rotation_error(tilted, gt, "sphere")[0])
+    with pytest.raises(ValueError, match="unknown symmetry"):
+        symmetric_rotation_error(gt, gt, "cone")
+
+
+@pytest.mark.parametrize("kind", ["box", "cylinder", "sphere"])
+def test_canonical_targets_are_equivalent_and_shared_by_the_whole_class(kind: str) -> None:
+    rng = np.random.default_rng(1)
+    for _ in range(20):
+        gt = _random_rotation(rng)
+        if kind == "box":
+            variants = [gt @ _rot(a, math.pi) for a in "xyz"]
+        else:
+            variants = [gt @ _rot("z", float(rng.uniform(0, 6.3))), gt @ _rot("x", math.pi) @ _rot("z", 0.7)]
+        canon = canonical_rotation(gt, kind)
+        assert np.allclose(canon.T @ canon, np.eye(3), atol=1e-9) and np.linalg.det(canon) == pytest.approx(1.0)
+        if kind != "sphere":  # the canonical member is one of the right answers ...
+            assert symmetric_rotation_error(canon, gt, kind)[0] == pytest.approx(0.0, abs=1e-6)
+        for v in variants:  # ... and every equivalent ground truth gives the same one
+            assert np.allclose(canonical_rotation(v, kind), canon, atol=1e-6)
+    other = _random_rotation(rng)
+    assert np.array_equal(canonical_rotation(other, "none"), other)
+
+
+def test_rotation_summary_ignores_spheres() -> None:
+    s = rotation_summary(np.array([10.0, 20.0, 40.0, np.nan]))
+    assert s["n_rot"] == 3
+    assert s["rot_mean_deg"] == pytest.approx(70.0 / 3)
+    assert s["rot_median_deg"] == pytest.approx(20.0)
+    assert s["rot_15"] == pytest.approx(1 / 3) and s["rot_30"] == pytest.approx(2 / 3)
+
+
+def test_object_windows_reproduce_whole_frame_crops() -> None:
+    """With the identity synthesizer (``clean``), the per-object windows give exactly the whole-frame clean crops."""
+    frames = ToyPoseFrames(4, seed=3)
+    base = PoseDataConfig(source="toy", crop_size=32, min_pixels=20, synthesis_context_px=8)
+    whole = build_pose_samples(frames, dataclasses.replace(base, depth_from="clean"), progress=False)
+    windowed = build_pose_samples(frames, dataclasses.replace(base, synthesis="clean"), progress=False)
+    assert len(whole) == len(windowed) > 0
+    key = lambda s: (s.frame, s.instance_id)  # noqa: E731 - the two paths list a frame's objects in different orders
+    for a, b in zip(sorted(whole, key=key), sorted(windowed, key=key), strict=True):
+        assert (a.frame, a.instance_id, a.box) == (b.frame, b.instance_id, b.box)
+        assert np.array_equal(a.image, b.image)
+        assert np.allclose(a.translation_est, b.translation_est)
+        assert np.allclose(a.rotation_allo, b.rotation_allo)
+
+
+def test_unknown_classes_are_kept_only_when_asked() -> None:
+    frames = ToyPoseFrames(6, seed=1)
+    cfg = PoseDataConfig(source="toy", crop_size=32, min_pixels=20, class_ids=(1,))
+    kept = build_pose_samples(frames, cfg, unknown_class=-1, progress=False)
+    dropped = build_pose_samples(frames, cfg, progress=False)
+    assert {s.catalogue_id for s in kept} == {0, 1}  # both toy classes occur in these frames
+    assert all((s.class_id == 0) == (s.catalogue_id == 1) for s in kept)
+    assert all(s.class_id == -1 for s in kept if s.catalogue_id == 0)
+    assert len(dropped) == sum(s.catalogue_id == 1 for s in kept)
+
+
+def test_verdict_reads_direction_and_spread() -> None:
+    row = {m: 0.5 for m in TABLE_METRICS} | {f"{m}_std": 0.01 for m in TABLE_METRICS}
+    better = dict(row, rot_median_deg=0.2, rot_15=0.9)
+    lines = verdict({"dcl": better, "clean": row})
+    assert "better than clean (beyond" in next(line for line in lines if "median" in line)
+    assert "better than clean (beyond" in next(line for line in lines if "< 15" in line)
+    assert "equal" in next(line for line in lines if "class" in line)
+    assert "cannot be tested" in verdict({"clean": row})[0]
+
+
+def test_config_checks_methods() -> None:
+    with pytest.raises(ConfigError, match="unknown pose methods"):
+        PoseExperimentConfig(methods=("clean", "gan"))
+    with pytest.raises(ConfigError, match="dcl_finetuned"):
+        PoseExperimentConfig(methods=("clean", "dcl_finetuned"))
+
+
+@pytest.fixture(scope="module")
+def bags_and_generator(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path, Path]:
+    root = tmp_path_factory.mktemp("pose_exp")
+    for name, seed, sensor in (("train", 3, "empirical"), ("test", 4, "active_stereo")):
+        args = [
+            "--out",
+            str(root / name),
+            "--scenes",
+            "2",
+            "--frames-per-scene",
+            "2",
+            "--sensor",
+            sensor,
+            "--seed",
+            str(seed),
+            "--renderer",
+            "toy",
+            "--width",
+            "160",
+            "--height",
+            "120",
+            "--no-progress",
+        ]
+        assert generate(args) == 0
+    seed_everything(0)
+    dcl = config_for_method(DCL_PRESETS["tiny"], "dcl")
+    dcl = dataclasses.replace(dcl, data=DataConfig(), loop=LoopConfig(max_steps=1, batch_size=2, progress=False))
+    data = {"source": ToyDepthDataset(4, seed=1), "real": ToyDepthDataset(4, seed=2, real_like=True)}
+    ckpt = run_training(make_task(dcl), data, dcl.loop, root / "dcl", run_config=dcl).last_checkpoint
+    assert ckpt is not None
+    for seed in (0, 1):
+        done = root / "dcl" / f"seed_{seed}" / "DONE"
+        done.parent.mkdir(parents=True, exist_ok=True)
+        done.write_text(f"{ckpt}\n", encoding="utf-8")
+    return root / "train", root / "test", root / "dcl" / "seed_{seed}" / "DONE"
+
+
+def test_dcl_windows_change_the_depth(bags_and_generator: tuple[Path, Path, Path]) -> None:
+    train, _, done = bags_and_generator
+    ckpt = Path(str(done).format(seed=0)).read_text(encoding="utf-8").strip()
+    base = PoseDataConfig(paths=(str(train),), crop_size=32, min_pixels=20, min_visible_fraction=0.0, in_memory=True)
+    from dcl_arc_ros import bags
+
+    frames = open_pose_frames(base, extra_topics=[bags.GT_DEPTH])
+    clean = build_pose_samples(frames, dataclasses.replace(base, depth_from="clean"), progress=False)
+    dcl = build_pose_samples(
+        frames, dataclasses.replace(base, synthesis="dcl", synthesis_checkpoint=ckpt), progress=False
+    )
+    assert clean and dcl
+    by_key = {(s.frame, s.instance_id): s for s in clean}
+    pairs = [(by_key[(s.frame, s.instance_id)], s) for s in dcl if (s.frame, s.instance_id) in by_key]
+    assert pairs
+    assert any(not np.array_equal(a.image, b.image) for a, b in pairs)  # an untrained generator changes the depth
+    assert all(np.allclose(a.rotation_cam, b.rotation_cam) for a, b in pairs)  # ... but not the labels
+
+
+@pytest.mark.slow
+def test_tiny_experiment_writes_the_results_table(bags_and_generator: tuple[Path, Path, Path], tmp_path: Path) -> None:
+    train, test, done = bags_and_generator
+    cfg = PoseExperimentConfig(
+        train_paths=(str(train),),
+        finetune_paths=(str(test),),
+        test_paths=(str(test),),
+        seeds=(0, 1),
+        dcl_done=str(done),
+        network=PoseNetConfig(crop_size=16, stem_channels=4, stage_channels=(4, 8)),
+        min_pixels=20,
+        min_visible_fraction=0.0,
+        steps=3,
+        batch_size=4,
+        finetune_fraction=0.5,
+        finetune_steps=2,
+        out_dir=str(tmp_path / "runs"),
+        results_dir=str(tmp_path / "results"),
+        progress=False,
+    )
+    report = run_pose_experiment(cfg)
+    data = json.loads((tmp_path / "results" / "pose.json").read_text(encoding="utf-8"))
+    assert set(data["rows"]) == {"clean", "empirical", "dcl", "dcl_finetuned"}
+    expected = {k for m in TABLE_METRICS for k in (m, f"{m}_std")}
+    for row in data["rows"].values():
+        assert set(row) == expected
+    assert len(report["runs"]["dcl_finetuned"]) == 2  # both seeds ran
+    assert data["timings_s"]["total"] > 0
+    assert (tmp_path / "results" / "pose_metrics.png").stat().st_size > 0
+    md = (tmp_path / "results" / "pose.md").read_text(encoding="utf-8")
+    assert "| dcl_finetuned |" in md
+    # the fine-tuned run started from the dcl weights of the same seed
+    from dcl_arc_ros.learning.checkpoint import load_checkpoint
+
+    ft = load_checkpoint(report["runs"]["dcl_finetuned"][0]["checkpoint"])
+    assert ft.run_config["init_from"] == report["runs"]["dcl"][0]["checkpoint"]
