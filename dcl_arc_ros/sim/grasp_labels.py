@@ -75,7 +75,12 @@ def support_depth(
     cam_T_world = np.linalg.inv(world_T_cam)
     normal = cam_T_world[:3, :3] @ np.array([0.0, 0.0, 1.0])
     offset = float(normal @ (cam_T_world @ np.array([0.0, 0.0, support_height, 1.0]))[:3])
-    rays = np.stack([(u - intrinsics.cx) / intrinsics.fx, (v - intrinsics.cy) / intrinsics.fy, np.ones_like(u)], -1)
+    rays = np.empty((*np.shape(u), 3), dtype=np.result_type(u, v, np.float16))  # what np.stack(..., -1) would give
+    np.subtract(u, intrinsics.cx, out=rays[..., 0])
+    rays[..., 0] /= intrinsics.fx
+    np.subtract(v, intrinsics.cy, out=rays[..., 1])
+    rays[..., 1] /= intrinsics.fy
+    rays[..., 2] = 1.0
     denom = rays @ normal
     with np.errstate(divide="ignore", invalid="ignore"):
         t = offset / denom
@@ -156,25 +161,32 @@ def _object_candidates(
     h, w = depth.shape
     x0, y0 = origin
     full_w, full_h = image_size
-    core = cv2.erode(visible.astype(np.uint8), np.ones((3, 3), np.uint8)).astype(bool)
-    gv, gu = np.mgrid[(grid // 2 - y0) % grid : h : grid, (grid // 2 - x0) % grid : w : grid]
-    on = core[gv, gu] & np.isfinite(depth[gv, gu])
-    cu, cv = gu[on].astype(np.float64), gv[on].astype(np.float64)
+    # bool arrays are 0/1 bytes: OpenCV erodes them as uint8 views, without copies
+    core = cv2.erode(np.ascontiguousarray(visible).view(np.uint8), np.ones((3, 3), np.uint8)).view(bool)
+    # the candidate grid: rows gy0, gy0 + grid, ... and columns gx0, gx0 + grid, ... of the window
+    gy0, gx0 = (grid // 2 - y0) % grid, (grid // 2 - x0) % grid
+    on = core[gy0::grid, gx0::grid] & np.isfinite(depth[gy0::grid, gx0::grid])
+    on_rows, on_cols = np.nonzero(on)  # row-major, as the grid's boolean selection
+    cu = (gx0 + grid * on_cols).astype(np.float64)
+    cv = (gy0 + grid * on_rows).astype(np.float64)
     if cu.size == 0:
         return None
     angles = -np.pi / 2 + np.arange(params.n_angles) * (np.pi / params.n_angles)
     cu = np.repeat(cu, params.n_angles)
     cv = np.repeat(cv, params.n_angles)
-    ang = np.tile(angles, on.sum())
+    ang = np.tile(angles, len(on_rows))
     du, dv = np.cos(ang), np.sin(ang)
     z_c = depth[cv.astype(np.int64), cu.astype(np.int64)].astype(np.float64)
     px_per_m = intrinsics.fx / z_c
     max_half = int(np.ceil(0.5 * params.max_opening_m * px_per_m.max())) + 2
 
     # march along the closing line one pixel at a time: centres are whole pixels, so the rounded offsets of every
-    # step depend only on the angle; with the silhouette zero-padded by the march length no bounds checks are needed
+    # step depend only on the angle; with the silhouette padded (as outside) by the march length no bounds checks are
+    # needed
     pad = max_half + 1
-    padded = np.pad(sil, pad).reshape(-1)
+    outside = np.ones((h + 2 * pad, w + 2 * pad), dtype=bool)
+    np.logical_not(sil, out=outside[pad : pad + h, pad : pad + w])
+    outside = outside.reshape(-1)
     row = w + 2 * pad
     base = (cv.astype(np.int64) + pad) * row + (cu.astype(np.int64) + pad)
     steps = np.arange(1, max_half + 1, dtype=np.float64)
@@ -187,7 +199,7 @@ def _object_candidates(
         first_out = np.empty(len(base), dtype=np.float64)
         rows = np.arange(len(centre_base))
         for a in range(params.n_angles):  # one angle at a time: no (N, max_half) gather of the offset table
-            exited = ~padded[centre_base[:, None] + table[a]]
+            exited = outside[centre_base[:, None] + table[a]]
             first = exited.argmax(axis=1)  # index of first outside step; 0 also when none is outside
             first_out[a :: params.n_angles] = np.where(exited[rows, first], first, max_half)
         return first_out  # number of inside steps beyond the centre
@@ -318,7 +330,10 @@ def grasp_labels(
     out = empty_grasps(h, w)
     grid = max(1, round(params.grid_px_per_160 * w / 160.0))
     rects, ids, widths = [], [], []
-    visible_counts = np.bincount(instances.reshape(-1).clip(0), minlength=max(silhouettes, default=0) + 1)
+    flat_instances = instances.reshape(-1)
+    if flat_instances.min(initial=0) < 0:
+        flat_instances = flat_instances.clip(0)
+    visible_counts = np.bincount(flat_instances, minlength=max(silhouettes, default=0) + 1)
     for inst, sil in sorted(silhouettes.items()):
         window = _window(sil, depth_clean, intrinsics, params)
         if window is None:

@@ -95,10 +95,14 @@ def view_matrix(world_T_cam: np.ndarray) -> np.ndarray:
 
 def depth_buffer_to_metric(buffer: np.ndarray, near: float, far: float) -> np.ndarray:
     """OpenGL depth buffer in [0, 1] -> metres along the optical axis; the far plane (no hit) becomes NaN."""
-    buf = np.asarray(buffer, dtype=np.float64)
-    depth = far * near / (far - (far - near) * buf)
-    depth[buf >= 1.0 - 1e-7] = np.nan
-    return depth.astype(np.float32)
+    depth = np.array(buffer, dtype=np.float64)  # a fresh buffer, computed in place:
+    no_hit = depth >= 1.0 - 1e-7
+    depth *= far - near  # depth = far * near / (far - (far - near) * buf)
+    np.subtract(far, depth, out=depth)
+    np.divide(far * near, depth, out=depth)
+    out = depth.astype(np.float32)
+    out[no_hit] = np.nan
+    return out
 
 
 def render(
@@ -136,7 +140,7 @@ def render(
         raise RenderError(f"renderer returned {rgba_arr.shape}/{depth_arr.shape} for a {w}x{h} request")
     seg_arr = np.asarray(seg, dtype=np.int32).reshape(h, w) if segmentation else np.full((h, w), -1, dtype=np.int32)
     return RenderOutput(
-        rgb=np.ascontiguousarray(rgba_arr[..., :3]),
+        rgb=cv2.cvtColor(np.ascontiguousarray(rgba_arr), cv2.COLOR_RGBA2RGB),  # drop alpha: one fast pass
         depth=depth_buffer_to_metric(depth_arr, near, far),
         segmentation=seg_arr,
     )

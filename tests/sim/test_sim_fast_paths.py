@@ -23,6 +23,7 @@ from dcl_arc_ros.sim.cameras import camera_preset, sample_camera_pose
 from dcl_arc_ros.sim.grasp_labels import grasp_labels
 from dcl_arc_ros.sim.labels import instance_map, object_silhouettes, surface_normals
 from dcl_arc_ros.sim.pipeline import render_view
+from dcl_arc_ros.sim.render import depth_buffer_to_metric, render
 from dcl_arc_ros.sim.scenes import Scene, build_scene
 from dcl_arc_ros.sim.sensors import EmpiricalParams, EmpiricalSensor, SceneContext
 from dcl_arc_ros.sim.sensors.base import viewing_angles
@@ -147,3 +148,28 @@ def test_empirical_sensor_equals_the_reference(views: list[View], params: Empiri
         np.testing.assert_array_equal(got, expected)
         assert got.dtype == expected.dtype == np.float32
         assert 0.0 < np.isnan(got).mean() < 0.5
+
+
+def test_render_buffers_convert_as_the_reference() -> None:
+    ref = _reference("render_v0")
+    rng = np.random.default_rng(4)
+    buffer = rng.uniform(0.0, 1.0, (48, 64)).astype(np.float32)
+    buffer[:4] = 1.0  # no hit
+    buffer[4, :8] = np.float32(1.0 - 1e-7)  # rounds to just below 1 in float32: the test is made in float64
+    for near, far in ((0.05, 6.0), (0.1, 3.0)):
+        got, expected = depth_buffer_to_metric(buffer, near, far), ref.depth_buffer_to_metric(buffer, near, far)
+        np.testing.assert_array_equal(got, expected)
+        assert got.dtype == expected.dtype == np.float32 and np.isnan(got[:4]).all()
+
+
+def test_rendered_frame_equals_the_reference(views: list[View]) -> None:
+    """One render through the current and the frozen ``render``: identical RGB, depth and segmentation."""
+    ref = _reference("render_v0")
+    view = views[-1]
+    scene, intr = view.scene, view.intrinsics
+    got = render(scene.client, intr, view.world_T_cam, scene.lighting)
+    expected = ref.render(scene.client, intr, view.world_T_cam, scene.lighting)
+    for name in ("rgb", "depth", "segmentation"):
+        a, b = getattr(got, name), getattr(expected, name)
+        np.testing.assert_array_equal(a, b, err_msg=name)
+        assert a.dtype == b.dtype and a.flags.c_contiguous, name

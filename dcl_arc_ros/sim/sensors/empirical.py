@@ -53,7 +53,13 @@ def axial_sigma(z: np.ndarray, theta: np.ndarray) -> np.ndarray:
     """Nguyen et al. 2012 axial standard deviation (metres) at depth ``z`` (m) and angle ``theta`` (rad)."""
     z = np.asarray(z)
     theta = np.asarray(theta)
-    sigma = 0.0012 + 0.0019 * (z - 0.4) ** 2
+    sigma = z - 0.4
+    if isinstance(sigma, np.ndarray):  # the same operations in place on the fresh array: fewer full-frame buffers
+        np.square(sigma, out=sigma)
+        sigma *= 0.0019
+        sigma += 0.0012
+    else:
+        sigma = 0.0012 + 0.0019 * sigma**2
     steep = theta > 60.0 * _DEG
     if np.any(steep):
         t = np.minimum(theta[steep], _THETA_MAX)
@@ -75,19 +81,18 @@ def projector_shadow(depth: np.ndarray, fx: float, baseline_m: float) -> np.ndar
     has q increasing with u; a pixel is in shadow when some pixel to its right has a projector column at or left of
     its own (that nearer surface blocks the projector ray). NaN (no surface) never casts a shadow.
     """
-    # the columns are handled right to left (mirrored), so the running minimum runs along contiguous memory
+    # the columns are handled right to left (mirrored), so the running minimum runs along contiguous rows
     w = depth.shape[1]
-    mirrored = depth[:, ::-1]
     with np.errstate(divide="ignore", invalid="ignore"):
-        q = np.arange(w - 1, -1, -1, dtype=np.float64) - fx * baseline_m / mirrored
-    finite = np.isfinite(mirrored)
-    q[~(finite & (mirrored > 0))] = np.inf  # no surface (NaN) never casts a shadow
-    # minimum over the strictly larger columns: the running minimum of the columns before, in mirrored order
-    right_min = np.empty_like(q)
-    right_min[:, 0] = np.inf
-    np.minimum.accumulate(q[:, :-1], axis=1, out=right_min[:, 1:])
-    right_min += 0.5
-    return ((q > right_min) & finite)[:, ::-1]
+        shift = fx * baseline_m / depth
+    shift[~(depth > 0)] = -np.inf  # no surface (NaN) never casts a shadow: its q is +inf
+    q = np.arange(w - 1, -1, -1, dtype=np.float64) - shift[:, ::-1]
+    # mirrored column j is shadowed when q[j] > min(q[:j]) + 0.5, the minimum over the strictly larger columns
+    prefix_min = np.minimum.accumulate(q, axis=1)
+    prefix_min += 0.5
+    shadow = np.zeros(depth.shape, dtype=bool)
+    np.greater(q[:, 1:], prefix_min[:, :-1], out=shadow[:, 1:])
+    return shadow[:, ::-1] & np.isfinite(depth)
 
 
 def discontinuity_band(depth: np.ndarray, threshold_m: float, radius_px: int = 1) -> np.ndarray:
@@ -118,11 +123,17 @@ class EmpiricalSensor:
         h, w = depth.shape
         theta = viewing_angles(scene_context.normals, intrinsics)
 
+        # Full-frame steps run in place on fresh buffers where they can: the same float32 operations in the same
+        # order as the plain expressions in the comments, with fewer passes over memory and fewer page faults.
         if p.lateral:
-            sigma = lateral_sigma_px(theta).astype(np.float32)
+            sigma = lateral_sigma_px(theta).astype(np.float32, copy=False)
             grid_u, grid_v = _pixel_grid(h, w)
-            map_u = grid_u + sigma * rng.standard_normal((h, w), dtype=np.float32)
-            map_v = grid_v + sigma * rng.standard_normal((h, w), dtype=np.float32)
+            map_u = rng.standard_normal((h, w), dtype=np.float32)  # map_u = grid_u + sigma * N(0, 1)
+            map_u *= sigma
+            map_u += grid_u
+            map_v = rng.standard_normal((h, w), dtype=np.float32)  # map_v = grid_v + sigma * N(0, 1)
+            map_v *= sigma
+            map_v += grid_v
             nan_fill = np.where(np.isfinite(depth), depth, np.float32(0.0))
             z = cv2.remap(nan_fill, map_u, map_v, cv2.INTER_NEAREST, borderMode=cv2.BORDER_REPLICATE)
             theta = cv2.remap(theta, map_u, map_v, cv2.INTER_NEAREST, borderMode=cv2.BORDER_REPLICATE)
@@ -132,21 +143,27 @@ class EmpiricalSensor:
 
         if p.axial:
             with np.errstate(invalid="ignore"):
-                noise = axial_sigma(z, theta).astype(np.float32) * rng.standard_normal((h, w), dtype=np.float32)
-                z = (z + noise).astype(np.float32, copy=False)
+                noise = rng.standard_normal((h, w), dtype=np.float32)  # z = z + sigma_z * N(0, 1)
+                noise *= axial_sigma(z, theta).astype(np.float32, copy=False)
+                z += noise
 
         if p.quantise:
             f_b = np.float32(intrinsics.fx * scene_context.baseline_m)
             step = np.float32(scene_context.disparity_subpixel)
             with np.errstate(divide="ignore", invalid="ignore"):
-                disparity = np.round(f_b / z / step) * step
-                z = np.where(disparity > 0, f_b / disparity, np.float32(np.nan))
+                disparity = f_b / z  # disparity = round(f_b / z / step) * step
+                disparity /= step
+                np.round(disparity, out=disparity)
+                disparity *= step
+                z = f_b / disparity  # z = where(disparity > 0, f_b / disparity, NaN)
+                z[~(disparity > 0)] = np.nan
 
         # independent hole causes, combined into one per-pixel probability and drawn once
         keep = np.full((h, w), 1.0 - p.dropout, dtype=np.float32)
         if p.edge_hole_probability > 0:
             radius = max(1, round(w / p.edge_band_width_per_px))
-            keep[discontinuity_band(depth, p.edge_threshold_m, radius)] *= 1.0 - p.edge_hole_probability
+            band = discontinuity_band(depth, p.edge_threshold_m, radius)
+            np.multiply(keep, 1.0 - p.edge_hole_probability, out=keep, where=band)
         if p.grazing_full_deg > p.grazing_start_deg:
             ramp = (theta / _DEG - p.grazing_start_deg) / (p.grazing_full_deg - p.grazing_start_deg)
             keep *= 1.0 - np.clip(ramp, 0.0, 1.0)
