@@ -145,7 +145,7 @@ class EmpiricalSensor:
             with np.errstate(invalid="ignore"):
                 noise = rng.standard_normal((h, w), dtype=np.float32)  # z = z + sigma_z * N(0, 1)
                 noise *= axial_sigma(z, theta).astype(np.float32, copy=False)
-                z += noise
+                np.add(z, noise, out=z)
 
         if p.quantise:
             f_b = np.float32(intrinsics.fx * scene_context.baseline_m)
