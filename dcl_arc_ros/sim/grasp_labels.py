@@ -227,6 +227,16 @@ def _object_candidates(
     cos_cone = np.cos(np.arctan(params.friction))
     antipodal = np.clip((np.minimum(cos1, cos2) - cos_cone) / (1.0 - cos_cone), 0.0, 1.0)
 
+    # Only candidates that fit, see both contacts and have both contact normals inside the friction cone can score
+    # above zero; the remaining tests run on those alone. Every test is per candidate (row-wise), so their values
+    # are the ones the whole set would give, and every other candidate keeps quality 0 as before.
+    quality = np.zeros(len(cu))
+    live = np.flatnonzero(fits & seen & (antipodal > 0))
+    if live.size == 0:
+        return _Candidates(cu + x0, cv + y0, ang, width_px, width_m, quality)
+    p1u, p1v, p2u, p2v = p1u[live], p1v[live], p2u[live], p2v[live]
+    du, dv, px_per_m, clearance_px = du[live], dv[live], px_per_m[live], clearance_px[live]
+
     # the object's top along the closing segment and its thickness above the support under the centre
     seg = np.linspace(-1.0, 1.0, 9)[None, :]
     mid_u, mid_v = 0.5 * (p1u + p2u), 0.5 * (p1v + p2v)
@@ -247,8 +257,8 @@ def _object_candidates(
     for sign, pu, pv in ((-1.0, p1u, p1v), (1.0, p2u, p2v)):
         a = sign * along[:, :, None]  # (N, 3 along, 1)
         c = across[:, None, :]  # (N, 1, 3 across)
-        fu_parts.append((pu[:, None, None] + a * du[:, None, None] - c * dv[:, None, None]).reshape(len(cu), -1))
-        fv_parts.append((pv[:, None, None] + a * dv[:, None, None] + c * du[:, None, None]).reshape(len(cu), -1))
+        fu_parts.append((pu[:, None, None] + a * du[:, None, None] - c * dv[:, None, None]).reshape(live.size, -1))
+        fv_parts.append((pv[:, None, None] + a * dv[:, None, None] + c * du[:, None, None]).reshape(live.size, -1))
     fu, fv = np.concatenate(fu_parts, axis=1), np.concatenate(fv_parts, axis=1)
 
     # the fingers reach halfway from the object's top down to the highest support point under them (seen from a
@@ -268,8 +278,8 @@ def _object_candidates(
     collision_free = slack >= params.collision_margin_m
     clearance_score = np.clip(slack / 0.02, 0.0, 1.0)
 
-    valid = fits & seen & unobstructed & thick_enough & collision_free & np.isfinite(z_top)
-    quality = np.where(valid, antipodal * (0.5 + 0.5 * clearance_score), 0.0)
+    valid = unobstructed & thick_enough & collision_free & np.isfinite(z_top)  # fits and seen hold for all
+    quality[live] = np.where(valid, antipodal[live] * (0.5 + 0.5 * clearance_score), 0.0)
     return _Candidates(cu + x0, cv + y0, ang, width_px, width_m, quality)
 
 
