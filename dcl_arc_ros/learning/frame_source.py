@@ -15,7 +15,8 @@ per-frame seed), so one seed gives one fixed synthesized data set, as the paper 
 ``in_memory`` it is computed once per frame and kept.
 
 ``frame_fraction`` keeps a seeded random part of the frames (the "fine-tuned on 10% of real" rows) and ``frame_scale``
-shrinks every frame before synthesis (a cheaper synthesizer and network on a CPU budget; labels follow the pixels).
+shrinks every frame after synthesis (a cheaper network on a CPU budget; labels and intrinsics follow the pixels). The
+synthesizer always runs at the frames' own resolution, the one its sensor model or generator was made for.
 
 Both trainers use the same two entry points: :func:`open_frame_records` (a sequence of
 :class:`~dcl_arc_ros.bags.FrameRecord` whose ``depth`` is the network's input depth, for record-based pipelines such
@@ -71,7 +72,7 @@ class FrameSourceConfig:
     synthesis_checkpoint: str = ""  # generator checkpoint of a trained synthesis method
     in_memory: bool = False  # keep decoded (and synthesized) frames in memory: after the first epoch no bag is read
     frame_fraction: float = 1.0  # keep this fraction of the frames, drawn with the trainer's seed (e.g. 10% of real)
-    frame_scale: float = 1.0  # resize every frame by this factor before synthesis (labels and intrinsics follow)
+    frame_scale: float = 1.0  # resize every frame by this factor after synthesis (labels and intrinsics follow)
 
     def __post_init__(self) -> None:
         if not 0.0 < self.frame_fraction <= 1.0:
@@ -222,7 +223,8 @@ def open_frame_records(cfg: FrameSourceConfig, keys: Sequence[str] | None = None
     """The configured frames as FrameRecords whose ``depth`` is the network's input depth.
 
     ``keys`` (sample keys, see :mod:`dcl_arc_ros.data.torch_datasets`) limit the decoded bag topics; None decodes all.
-    Order: ``frame_fraction`` subset (drawn with ``seed``), ``frame_scale`` resize, ``in_memory`` cache, synthesis.
+    Order: ``frame_fraction`` subset (drawn with ``seed``), synthesis, ``frame_scale`` resize; ``in_memory`` keeps the
+    final frames.
     With ``synthesis`` the records' ``depth`` is synthesized from the clean depth (``depth_clean`` stays as it was);
     with ``depth_from: clean`` and no synthesis, ``depth`` is *not* replaced: read ``depth_clean`` (or use
     :attr:`FrameSourceConfig.read_depth_from`).
@@ -238,14 +240,17 @@ def open_frame_records(cfg: FrameSourceConfig, keys: Sequence[str] | None = None
     frames: FrameSequence = torch_datasets.SOURCES[cfg.source](*cfg.paths, **kwargs)
     if cfg.frame_fraction < 1.0:
         frames = FrameSubset.fraction(frames, cfg.frame_fraction, seed=seed)
-    if cfg.frame_scale != 1.0:
-        frames = ResizedFrames(frames, cfg.frame_scale)
-    if cfg.in_memory:
+    resized = cfg.frame_scale != 1.0
+    if cfg.in_memory and not resized:
         frames = torch_datasets.InMemoryFrames(frames)
-    if cfg.synthesizes:
+    if cfg.synthesizes:  # at the frames' own resolution: the sensor model and the generator were made for it
         frames = SynthesizedFrames(
-            frames, cfg.synthesis, checkpoint=cfg.synthesis_checkpoint, seed=seed, cache=cfg.in_memory
+            frames, cfg.synthesis, checkpoint=cfg.synthesis_checkpoint, seed=seed, cache=cfg.in_memory and not resized
         )
+    if resized:
+        frames = ResizedFrames(frames, cfg.frame_scale)
+        if cfg.in_memory:  # keep the small (synthesized) frames only: each frame is decoded and synthesized once
+            frames = torch_datasets.InMemoryFrames(frames)
     return frames
 
 
