@@ -21,6 +21,7 @@ from __future__ import annotations
 import array
 import math
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Final, Literal
 
 import cv2
@@ -173,17 +174,33 @@ def depth_and_holes_from_image(img: ImageFields) -> tuple[np.ndarray, int]:
 
 @dataclass(frozen=True)
 class DecodedDepth:
-    """A decoded depth image and what the decoder found in it."""
+    """A decoded depth image and what the decoder found in it.
+
+    The number of holes of a 32FC1 frame in REP 118 form is counted only when asked for (a full-frame pass that a
+    caller needing only :attr:`any_valid` never pays); the decoder already knows such a frame has a valid pixel.
+    """
 
     depth_m: np.ndarray  # float32 (H, W) metres, NaN (or 0 with nan_holes=False) = no reading; read-only if a view
-    holes: int  # pixels without a reading
     infinite: int  # +-inf pixels of a 32FC1 image (read as no reading)
     negative: int  # negative pixels of a 32FC1 image (read as no reading)
+    counted_holes: int | None = None  # None: not counted yet, and at least one pixel is valid
+
+    @cached_property
+    def holes(self) -> int:
+        """Pixels without a reading."""
+        if self.counted_holes is not None:
+            return self.counted_holes
+        return int(np.count_nonzero(np.isnan(self.depth_m)))
 
     @property
     def valid(self) -> int:
         """Pixels with a finite, positive depth."""
         return int(self.depth_m.size) - self.holes
+
+    @property
+    def any_valid(self) -> bool:
+        """Whether at least one pixel has a reading (known without counting)."""
+        return self.counted_holes is None or self.counted_holes < self.depth_m.size
 
 
 def decode_depth(img: ImageFields, *, copy: bool = True, nan_holes: bool = True) -> DecodedDepth:
@@ -213,25 +230,25 @@ def decode_depth(img: ImageFields, *, copy: bool = True, nan_holes: bool = True)
     if nan_holes and holes:
         with np.errstate(invalid="ignore"):
             np.divide(metres, reading, out=metres)
-    return DecodedDepth(metres, holes, 0, 0)
+    return DecodedDepth(metres, 0, 0, holes)
 
 
 def _decode_metres(view: np.ndarray, copy: bool) -> DecodedDepth:
     """32FC1: NaN, inf and <= 0 become NaN (byte-swapped on the way if needed).
 
     Two NaN-ignoring reductions decide the usual case, a frame whose holes are NaN already (REP 118): its values
-    need no change, so it is copied as it is (or not at all), and only its NaN are counted. Every other frame goes
-    through :func:`nan_outside`, and its infinities and negative depths are counted for the caller's reports.
+    need no change, so it is copied as it is (or not at all), and its NaN are counted only on demand. Every other
+    frame goes through :func:`nan_outside`, and its infinities and negative depths are counted for the caller's
+    reports.
     """
     lowest = float(np.fmin.reduce(view, axis=None))  # NaN only when every pixel is NaN
     highest = float(np.fmax.reduce(view, axis=None))
     if lowest > 0.0 and highest < math.inf:
-        holes = int(np.count_nonzero(np.isnan(view)))
         if not copy and view.dtype.isnative and view.flags.c_contiguous and view.flags.aligned:
             depth = view.view()
             depth.flags.writeable = False  # the message's own bytes: nobody may write through this view
-            return DecodedDepth(depth, holes, 0, 0)
-        return DecodedDepth(np.array(view, dtype=np.float32, order="C", copy=True), holes, 0, 0)
+            return DecodedDepth(depth, 0, 0)
+        return DecodedDepth(np.array(view, dtype=np.float32, order="C", copy=True), 0, 0)
     negative = infinite = 0
     if not lowest >= 0.0:  # also true when every pixel is NaN
         negative = int(np.count_nonzero(view < 0.0))
@@ -239,7 +256,7 @@ def _decode_metres(view: np.ndarray, copy: bool) -> DecodedDepth:
     if not highest < math.inf:
         infinite += int(np.count_nonzero(view == np.inf))
     depth, holes = nan_outside(view, 0.0, math.inf)
-    return DecodedDepth(depth, holes, infinite, negative)
+    return DecodedDepth(depth, infinite, negative, holes)
 
 
 def depth_to_image(depth_m: np.ndarray, encoding: str = "32FC1") -> ImageFields:

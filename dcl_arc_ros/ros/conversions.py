@@ -20,6 +20,7 @@ from std_msgs.msg import Header
 from dcl_arc_ros.core.camera import Intrinsics
 from dcl_arc_ros.core.errors import CameraError, EncodingError
 from dcl_arc_ros.core.image_codec import (
+    DecodedDepth,
     ImageFields,
     decode_depth,
     depth_to_image,
@@ -76,10 +77,32 @@ def image_msg_from_fields(fields: ImageFields, header: Header) -> Image:
 class DepthReading:
     """A decoded depth frame plus what the decoder had to discard, for the node's bad-input reports."""
 
-    depth_m: np.ndarray  # float32 (H, W) metres, NaN = no reading (or 0, when decoded with nan_holes=False)
-    infinite: int  # +-inf pixels (32FC1 only), read as no reading
-    negative: int  # negative pixels (32FC1 only), read as no reading
-    valid: int  # pixels with a finite, positive depth
+    decoded: DecodedDepth
+
+    @property
+    def depth_m(self) -> np.ndarray:
+        """float32 (H, W) metres, NaN = no reading (or 0, when decoded with nan_holes=False)."""
+        return self.decoded.depth_m
+
+    @property
+    def infinite(self) -> int:
+        """+-inf pixels (32FC1 only), read as no reading."""
+        return self.decoded.infinite
+
+    @property
+    def negative(self) -> int:
+        """Negative pixels (32FC1 only), read as no reading."""
+        return self.decoded.negative
+
+    @property
+    def valid(self) -> int:
+        """Pixels with a finite, positive depth (counted on first use for a 32FC1 frame in REP 118 form)."""
+        return self.decoded.valid
+
+    @property
+    def any_valid(self) -> bool:
+        """Whether any pixel has a finite, positive depth (free: no counting)."""
+        return self.decoded.any_valid
 
     def problems(self) -> list[str]:
         """Human descriptions of suspicious content (empty when the frame looks normal)."""
@@ -117,9 +140,7 @@ def depth_from_msg(
         decoded = decode_depth(fields_from_image_msg(msg), copy=copy, nan_holes=nan_holes)
     except EncodingError as exc:
         raise BadInputError(f"cannot decode depth image: {exc}") from exc
-    return DepthReading(
-        depth_m=decoded.depth_m, infinite=decoded.infinite, negative=decoded.negative, valid=decoded.valid
-    )
+    return DepthReading(decoded)
 
 
 def depth_to_msg(depth_m: np.ndarray, header: Header, encoding: str = "32FC1") -> Image:

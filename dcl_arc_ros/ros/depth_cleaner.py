@@ -91,7 +91,7 @@ class DepthCleanerNode(PerceptionNode):
         # A view of msg.data where the frame allows (no copy), and 16UC1 holes left at 0 m: the pipelines only read
         # the depth, msg outlives them, and they read <= 0 as no reading (the output is NaN = unknown either way).
         reading = depth_from_msg(msg, copy=False, nan_holes=False)
-        if reading.valid == 0:
+        if not reading.any_valid:
             raise BadInputError(
                 f"depth image {msg.width}x{msg.height} {msg.encoding} has no valid pixel (all NaN, inf, <= 0 or 0 mm)"
             )

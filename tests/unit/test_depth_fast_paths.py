@@ -67,6 +67,7 @@ def test_32fc1_decode_matches_rep118_reference_with_and_without_copy(kind: str, 
         assert decoded.depth_m.dtype == np.float32 and decoded.depth_m.dtype.isnative
         assert (decoded.holes, decoded.infinite, decoded.negative) == (holes, infinite, negative)
         assert decoded.valid == values.size - holes
+        assert decoded.any_valid == (holes < values.size)
     assert depth_and_holes_from_image(img)[1] == holes
 
 
