@@ -5,6 +5,9 @@ moved into the frame of the body it belongs to (from the segmentation) and match
 
 * convex meshes (the support boxes, primitives): the face whose plane the point lies on, i.e. the face with the
   largest signed plane distance; exact for convex shapes;
+* meshes made of convex parts (the random_urdfs objects: every part verified convex when loaded): the same rule
+  within the part whose surface the point lies on (the part whose largest signed plane distance is nearest zero);
+  exact as well;
 * other meshes: the face of the nearest dense surface sample (samples ~1.5 mm apart, each carrying its face normal).
 
 Normals are then rotated into the camera frame and flipped to face the camera.
@@ -13,11 +16,11 @@ Normals are then rotated into the camera frame and flipped to face the camera.
 from __future__ import annotations
 
 from collections import OrderedDict
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import cv2
 import numpy as np
-from scipy.spatial import cKDTree
+from scipy.spatial import ConvexHull, QhullError, cKDTree
 
 from dcl_arc_ros.core.camera import Intrinsics
 from dcl_arc_ros.sim.errors import LabelError
@@ -30,14 +33,19 @@ _SURFACE_CACHE_SIZE = 64  # surface indices (~0.6 MB each) of recently used mesh
 _SUPERSAMPLE = 3
 _ON_PLANE_M = 1e-4  # a clean-depth point this close to a face's plane lies on it (depth precision ~1e-6 m)
 _MAIN_FACE_MIN_FRACTION = 0.05  # convex bodies covering this much of the image are labelled in image layout
+_PART_BOX_MARGIN_M = 1e-3  # a point is tested against a convex part when it lies this close to the part's box
 
 
 @dataclass(frozen=True)
 class _SurfaceIndex:
     mesh: TriMesh  # kept so the id() key stays valid while cached
     tree: cKDTree | None
-    normals: np.ndarray  # (N, 3) sample normals, or (F, 3) face normals for convex meshes
-    offsets: np.ndarray  # (F,) plane offsets n . x for convex meshes, empty otherwise
+    normals: np.ndarray  # (N, 3) sample normals, or (F, 3) outward plane normals for convex and part-wise meshes
+    offsets: np.ndarray  # (F,) plane offsets n . x for convex and part-wise meshes, empty otherwise
+    # part-wise meshes: part k owns planes part_start[k]:part_start[k + 1] and lies in the box part_lo[k]..part_hi[k]
+    part_start: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
+    part_lo: np.ndarray = field(default_factory=lambda: np.zeros((0, 3), dtype=np.float32))
+    part_hi: np.ndarray = field(default_factory=lambda: np.zeros((0, 3), dtype=np.float32))
 
 
 _surface_cache: OrderedDict[int, _SurfaceIndex] = OrderedDict()
@@ -56,12 +64,84 @@ def _surface_index(mesh: TriMesh) -> _SurfaceIndex:
         planes = np.unique(np.round(planes, 9), axis=0)  # coplanar faces (e.g. a box's two triangles) share a plane
         index = _SurfaceIndex(mesh, None, planes[:, :3].astype(np.float32), planes[:, 3].astype(np.float32))
     else:
-        points, normals = mesh.sample_surface(SURFACE_SAMPLE_SPACING_M)
-        index = _SurfaceIndex(mesh, cKDTree(points), normals, np.empty(0))
+        index = _part_index(mesh) or _sample_index(mesh)
     _surface_cache[key] = index
     while len(_surface_cache) > _SURFACE_CACHE_SIZE:
         _surface_cache.popitem(last=False)
     return index
+
+
+def _sample_index(mesh: TriMesh) -> _SurfaceIndex:
+    points, normals = mesh.sample_surface(SURFACE_SAMPLE_SPACING_M)
+    return _SurfaceIndex(mesh, cKDTree(points), normals, np.empty(0))
+
+
+def _part_index(mesh: TriMesh) -> _SurfaceIndex | None:
+    """Outward face planes of every convex part of ``mesh``; None unless the parts cover the whole mesh.
+
+    A part's faces are the facets of the convex hull of its vertices (``mesh_from_arrays`` verified the part is
+    convex), whose outward planes Qhull gives directly. Coplanar facets share one plane.
+    """
+    loose = 0 if mesh.loose_faces is None else len(mesh.loose_faces)
+    if not mesh.hull_parts or loose > 0 or mesh.loose_faces is None:
+        return None
+    normals, offsets, starts, lo, hi = [], [], [0], [], []
+    for part in mesh.hull_parts:
+        vertices = mesh.vertices[part]
+        try:
+            equations = ConvexHull(vertices).equations  # n . x + c <= 0 inside, n outward
+        except (QhullError, ValueError):
+            return None  # flat or degenerate part: no volume to take planes from
+        planes = np.unique(np.round(equations, 9), axis=0)
+        normals.append(planes[:, :3])
+        offsets.append(-planes[:, 3])
+        starts.append(starts[-1] + len(planes))
+        lo.append(vertices.min(axis=0) - _PART_BOX_MARGIN_M)
+        hi.append(vertices.max(axis=0) + _PART_BOX_MARGIN_M)
+    return _SurfaceIndex(
+        mesh,
+        None,
+        np.concatenate(normals).astype(np.float32),
+        np.concatenate(offsets).astype(np.float32),
+        np.asarray(starts, dtype=np.int64),
+        np.asarray(lo, dtype=np.float32),
+        np.asarray(hi, dtype=np.float32),
+    )
+
+
+def _part_faces(points: np.ndarray, index: _SurfaceIndex) -> np.ndarray:
+    """Index of the plane each body-frame point lies on, for a mesh made of convex parts.
+
+    On a part's surface the largest signed distance to the part's planes is zero (reached at the face the point
+    lies on); off it, it is positive (outside) or negative (inside, which a visible point never is). Each point takes
+    the part where that largest distance is nearest zero, and that part's plane where it is reached. Only parts
+    whose (slightly grown) box holds the point are tried; a point in no box (never seen so far) tries every part.
+    """
+    n = len(points)
+    best = np.full(n, np.inf, dtype=np.float32)
+    face = np.zeros(n, dtype=np.int64)
+
+    def try_part(k: int, rows: np.ndarray) -> None:
+        start, end = int(index.part_start[k]), int(index.part_start[k + 1])
+        dist = points[rows] @ index.normals[start:end].T
+        dist -= index.offsets[start:end]
+        j = dist.argmax(axis=1)
+        score = np.abs(np.take_along_axis(dist, j[:, None], axis=1)[:, 0])
+        better = score < best[rows]
+        best[rows[better]] = score[better]
+        face[rows[better]] = start + j[better]
+
+    in_box = np.ones((len(index.part_lo), n), dtype=bool)  # (parts, points), every box at once, axis by axis
+    for axis, coords in enumerate(np.ascontiguousarray(points.T)):
+        in_box &= coords[None, :] >= index.part_lo[:, axis, None]
+        in_box &= coords[None, :] <= index.part_hi[:, axis, None]
+    for k in np.flatnonzero(in_box.any(axis=1)).tolist():
+        try_part(k, np.flatnonzero(in_box[k]))
+    stray = np.flatnonzero(np.isinf(best))
+    if stray.size:
+        for k in range(len(index.part_lo)):
+            try_part(k, stray)
+    return face
 
 
 def _best_plane(points: np.ndarray, normals: np.ndarray, offsets: np.ndarray) -> np.ndarray:
@@ -92,13 +172,15 @@ def _camera_frame_normals(body: SceneBody, body_T_cam: np.ndarray, points_cam: n
     """Normals (N, 3) in the camera frame at camera-frame points on ``body``."""
     index = _surface_index(body.mesh)
     rot, trans = body_T_cam[:3, :3], body_T_cam[:3, 3]
-    if index.tree is None:
+    if index.tree is None and index.part_start.size == 0:
         # move the planes into the camera frame rather than every point into the body frame:
         # n_b . (R p + t) - d = (R^T n_b) . p - (d - n_b . t)
         planes_cam = (index.normals @ rot).astype(np.float32)
         offsets_cam = (index.offsets - index.normals @ trans).astype(np.float32)
         return planes_cam[_best_plane(points_cam, planes_cam, offsets_cam)]
     points_body = points_cam @ rot.T.astype(np.float32) + trans.astype(np.float32)
+    if index.tree is None:  # a mesh made of convex parts
+        return (index.normals[_part_faces(points_body, index)] @ rot).astype(np.float32)
     _, nearest = index.tree.query(points_body, k=1, eps=0.5)
     return (index.normals[nearest] @ rot).astype(np.float32)  # body -> camera rotation is R^T
 
