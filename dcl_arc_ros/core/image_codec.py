@@ -225,11 +225,10 @@ def decode_depth(img: ImageFields, *, copy: bool = True, nan_holes: bool = True)
     metres = np.empty(view.shape, np.float32)
     np.copyto(metres, view, casting="unsafe")
     np.multiply(metres, np.float32(1.0 / _MM_PER_M), out=metres)
-    reading = np.not_equal(view, 0)
-    holes = metres.size - int(np.count_nonzero(reading))
+    holes = metres.size - int(np.count_nonzero(view))
     if nan_holes and holes:
         with np.errstate(invalid="ignore"):
-            np.divide(metres, reading, out=metres)
+            np.divide(metres, np.not_equal(view, 0), out=metres)
     return DecodedDepth(metres, 0, 0, holes)
 
 
