@@ -374,7 +374,11 @@ def grasp_labels(
         good = rows[c.quality[rows] > 0]
         cells = np.full(((h + grid - 1) // grid, (w + grid - 1) // grid), -1, dtype=np.int64)
         cells[c.cv[good].astype(np.int64) // grid, c.cu[good].astype(np.int64) // grid] = good
-        owner = cells[np.ix_(np.arange(y0, y1) // grid, np.arange(x0, x1) // grid)]
+        # cells[v // grid, u // grid] over the window: the covering cells, each repeated grid x grid, then cropped
+        cy0, cx0 = y0 // grid, x0 // grid
+        block = cells[cy0 : (y1 - 1) // grid + 1, cx0 : (x1 - 1) // grid + 1]
+        owner = np.repeat(np.repeat(block, grid, axis=0), grid, axis=1)
+        owner = owner[y0 - cy0 * grid : y1 - cy0 * grid, x0 - cx0 * grid : x1 - cx0 * grid]
         paint = (owner >= 0) & vis_win
         g = owner[paint]
         for target, values in (
