@@ -9,7 +9,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import torch
-import torch.nn.functional as F
 
 from dcl_arc_ros.learning.errors import ConfigError
 
@@ -57,5 +56,7 @@ def enhancement_loss(
 
 def normal_angle_loss(pred: torch.Tensor, target: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     """Mean (1 - cos angle) between unit normal maps (B, 3, H, W) over valid pixels."""
-    cos = F.cosine_similarity(pred, target, dim=1, eps=1e-6).unsqueeze(1)
+    # F.cosine_similarity's maths, without torch's slow CPU norm over the 3-wide channel dim (~30x slower).
+    norms = (pred.pow(2).sum(dim=1, keepdim=True) * target.pow(2).sum(dim=1, keepdim=True)).clamp_min(1e-12).sqrt()
+    cos = (pred * target).sum(dim=1, keepdim=True) / norms
     return _masked_mean(1.0 - cos, mask)

@@ -145,8 +145,13 @@ def patchnce_loss(
     cfg: PatchNCEConfig,
     *,
     generator: torch.Generator | None = None,
+    project_keys: Projector | None = None,
 ) -> torch.Tensor:
-    """Mean over layers of CUT's PatchNCE between input features (keys) and output features (queries)."""
+    """Mean over layers of CUT's PatchNCE between input features (keys) and output features (queries).
+
+    Keys are detached after projection (as in CUT), so they are projected under ``torch.no_grad`` with
+    ``project_keys`` (default ``project``): same values, no autograd work for them.
+    """
     if len(feats_src) != len(feats_out) or not feats_src:
         raise ValueError(f"need matching non-empty feature lists, got {len(feats_src)} and {len(feats_out)}")
     queries, keys = [], []
@@ -156,9 +161,10 @@ def patchnce_loss(
         idx = torch.randperm(hw, generator=generator)[:n].to(fs.device)
         queries.append(gather_locations(fo, idx))
         keys.append(gather_locations(fs, idx))
-    projected = project([torch.cat([q, k], dim=0) for q, k in zip(queries, keys, strict=True)])
+    projected_q = project(queries)  # the one call autograd records
+    with torch.no_grad():
+        projected_k = (project_keys or project)([k.detach() for k in keys])
     total = feats_src[0].new_zeros(())
-    for q_and_k, q in zip(projected, queries, strict=True):
-        pq, pk = q_and_k[: q.shape[0]], q_and_k[q.shape[0] :].detach()
+    for pq, pk in zip(projected_q, projected_k, strict=True):
         total = total + info_nce_shared(pq, pk, cfg.tau)
     return total / len(feats_src)

@@ -167,7 +167,8 @@ class UNet(nn.Module):
             if self.refine is not None:
                 out = (out + self.refine(torch.cat([out, depth, valid], dim=1))).clamp(-1.0, 1.0)
         if self.cfg.out_kind == "normals":
-            out = F.normalize(out, dim=1, eps=1e-6)
+            # F.normalize's maths; torch's norm over a 3-wide non-last dim is ~30x slower on CPU than this sum.
+            out = out / out.pow(2).sum(dim=1, keepdim=True).sqrt().clamp_min(1e-6)
         return out
 
 

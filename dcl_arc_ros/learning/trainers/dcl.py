@@ -325,14 +325,14 @@ class SynthesisTask:
             with torch.no_grad():  # keys are detached anyway (as in CUT); no graph needed
                 feats_src = self.generator.encode_features(src, self.layers)
             feats_out = self.generator.encode_features(out, self.layers)
-            loss_nce = patchnce_loss(feats_src, feats_out, self._project, cfg.patchnce)
+            loss_nce = patchnce_loss(feats_src, feats_out, self._project, cfg.patchnce, project_keys=self.projector)
             loss_g = w.adv * loss_adv + w.dc * loss_nce
             logs["nce"] = loss_nce.item()
         else:
             with torch.no_grad():
                 feats_src = self.generator.encode_features(d_s, self.layers)
             feats_out = self.generator.encode_features(fake, self.layers)
-            loss_dc = dcl_loss(feats_src, feats_out, self._project, cfg.contrastive)
+            loss_dc = dcl_loss(feats_src, feats_out, self._project, cfg.contrastive, project_keys=self.projector)
             loss_idt = F.l1_loss(out[b:], d_r)  # L_idt on REAL depth
             loss_g = w.adv * loss_adv + w.dc * loss_dc + w.idt * loss_idt
             logs["dc"] = loss_dc.item()
