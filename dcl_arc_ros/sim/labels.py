@@ -212,6 +212,7 @@ def _main_face_normals(
     depth: np.ndarray,
     rays: tuple[np.ndarray, np.ndarray],
     normals: np.ndarray,
+    origin: tuple[int, int] = (0, 0),
 ) -> np.ndarray:
     """Label, in image layout, the pixels of a large convex body that lie on the face most of its pixels lie on.
 
@@ -220,6 +221,9 @@ def _main_face_normals(
     gathering the pixels into a point list. The same rule as :func:`_best_plane` applies: a pixel whose distance is
     at least ``-_ON_PLANE_M`` lies on the face. Writes those pixels' camera-facing normals into ``normals``
     (H, W, 3) and returns them as a mask; the other pixels of ``mask`` are left for the general path.
+
+    The arrays may be a window of the image whose top-left pixel is ``origin`` (``rays`` cut to it as well): the
+    coarse count then samples the same image pixels as it would on the whole image.
     """
     index = _surface_index(body.mesh)
     rot, trans = body_T_cam[:3, :3], body_T_cam[:3, 3]
@@ -228,10 +232,11 @@ def _main_face_normals(
     ray_x, ray_y = rays
     # the face most of the body's pixels lie on, counted on a coarse pixel grid
     step = 8
-    z_coarse, m_coarse = depth[::step, ::step], mask[::step, ::step]
+    cy, cx = -origin[1] % step, -origin[0] % step
+    z_coarse, m_coarse = depth[cy::step, cx::step], mask[cy::step, cx::step]
     g_coarse = (
-        planes_cam[:, 0, None, None] * ray_x[None, None, ::step]
-        + planes_cam[:, 1, None, None] * ray_y[None, ::step, None]
+        planes_cam[:, 0, None, None] * ray_x[None, None, cx::step]
+        + planes_cam[:, 1, None, None] * ray_y[None, cy::step, None]
         + planes_cam[:, 2, None, None]
     )
     with np.errstate(invalid="ignore"):
@@ -277,7 +282,15 @@ def surface_normals(
             continue
         body_T_cam = np.linalg.inv(body.world_T_body) @ world_T_cam
         mask = (flat_seg == body_id).reshape(h, w)
-        pending &= ~_main_face_normals(body, body_T_cam, mask, depth_clean, rays, normals).reshape(-1)
+        # only the body's bounding box: the floor and the support usually cover different parts of the image
+        rows = np.flatnonzero(mask.any(axis=1))
+        y0, y1 = int(rows[0]), int(rows[-1]) + 1
+        cols = np.flatnonzero(mask[y0:y1].any(axis=0))
+        x0, x1 = int(cols[0]), int(cols[-1]) + 1
+        box = (slice(y0, y1), slice(x0, x1))
+        box_rays = (rays[0][x0:x1], rays[1][y0:y1])
+        on = _main_face_normals(body, body_T_cam, mask[box], depth_clean[box], box_rays, normals[box], (x0, y0))
+        pending.reshape(h, w)[box] &= ~on
 
     rest = np.flatnonzero(pending)
     rest_seg = flat_seg[rest]
