@@ -220,3 +220,32 @@ def test_tiny_experiment_writes_the_results_table(bags_and_generator: tuple[Path
 
     ft = load_checkpoint(report["runs"]["dcl_finetuned"][0]["checkpoint"])
     assert ft.run_config["init_from"] == report["runs"]["dcl"][0]["checkpoint"]
+
+
+SHIPPED = Path(__file__).resolve().parents[2] / "models" / "pose_estimator.onnx"
+
+
+@pytest.mark.skipif(not SHIPPED.is_file(), reason="no shipped pose model in models/")
+def test_shipped_pose_model_runs_through_onnxruntime_in_the_pipeline() -> None:
+    pytest.importorskip("onnxruntime")
+    from dcl_arc_ros.core.pose_pipeline import PosePipeline
+    from dcl_arc_ros.core.proposals import ProposalParams, crops_from_labels
+    from dcl_arc_ros.inference.backends import load_model
+
+    model = load_model(SHIPPED)
+    sc = model.sidecar
+    assert sc.task == "pose" and sc.model_version == "0.1.0"
+    logits_width = next(t for t in sc.outputs if t.semantic == "class_logits").shape[-1]
+    assert sc.extra["num_classes"] == logits_width == len(sc.extra["class_ids"]) == len(sc.extra["class_names"])
+    assert {1000, 1001, 1002} <= set(sc.extra["class_ids"])  # the primitives are in the vocabulary
+    pipeline = PosePipeline(model)
+    assert pipeline.class_ids == tuple(sc.extra["class_ids"])
+    frame = ToyPoseFrames(1, seed=0)[0]
+    params = ProposalParams(min_pixels=20, max_pixels=10**6, min_extent_m=0.0, max_extent_m=10.0)
+    crops = crops_from_labels(frame.instances, frame.depth, frame.intrinsics, params)
+    poses = pipeline.poses_for_crops(crops, frame.intrinsics)
+    assert len(poses) == len(crops) == 2
+    for pose in poses:
+        assert pose.class_id in sc.extra["class_ids"]
+        assert 0.0 < pose.confidence <= 1.0
+        assert np.allclose(pose.rotation.T @ pose.rotation, np.eye(3), atol=1e-6)

@@ -154,7 +154,10 @@ def dcl_checkpoint(cfg: PoseExperimentConfig, seed: int) -> Path | None:
     path = Path(text.splitlines()[0].strip()) if text else None
     if path is None or not path.is_file():
         raise DatasetError(f"{done} does not name an existing checkpoint (it says {text!r})")
-    return path
+    try:  # recorded configs name it relative to the working directory (the repository), not by a machine path
+        return path.resolve().relative_to(Path.cwd().resolve())
+    except ValueError:
+        return path
 
 
 def _mask_iou(crop: ObjectCrop, instances: np.ndarray, instance_id: int) -> float:

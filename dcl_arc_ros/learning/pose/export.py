@@ -2,8 +2,9 @@
 function next to :func:`dcl_arc_ros.learning.export.export_checkpoint`, built from the same two steps).
 
 The sidecar tells :class:`dcl_arc_ros.core.pose_pipeline.PosePipeline` everything it needs: the crop size (input
-shape), the crop preparation (``extra.crop``: margin, depth scale, background) and that the rotation is allocentric
-6D (``extra.rotation``).
+shape), the crop preparation (``extra.crop``: margin, depth scale, background), that the rotation is allocentric
+6D (``extra.rotation``) and the class vocabulary: ``extra.class_ids`` maps output i to a catalogue class id
+(``extra.num_classes`` entries, also the logits' width; ``extra.class_names`` names them when the catalogue knows them).
 """
 
 from __future__ import annotations
@@ -20,6 +21,15 @@ __all__ = ["POSE_INPUT_NAME", "POSE_OUTPUT_NAMES", "export_pose_checkpoint"]
 
 POSE_INPUT_NAME = "depth_crop"
 POSE_OUTPUT_NAMES = ("class_logits", "rotation_6d")
+
+
+def _class_names(class_ids: list[int]) -> list[str]:
+    """Catalogue names of ``class_ids`` (``class_<id>`` for ids the catalogue does not know)."""
+    try:
+        from dcl_arc_ros.sim.objects import CLASS_NAMES
+    except ImportError:  # the simulator's optional dependencies are missing: ids only
+        CLASS_NAMES = {}
+    return [CLASS_NAMES.get(c, f"class_{c}") for c in class_ids]
 
 
 def export_pose_checkpoint(
@@ -60,6 +70,9 @@ def export_pose_checkpoint(
         "depth_scale_m": float(data_cfg.get("depth_scale_m", 0.15)),
         "background": 1.0,
     }
+    class_ids = [int(c) for c in data_cfg.get("class_ids", [])] or list(range(cfg.num_classes))
+    if len(class_ids) != cfg.num_classes:
+        raise ExportError(f"{checkpoint}: data.class_ids lists {len(class_ids)} classes, the network {cfg.num_classes}")
     model = ckpt.build(net_name, eval_mode=True)
     gen = torch.Generator().manual_seed(seed)
     x = torch.rand(1, 1, cfg.crop_size, cfg.crop_size, generator=gen) * 2.0 - 1.0
@@ -88,7 +101,9 @@ def export_pose_checkpoint(
             "network_config": spec.to_dict()["config"],
             "checkpoint_step": ckpt.step,
             "crop": crop,
-            "class_ids": [int(c) for c in data_cfg.get("class_ids", [])] or list(range(cfg.num_classes)),
+            "num_classes": cfg.num_classes,
+            "class_ids": class_ids,
+            "class_names": _class_names(class_ids),
             "rotation": "allocentric_6d",
             "parity": report.as_dict(),
             "opset": opset,
