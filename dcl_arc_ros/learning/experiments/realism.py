@@ -44,6 +44,7 @@ from dcl_arc_ros.evaluation.realism import (
     RealismParams,
     RealismStats,
     compare_to_real,
+    hole_mask,
     realism_stats,
     save_realism_figure,
 )
@@ -157,16 +158,32 @@ def _synthesize(synth: GeneratorSynthesizer, clean: np.ndarray) -> np.ndarray:
     return np.where(out > 0, out, np.nan).astype(np.float32)
 
 
-def _training_time(run_dir: Path, seconds: float, steps_run: int) -> float:
+def _training_seconds(run_dir: Path, seconds: float, steps_run: int) -> float:
     """Training seconds of the run in ``run_dir`` summed over every call that trained (kept in
     ``training_time.json`` beside the checkpoints), so that a resumed or evaluation-only call still reports what
     the training cost."""
-    record = run_dir / "training_time.json"
-    total = json.loads(record.read_text(encoding="utf-8")).get("seconds", 0.0) if record.is_file() else 0.0
+    path = run_dir / "training_time.json"
+    total = float(json.loads(path.read_text(encoding="utf-8")).get("seconds", 0.0)) if path.is_file() else 0.0
     if steps_run > 0:
         total += seconds
-        record.write_text(json.dumps({"seconds": round(total, 2)}) + "\n", encoding="utf-8")
-    return float(total)
+        path.write_text(json.dumps({"seconds": round(total, 2)}) + "\n", encoding="utf-8")
+    return total
+
+
+def _last_logged_losses(run_dir: Path) -> dict[str, float]:
+    """The last value of every ``train/*`` scalar in the run's TensorBoard logs (the loop logs means over
+    ``log_every`` steps), so resumed calls report where training ended too."""
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    acc = EventAccumulator(str(run_dir / "tb"))
+    acc.Reload()
+    out = {}
+    for tag in acc.Tags().get("scalars", []):
+        if tag.startswith("train/"):
+            last = acc.Scalars(tag)[-1]
+            out[tag.removeprefix("train/")] = round(float(last.value), 5)
+            out["step"] = int(last.step)
+    return out
 
 
 def _closer(distances: Mapping[str, Mapping[str, Any]], a: str, b: str) -> dict[str, str]:
@@ -254,14 +271,18 @@ def run_realism(
     )
     if result.last_checkpoint is None:
         raise DatasetError(f"DCL training in {workdir / 'dcl'} produced no checkpoint")
-    timings["train_s"] = _training_time(workdir / "dcl", time.perf_counter() - t0, len(result.history))
-    last_losses = result.history[-1] if result.history else {}
+    timings["train_s"] = _training_seconds(workdir / "dcl", time.perf_counter() - t0, len(result.history))
 
     # synthesis
     t0 = time.perf_counter()
     synth = GeneratorSynthesizer.from_checkpoint(result.last_checkpoint, name="dcl")
     with torch.no_grad():
         dcl_frames = [_synthesize(synth, c) for c in clean_frames]
+        # Diagnostic: the generator on REAL input (what L_idt trains), to tell "cannot make holes" from "only copies
+        # the holes its input already has".
+        on_real = [(r, _synthesize(synth, r)) for r in real_frames[:: max(1, len(real_frames) // 5)]]
+    real_in = np.concatenate([hole_mask(r).ravel() for r, _ in on_real])
+    real_out = np.concatenate([hole_mask(y).ravel() for _, y in on_real])
     timings["synthesize_s"] = time.perf_counter() - t0
     t0 = time.perf_counter()
     rng = np.random.default_rng(seed)
@@ -310,6 +331,12 @@ def run_realism(
             "noise_windows": s.noise.windows,
         }
     table["dcl"]["median_shift_from_clean_m"] = float(np.median(bias)) if bias else None
+    table["dcl"]["on_real_input"] = {
+        "frames": len(on_real),
+        "input_hole_fraction": float(real_in.mean()),
+        "output_hole_fraction": float(real_out.mean()),
+        "input_holes_kept": float((real_in & real_out).sum() / max(1, real_in.sum())),
+    }
     return {
         "table": table,
         "distance_to_real": distances,
@@ -326,7 +353,7 @@ def run_realism(
             "real_frames": len(real_frames),
             "eval_frames": [r.source.split("/")[-1] if "/" in r.source else r.source for r in records],
             "checkpoint": repo_relative(result.last_checkpoint),
-            "last_losses": {k_: round(float(v), 5) for k_, v in last_losses.items()},
+            "last_losses": _last_logged_losses(workdir / "dcl"),
         },
     }
 
@@ -437,12 +464,28 @@ def markdown_report(result: Mapping[str, Any]) -> str:
         "",
         f"- Median depth shift of DCL output from its clean input: "
         f"{_fmt(dcl_row.get('median_shift_from_clean_m'), 1000, 2)} mm.",
+    ]
+    on_real = dcl_row.get("on_real_input")
+    if on_real:
+        lines.append(
+            f"- The generator on {on_real['frames']} REAL frames (the identity path L_idt trains): input holes "
+            f"{_fmt(on_real['input_hole_fraction'])}, output holes {_fmt(on_real['output_hole_fraction'])}, input "
+            f"holes kept {_fmt(on_real['input_holes_kept'])}; on clean input it makes "
+            f"{_fmt(dcl_row['hole_fraction'])}."
+            + (
+                " It keeps the holes it is given but makes almost none on clean depth: it has learned to copy holes, "
+                "not to synthesize them."
+                if on_real["input_holes_kept"] > 0.9 and dcl_row["hole_fraction"] < 0.1 * real_row["hole_fraction"]
+                else ""
+            )
+        )
+    lines += [
         "- With the clean depth as the reference for edges and planarity (possible for the synthetic domains only): "
         f"edge-hole share DCL {_fmt(dcl_row['with_clean_reference']['edge_hole_share'])}, empirical "
         f"{_fmt(emp_row['with_clean_reference']['edge_hole_share'])}; noise DCL "
         f"{_fmt(dcl_row['with_clean_reference']['noise_overall_median_std_m'], 1000)} mm, empirical "
         f"{_fmt(emp_row['with_clean_reference']['noise_overall_median_std_m'], 1000)} mm.",
-        f"- Last training losses: {json.dumps(cfg['last_losses'])}.",
+        f"- Last logged training losses (means over the last logging interval): {json.dumps(cfg['last_losses'])}.",
         "",
         "## Timings (seconds, one CPU core; train_s sums every call that trained this run)",
         "",
