@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import importlib
 import importlib.util
+import re
 import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -20,6 +21,7 @@ import pytest
 
 from dcl_arc_ros.core.camera import Intrinsics
 from dcl_arc_ros.sim.cameras import camera_preset, sample_camera_pose
+from dcl_arc_ros.sim.errors import SensorError
 from dcl_arc_ros.sim.grasp_labels import grasp_labels
 from dcl_arc_ros.sim.labels import (
     _camera_frame_normals,
@@ -33,7 +35,7 @@ from dcl_arc_ros.sim.pipeline import render_view
 from dcl_arc_ros.sim.render import depth_buffer_to_metric, render
 from dcl_arc_ros.sim.scenes import Scene, SceneBody, build_scene
 from dcl_arc_ros.sim.sensors import EmpiricalParams, EmpiricalSensor, SceneContext
-from dcl_arc_ros.sim.sensors.base import viewing_angles
+from dcl_arc_ros.sim.sensors.base import check_depth, viewing_angles
 from dcl_arc_ros.sim.sensors.empirical import discontinuity_band, projector_shadow
 
 _REFERENCE = Path(__file__).parent / "reference"
@@ -256,3 +258,39 @@ def test_rendered_frame_equals_the_reference(views: list[View]) -> None:
         a, b = getattr(got, name), getattr(expected, name)
         np.testing.assert_array_equal(a, b, err_msg=name)
         assert a.dtype == b.dtype and a.flags.c_contiguous, name
+
+
+def test_viewing_angles_of_zero_and_tiny_normals_equal_the_reference() -> None:
+    """Unknown (all-zero) normals give 0 as before, also where n . n underflows in float32 but n . r does not."""
+    ref = _reference("sensor_base_v0")
+    intr = Intrinsics(fx=100.0, fy=100.0, cx=31.5, cy=23.5, width=64, height=48)
+    rng = np.random.default_rng(2)
+    normals = rng.normal(size=(48, 64, 3)).astype(np.float32)
+    normals /= np.linalg.norm(normals, axis=-1, keepdims=True)
+    normals[:10] = 0.0
+    normals[10, :8] = np.float32(1e-30)  # n . n == 0 in float32, n . r is not
+    normals[11, :8] = [0.0, -0.0, 0.0]
+    normals[12, :8] = [1e-23, 0.0, 0.0]
+    np.testing.assert_array_equal(viewing_angles(normals, intr), ref.viewing_angles(normals, intr))
+
+
+@pytest.mark.parametrize("fill", [None, np.inf, -np.inf, 600.0, 0.0])
+def test_depth_checks_equal_the_reference(fill: float | None) -> None:
+    ref = _reference("sensor_base_v0")
+    intr = Intrinsics(fx=100.0, fy=100.0, cx=31.5, cy=23.5, width=64, height=48)
+    depth = np.full((48, 64), np.nan, dtype=np.float32)
+    if fill is not None:
+        depth[5:9, 3:7] = 0.8
+        depth[0, 0] = fill
+    outcomes = []
+    for check in (check_depth, ref.check_depth):
+        try:
+            outcomes.append(("ok", check(depth, intr, "t")))
+        except SensorError as exc:
+            outcomes.append(("error", str(exc)))
+    assert outcomes[0][0] == outcomes[1][0]
+    if outcomes[0][0] == "ok":
+        np.testing.assert_array_equal(outcomes[0][1], outcomes[1][1])
+    else:
+        values = [re.search(r"depth values (\S+)\.\.(\S+) are", message).groups() for _, message in outcomes]
+        assert values[0] == values[1]

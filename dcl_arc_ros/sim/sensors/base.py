@@ -55,11 +55,15 @@ def check_depth(depth_clean: np.ndarray, intrinsics: Intrinsics, who: str) -> np
         )
     if not np.issubdtype(depth.dtype, np.floating):
         raise SensorError(f"{who}: depth must be floating-point metres with NaN for no hit, got dtype {depth.dtype}")
-    finite = depth[np.isfinite(depth)]
-    if finite.size and (finite.min() <= 0.0 or finite.max() > 100.0):
+    # the range of the finite values: NaN-skipping reductions, without gathering the finite values first
+    lo, hi = np.fmin.reduce(depth, axis=None), np.fmax.reduce(depth, axis=None)
+    if not (np.isfinite(lo) and np.isfinite(hi)):  # no finite value, or infinities: take the finite ones explicitly
+        finite = depth[np.isfinite(depth)]
+        lo, hi = (finite.min(), finite.max()) if finite.size else (np.nan, np.nan)
+    if lo <= 0.0 or hi > 100.0:  # False for NaN (no finite value)
         raise SensorError(
-            f"{who}: depth values {finite.min():.4g}..{finite.max():.4g} are not metres in (0, 100]; "
-            "millimetre input must be converted first"
+            f"{who}: depth values {lo:.4g}..{hi:.4g} are not metres in (0, 100]; millimetre input must be converted "
+            "first"
         )
     return depth.astype(np.float32, copy=False)
 
@@ -73,9 +77,17 @@ def viewing_angles(normals: np.ndarray | None, intrinsics: Intrinsics) -> np.nda
     # per-pixel dot products as OpenCV channel sums: the same float32 products and sums as
     # einsum("hwi,hwi->hw"), in fewer passes (tests/sim/test_sim_fast_paths.py checks they are equal)
     cos = np.abs(cv2.transform(cv2.multiply(n, ray), _CHANNEL_SUM))
+    # unknown normals (all zero, n . n == 0) have cos == 0; any n with n . n == 0 in float32 has components below
+    # 1e-22, so |n . r| < 1e-20 finds every candidate, and only those are checked (with the same einsum as before)
+    candidates = np.flatnonzero(cos.reshape(-1) < _UNKNOWN_COS)
+    n_candidates = n.reshape(-1, 3)[candidates]
+    unknown = candidates[np.einsum("ni,ni->n", n_candidates, n_candidates) == 0]
     theta = np.arccos(np.minimum(cos, np.float32(1.0), out=cos), out=cos)
-    theta[cv2.transform(np.abs(n), _CHANNEL_SUM) == 0] = 0.0  # unknown normal (all zero)
+    theta.reshape(-1)[unknown] = 0.0
     return theta
+
+
+_UNKNOWN_COS = np.float32(1e-20)
 
 
 _CHANNEL_SUM = np.ones((1, 3), dtype=np.float32)

@@ -71,7 +71,13 @@ def axial_sigma(z: np.ndarray, theta: np.ndarray) -> np.ndarray:
 def lateral_sigma_px(theta: np.ndarray) -> np.ndarray:
     """Nguyen et al. 2012 lateral standard deviation in pixels at angle ``theta`` (rad)."""
     theta = np.minimum(np.asarray(theta), np.float32(_THETA_MAX))
-    return 0.8 + 0.035 * theta / (np.float32(np.pi / 2) - theta)
+    if not isinstance(theta, np.ndarray) or theta.ndim == 0:
+        return 0.8 + 0.035 * theta / (np.float32(np.pi / 2) - theta)
+    rest = np.float32(np.pi / 2) - theta  # in place on the fresh arrays: 0.8 + 0.035 * theta / (pi / 2 - theta)
+    theta *= 0.035
+    theta /= rest
+    theta += 0.8
+    return theta
 
 
 def projector_shadow(depth: np.ndarray, fx: float, baseline_m: float) -> np.ndarray:
@@ -165,8 +171,12 @@ class EmpiricalSensor:
             band = discontinuity_band(depth, p.edge_threshold_m, radius)
             np.multiply(keep, 1.0 - p.edge_hole_probability, out=keep, where=band)
         if p.grazing_full_deg > p.grazing_start_deg:
-            ramp = (theta / _DEG - p.grazing_start_deg) / (p.grazing_full_deg - p.grazing_start_deg)
-            keep *= 1.0 - np.clip(ramp, 0.0, 1.0)
+            ramp = theta / _DEG  # keep *= 1 - clip((theta / deg - start) / (full - start), 0, 1)
+            ramp -= p.grazing_start_deg
+            ramp /= p.grazing_full_deg - p.grazing_start_deg
+            np.clip(ramp, 0.0, 1.0, out=ramp)
+            np.subtract(1.0, ramp, out=ramp)
+            keep *= ramp
         holes = rng.random((h, w), dtype=np.float32) >= keep
         if p.shadows:
             holes |= projector_shadow(depth, intrinsics.fx, scene_context.baseline_m)
