@@ -40,6 +40,9 @@ def _frames(spec: DatasetConfig, config: ARCConfig, domain: str) -> Dataset[Tens
     from dcl_arc_ros.data.torch_datasets import Resize, build_dataset  # lazy: the data pipeline's dependencies
 
     options = dict(spec.options)
+    # "domain" is the toy generator's option. The default real config carries it, and a partial YAML that only sets
+    # kind/root merges into those defaults, so drop it here rather than hand it to a data source that refuses it.
+    options.pop("domain", None)
     depth_from = options.pop("depth_from", "clean" if domain == "synthetic" else "sensor")
     roots = [r.strip() for r in spec.root.split(",") if r.strip()]
     dataset = build_dataset(
