@@ -191,10 +191,10 @@ def instance_map(segmentation: np.ndarray, scene: Scene) -> np.ndarray:
     lut = np.zeros(lut_size, dtype=np.int32)
     for b in scene.bodies:
         lut[b.body_id + 1] = b.instance_id
-    seg = segmentation.astype(np.int64) + 1
-    if seg.min() < 0 or seg.max() >= lut_size:
-        raise LabelError(f"segmentation ids {seg.min() - 1}..{seg.max() - 1} include bodies the scene does not have")
-    return lut[seg]
+    low, high = int(segmentation.min()), int(segmentation.max())
+    if low + 1 < 0 or high + 1 >= lut_size:
+        raise LabelError(f"segmentation ids {low}..{high} include bodies the scene does not have")
+    return lut[segmentation + 1]
 
 
 def _pixel_rays(intrinsics: Intrinsics) -> tuple[np.ndarray, np.ndarray]:
@@ -243,14 +243,27 @@ def _main_face_normals(
         on_coarse = (z_coarse * g_coarse - offsets_cam[:, None, None] >= -_ON_PLANE_M) & m_coarse
     face = int(np.argmax(on_coarse.sum(axis=(1, 2))))
     n = planes_cam[face]
-    g = (ray_x * n[0])[None, :] + (ray_y * n[1])[:, None] + n[2]  # n . r per pixel
+    along_x, along_y = ray_x * n[0], ray_y * n[1]
+    g = along_x[None, :] + along_y[:, None] + n[2]  # n . r per pixel
+    # n . p = z (n . r) > 0: the face points away from the camera there and its normal is -n. Rounding is monotonic,
+    # so the extremes of g over the window are these sums of the extremes, exactly: usually one sign holds for all
+    g_max = along_x.max(initial=-np.inf) + along_y.max(initial=-np.inf) + n[2]
+    g_min = along_x.min(initial=np.inf) + along_y.min(initial=np.inf) + n[2]
+    sign = None if g_max <= 0 or g_min > 0 else np.where(g > 0, np.float32(-1.0), np.float32(1.0))
     with np.errstate(invalid="ignore"):
-        on = (depth * g - offsets_cam[face] >= -_ON_PLANE_M) & mask
-    # n . p = z (n . r) > 0: the face points away from the camera there and its normal is -n. Written channel by
-    # channel with a ``where`` mask: a boolean-indexed (H, W, 3) assignment costs several times more
-    sign = np.where(g > 0, np.float32(-1.0), np.float32(1.0))
+        if depth.dtype == g.dtype:  # on = depth * g - d >= -_ON_PLANE_M, in place
+            np.multiply(depth, g, out=g)
+            g -= offsets_cam[face]
+            on = g >= -_ON_PLANE_M
+        else:
+            on = depth * g - offsets_cam[face] >= -_ON_PLANE_M
+    on &= mask
+    # written channel by channel with a ``where`` mask: a boolean-indexed (H, W, 3) assignment costs several times more
     for c in range(3):
-        np.multiply(sign, n[c], out=normals[..., c], where=on)
+        if sign is not None:
+            np.multiply(sign, n[c], out=normals[..., c], where=on)
+        else:
+            np.copyto(normals[..., c], -n[c] if g_min > 0 else n[c], where=on)
     return on
 
 
