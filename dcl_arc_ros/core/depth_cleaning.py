@@ -102,8 +102,8 @@ class DepthNormalisation:
         """Network values -> float32 metres, into ``out`` when given (else possibly ``values`` itself)."""
         if self.kind == "range":
             return depth_ops.denormalise_range(values, self.min_m, self.max_m, out=out)
-        if values.dtype == np.float32 and out is None:
-            return values  # metres already; the caller never writes into it
+        if values.dtype == np.float32 and (out is None or out is values):
+            return values  # metres already (in place, or the caller never writes into it)
         result = np.empty(values.shape, np.float32) if out is None else out
         np.copyto(result, values, casting="unsafe")
         return result
@@ -185,6 +185,11 @@ class DepthCleaningPipeline:
             if self._mask_spec is not None
             else None
         )
+        # The (H, W) of a float32 output whose shape is fully declared as one image (else None): the shape a result
+        # array must have for the model to write into it directly (``_infer``).
+        dims = self._output_spec.shape
+        declared = self._output_spec.dtype == "float32" and len(dims) >= 2 and all(d > 0 for d in dims)
+        self._bindable_shape = (dims[-2], dims[-1]) if declared and math.prod(dims[:-2]) == 1 else None
         self._sanitised: np.ndarray | None = None
         self._resized = np.empty((height, width), np.float32)
         self._decoded = np.empty((height, width), np.float32)
@@ -250,10 +255,17 @@ class DepthCleaningPipeline:
         if self._mask_tensor is not None:
             np.copyto(self._mask_tensor.reshape(self.deploy_resolution), valid, casting="unsafe")
 
-    def _infer(self) -> np.ndarray:
+    def _infer(self, result: np.ndarray) -> np.ndarray:
+        """Run the model; its output plane (H, W). When the model can write into a given array (``run_into``, e.g.
+        the ONNX Runtime backend) and its output has the result's size and dtype, it writes straight into
+        ``result``, and the plane returned IS ``result``: the copy out of the model's own buffer is saved."""
         inputs = {self._depth_spec.name: self._depth_tensor}
         if self._mask_spec is not None and self._mask_tensor is not None:
             inputs[self._mask_spec.name] = self._mask_tensor
+        run_into = getattr(self.model, "run_into", None)
+        if run_into is not None and self._bindable_shape == result.shape:
+            run_into(inputs, {self._output_spec.name: result})
+            return result
         results = self.model.run(inputs)
         if self._output_spec.name not in results:
             raise PipelineError(
@@ -267,17 +279,20 @@ class DepthCleaningPipeline:
             )
         return out.reshape(out.shape[-2:])
 
-    def _finish(self, plane: np.ndarray, shape: tuple[int, int], raw: bool, out: np.ndarray | None) -> np.ndarray:
-        norm = self.output_normalisation
+    @staticmethod
+    def _result_array(out: np.ndarray | None, shape: tuple[int, int]) -> np.ndarray:
+        """A new float32 result array, or ``out`` once checked."""
         if out is None:
-            result = np.empty(shape, np.float32)
-        elif out.shape != shape or out.dtype != np.float32 or not out.flags.c_contiguous or not out.flags.writeable:
+            return np.empty(shape, np.float32)
+        if out.shape != shape or out.dtype != np.float32 or not out.flags.c_contiguous or not out.flags.writeable:
             raise DepthError(
                 f"out must be a writable C-contiguous float32 array of shape {shape}, got {out.dtype} {out.shape}"
             )
-        else:
-            result = out
-        if plane.shape == shape:  # decode straight into the result array
+        return out
+
+    def _finish(self, plane: np.ndarray, shape: tuple[int, int], raw: bool, result: np.ndarray) -> np.ndarray:
+        norm = self.output_normalisation
+        if plane.shape == shape:  # decode straight into (or, when the model wrote there, in) the result array
             norm.decode(plane, out=result)
         else:
             decoded = norm.decode(plane, out=self._decoded if plane.shape == self._decoded.shape else None)
@@ -296,10 +311,14 @@ class DepthCleaningPipeline:
         ``out``: a writable C-contiguous float32 array of the input's shape to write the result into (and return),
         e.g. the reusable buffer of an outgoing message; by default a new array. ``depth_m`` is only read.
         """
-        self._prepare(depth_m)
-        return self._finish(self._infer(), np.shape(depth_m), self.raw_output, out)
+        return self._run(depth_m, self.raw_output, out)
 
     def raw(self, depth_m: np.ndarray, *, out: np.ndarray | None = None) -> np.ndarray:
         """The network's output in metres with holes (<= min_m, non-finite) as NaN, at the input resolution."""
+        return self._run(depth_m, True, out)
+
+    def _run(self, depth_m: np.ndarray, raw: bool, out: np.ndarray | None) -> np.ndarray:
         self._prepare(depth_m)
-        return self._finish(self._infer(), np.shape(depth_m), True, out)
+        shape = np.shape(depth_m)
+        result = self._result_array(out, shape)
+        return self._finish(self._infer(result), shape, raw, result)

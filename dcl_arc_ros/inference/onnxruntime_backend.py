@@ -101,6 +101,50 @@ class OnnxRuntimeModel:
             raise InferenceRunError(f"{self.path}: onnxruntime failed: {exc}") from exc
         return dict(zip(self._output_names, results, strict=True))
 
+    def run_into(self, inputs: Mapping[str, np.ndarray], outputs: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+        """:meth:`run`, with the named ``outputs`` written straight into the caller's arrays (no copy afterwards).
+
+        Each array in ``outputs`` must be C-contiguous, writable, of the output's declared dtype and hold exactly the
+        output's elements (any shape with that size, e.g. (H, W) for a (1, 1, H, W) output); the other outputs are
+        allocated as :meth:`run` does. A per-frame pipeline uses it to let the model write into the outgoing
+        message's buffer. Returns the same dict as :meth:`run`, with the given arrays for the bound outputs.
+        """
+        feed = prepare_inputs(inputs, self.sidecar.inputs, self.path)
+        unknown = [name for name in outputs if name not in self._output_names]
+        if unknown:
+            raise InferenceRunError(f"{self.path}: no output named {unknown}; outputs are {self._output_names}")
+        binding = self._session.io_binding()
+        for name, value in feed.items():
+            binding.bind_cpu_input(name, value)
+        specs = {spec.name: spec for spec in self.sidecar.outputs}
+        for name in self._output_names:
+            target = outputs.get(name)
+            if target is None:
+                binding.bind_output(name, "cpu")
+                continue
+            spec = specs[name]
+            dims = [int(d) for d in spec.shape]
+            if any(d < 1 for d in dims) or int(np.prod(dims)) != target.size:
+                raise InferenceRunError(
+                    f"{self.path}: output {name!r} of shape {list(spec.shape)} cannot be written into an array of"
+                    f" shape {list(target.shape)}"
+                )
+            if target.dtype != np.dtype(spec.dtype) or not target.flags.c_contiguous or not target.flags.writeable:
+                raise InferenceRunError(
+                    f"{self.path}: output {name!r} needs a writable C-contiguous {spec.dtype} array, got"
+                    f" {target.dtype} (contiguous {target.flags.c_contiguous}, writable {target.flags.writeable})"
+                )
+            binding.bind_output(name, "cpu", 0, target.dtype, dims, target.ctypes.data)
+        try:
+            self._session.run_with_iobinding(binding)
+            produced = binding.get_outputs()  # OrtValues; only the unbound ones are copied out below
+        except Exception as exc:  # onnxruntime raises its own (non-exported) exception types
+            raise InferenceRunError(f"{self.path}: onnxruntime failed: {exc}") from exc
+        return {
+            name: outputs[name] if name in outputs else value.numpy()
+            for name, value in zip(self._output_names, produced, strict=True)
+        }
+
     def __repr__(self) -> str:
         return f"OnnxRuntimeModel({str(self.path)!r}, provider={self.provider!r})"
 

@@ -201,3 +201,62 @@ def test_nearest_fill_gives_every_hole_a_measured_value_at_its_nearest_valid_pix
         distances = np.hypot(ys - y, xs - x)
         source = np.isclose(depth[ys, xs], out[y, x]) & (distances <= distances.min() + 1.0)
         assert source.any(), f"hole ({y}, {x}) took {out[y, x]}, not a value of a nearest valid pixel"
+
+
+# --- the model writing straight into the result ---------------------------------------------------------------------
+
+
+class RunOnly:
+    """The same model without ``run_into``: the pipeline then copies the output out of the model's own array."""
+
+    def __init__(self, model: Model) -> None:
+        self.sidecar = model.sidecar
+        self.provider = model.provider
+        self.run = model.run
+
+
+@pytest.mark.parametrize("normalisation", [None, RANGE_0_4])
+@pytest.mark.parametrize("deploy", [(48, 64), (24, 32), (64, 48)])
+@pytest.mark.parametrize("raw", [False, True])
+def test_model_writing_into_the_result_gives_the_copied_result(
+    tmp_path: Path, normalisation: dict | None, deploy: tuple[int, int], raw: bool
+) -> None:
+    model = affine(tmp_path, height=deploy[0], width=deploy[1], scale=0.9, offset=0.05, normalisation=normalisation)
+    assert hasattr(model, "run_into")
+    direct, copied = DepthCleaningPipeline(model), DepthCleaningPipeline(RunOnly(model))  # type: ignore[arg-type]
+    depth = decode_depth(pack(millimetre_scene(), "16UC1")).depth_m
+    run = (lambda p, **kw: p.raw(depth, **kw)) if raw else (lambda p, **kw: p(depth, **kw))
+    expected = run(copied)
+    np.testing.assert_array_equal(run(direct), expected)
+    out = np.full(depth.shape, 5.0, np.float32)
+    assert run(direct, out=out) is out
+    np.testing.assert_array_equal(out, expected)
+
+
+def test_run_into_writes_the_output_of_run_into_the_given_array(tmp_path: Path) -> None:
+    model = affine(tmp_path, height=6, width=8, scale=2.0, offset=-1.0)
+    depth = np.random.default_rng(5).uniform(0.5, 3.0, (1, 1, 6, 8)).astype(np.float32)
+    expected = model.run({"depth": depth})
+    target = np.zeros((6, 8), np.float32)
+    got = model.run_into({"depth": depth}, {"depth_out": target})  # type: ignore[attr-defined]
+    assert got["depth_out"] is target
+    np.testing.assert_array_equal(target, expected["depth_out"].reshape(6, 8))
+
+
+@pytest.mark.parametrize(
+    ("target", "message"),
+    [
+        (np.zeros((6, 7), np.float32), "cannot be written into"),
+        (np.zeros((6, 8), np.float64), "needs a writable C-contiguous float32"),
+        (np.zeros((8, 6), np.float32).T, "needs a writable C-contiguous float32"),
+    ],
+)
+def test_run_into_refuses_an_array_it_cannot_fill(tmp_path: Path, target: np.ndarray, message: str) -> None:
+    from dcl_arc_ros.inference.errors import InferenceRunError
+
+    model = affine(tmp_path, height=6, width=8)
+    depth = np.ones((1, 1, 6, 8), np.float32)
+    with pytest.raises(InferenceRunError, match=message):
+        model.run_into({"depth": depth}, {"depth_out": target})  # type: ignore[attr-defined]
+    with pytest.raises(InferenceRunError, match="no output named"):
+        model.run_into({"depth": depth}, {"nope": np.zeros((6, 8), np.float32)})  # type: ignore[attr-defined]
