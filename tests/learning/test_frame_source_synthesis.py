@@ -195,3 +195,18 @@ def test_init_checkpoint_starts_from_the_given_weights(bag_dir: Path, tmp_path: 
     other = dataclasses.replace(cfg, ggcnn=GGCNN_PRESETS["deploy"], init_checkpoint=str(ckpt))
     with pytest.raises(ConfigError, match="differs"):
         GraspTask(other)
+
+
+def test_grasp_centred_crops_hold_more_grasp_pixels_than_random_ones(bag_dir: Path) -> None:
+    data = GraspDataConfig(paths=(str(bag_dir),), input_size=24, crop_size=24, flip=False)
+    frames = open_grasp_frames(GraspTrainConfig(data=data))
+    totals = {}
+    for centre in ("random", "grasp"):
+        adapter = GraspSampleAdapter(frames, dataclasses.replace(data, crop_centre=centre), train=True)
+        torch.manual_seed(0)
+        totals[centre] = sum(float((adapter[i % 3]["quality"] > 0).float().mean()) for i in range(30))
+    assert totals["grasp"] > totals["random"]
+    with pytest.raises(ConfigError):
+        from dcl_arc_ros.learning.config import from_dict
+
+        from_dict(GraspDataConfig, {"crop_centre": "middle"}, source="t")

@@ -107,8 +107,8 @@ class GraspExperimentConfig:
     train_fraction: float = 0.2  # of the synthetic frames, drawn per seed (the same for every method)
     finetune_fraction: float = 0.1  # of the real-like training frames, drawn per seed
     network: GGCNNConfig = field(default_factory=lambda: GGCNN_PRESETS["deploy"])
-    crop_size: int = 120  # network input side = crop side, in frame_scale pixels
-    steps: int = 250
+    crop_size: int = 96  # network input side = crop side, in frame_scale pixels
+    steps: int = 400
     finetune_steps: int = 100
     batch_size: int = 8
     lr: float = 1e-3
@@ -153,6 +153,7 @@ class GraspExperimentConfig:
             frame_scale=self.frame_scale,
             input_size=self.crop_size,
             crop_size=self.crop_size,
+            crop_centre="grasp",
         )
         loop = LoopConfig(
             max_steps=self.finetune_steps if finetune else self.steps,

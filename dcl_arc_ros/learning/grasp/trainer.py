@@ -53,6 +53,9 @@ class GraspDataConfig(FrameSourceConfig):
     crop_size: int = 300  # side of the square taken from the frame before resizing to input_size
     depth_range: DepthRange = field(default_factory=lambda: DepthRange(0.1, 4.0))  # outside = invalid
     flip: bool = True  # random left-right mirror when training
+    # where training crops are taken: "random" (anywhere in the frame) or "grasp" (centred, with +-side/4 jitter, on a
+    # random labelled grasp pixel, as GG-CNN's Cornell/Jacquard crops are centred on the object)
+    crop_centre: Literal["random", "grasp"] = "random"
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -128,6 +131,8 @@ class GraspSampleAdapter(Dataset[dict[str, torch.Tensor]]):
         if self.train:  # drawn from torch's stream, which the training loop seeds per rank and step
             rng = np.random.default_rng((self.seed, index, int(torch.randint(0, 2**31 - 1, ()).item())))
             y0, x0 = int(rng.integers(0, h - side + 1)), int(rng.integers(0, w - side + 1))
+            if self.cfg.crop_centre == "grasp":
+                y0, x0 = _grasp_centred(maps["quality"], side, rng, default=(y0, x0))
             flip = self.cfg.flip and bool(rng.integers(0, 2))
         else:
             y0, x0, flip = (h - side) // 2, (w - side) // 2, False
@@ -155,6 +160,22 @@ class GraspSampleAdapter(Dataset[dict[str, torch.Tensor]]):
                 m = m * np.float32(scale / self.width_scale_px)
             out[key] = torch.from_numpy(m[None].copy())
         return out
+
+
+def _grasp_centred(
+    quality: np.ndarray, side: int, rng: np.random.Generator, *, default: tuple[int, int]
+) -> tuple[int, int]:
+    """Top-left corner of a ``side`` square centred (+- side/4) on a random pixel with quality > 0 (``default`` when
+    the frame has none), kept inside the frame."""
+    rows, cols = np.nonzero(quality > 0)
+    if rows.size == 0:
+        return default
+    i = int(rng.integers(0, rows.size))
+    jitter = side // 4
+    h, w = quality.shape
+    y0 = int(rows[i]) - side // 2 + int(rng.integers(-jitter, jitter + 1))
+    x0 = int(cols[i]) - side // 2 + int(rng.integers(-jitter, jitter + 1))
+    return int(np.clip(y0, 0, h - side)), int(np.clip(x0, 0, w - side))
 
 
 def _plane(x: Any) -> np.ndarray:
