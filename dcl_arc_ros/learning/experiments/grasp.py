@@ -392,7 +392,7 @@ def _dcl_checkpoint(cfg: GraspExperimentConfig, seed: int, repo: Path, log: Call
     path = path if path.is_absolute() else repo / path
     if not path.is_file():
         raise ConfigError(f"{done} names {path}, which does not exist")
-    return str(path)
+    return _relative(str(path), repo) if path.resolve().is_relative_to(repo.resolve()) else str(path)
 
 
 def _train_one(
