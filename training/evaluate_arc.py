@@ -205,7 +205,9 @@ def markdown(results: Mapping[str, Any], args: argparse.Namespace, config: Any, 
         lines += [
             "## Table 4: inside / outside the removed region",
             f"Region: arc_full's hard mask of the same seed; it removes {100 * split['removed_fraction']:.1f}% of the",
-            "test pixels on average. Frames with no removed ground-truth pixel do not count inside.",
+            "test pixels on average. Frames with no removed ground-truth pixel do not count inside, and `inside`",
+            "averages only over the seeds whose arc_full removed something "
+            f"({split.get('arc_full', {}).get('seeds_with_removal', 0)} of {len(args.seeds)}).",
             "",
         ]
         for side in ("inside", "outside"):

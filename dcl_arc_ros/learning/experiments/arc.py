@@ -454,7 +454,10 @@ def table_rows(evals: Mapping[str, Mapping[int, RunEvaluation]]) -> dict[str, di
 def mask_split(
     evals: Mapping[str, Mapping[int, RunEvaluation]], test: FrameTensors, max_depth_m: float
 ) -> dict[str, Any]:
-    """ARC Table 4: every method's metrics inside / outside arc_full's removed region (same seed, same frame)."""
+    """ARC Table 4: every method's metrics inside / outside arc_full's removed region (same seed, same frame).
+
+    ``inside`` averages over the seeds whose arc_full removed something (``seeds_with_removal``); ``outside`` over all.
+    """
     reference = evals.get("arc_full", {})
     if not reference:
         return {}
@@ -473,8 +476,14 @@ def mask_split(
             rows_out = [frame_metrics(result.depth_m[i], truth[i], max_depth_m, ~removed[i]) for i in range(len(test))]
             inside.append({k: v for k, v in mean_metrics(rows_in).items() if k in METRICS})
             outside.append({k: v for k, v in mean_metrics(rows_out).items() if k in METRICS})
-        if inside:
-            out[method] = {"inside": mean_and_spread(inside), "outside": mean_and_spread(outside)}
+        # A seed whose A kept every pixel has no inside: average over the seeds that removed something.
+        inside = [row for row in inside if np.isfinite(row["absrel"])]
+        if outside:
+            out[method] = {
+                "inside": mean_and_spread(inside) if inside else dict.fromkeys(METRICS, float("nan")),
+                "outside": mean_and_spread(outside),
+                "seeds_with_removal": len(inside),
+            }
     return out
 
 
