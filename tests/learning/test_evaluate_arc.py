@@ -74,7 +74,9 @@ def test_every_row_metric_and_section_is_written(evaluated: tuple[Path, dict[str
     assert any(row["absrel_std"] > 0 for row in results["rows"].values())
     assert results["mask_split"]["mask_source"] == "arc_full"
     for method in METHODS:
-        assert set(results["mask_split"][method]) == {"inside", "outside"}
+        split = results["mask_split"][method]
+        assert set(split) == {"inside", "outside", "seeds_with_removal"}
+        assert set(METRICS) <= set(split["outside"]) and 0 <= split["seeds_with_removal"] <= 2
     assert set(results["rho_sweep"]) == {"0.85", "0.9"}
     for point in results["rho_sweep"].values():
         assert 0.0 <= point["keep_fraction"] <= 1.0 and math.isfinite(point["absrel"])
