@@ -123,7 +123,8 @@ def plot_frames(
         k = rec.intrinsics
         for col, title in enumerate(("ground truth", f"{method} prediction (sensor depth, GT-mask crops)")):
             ax = axes[row, col]
-            ax.imshow(rec.depth, cmap="viridis")
+            lo, hi = np.nanpercentile(rec.depth, [2, 98])  # a few far or stray readings must not set the scale
+            ax.imshow(rec.depth, cmap="viridis", vmin=lo, vmax=hi)
             ax.set_title(f"test frame {f}: {title}", fontsize=9)
             ax.axis("off")
             for i in by_frame[f]:
@@ -138,6 +139,8 @@ def plot_frames(
                     label = "sym" if not np.isfinite(err) else f"{err:.0f}°"
                     ok = "" if s.class_id < 0 else (" ✓" if result["correct"][i] else " ✗")
                     ax.text(s.box[0], s.box[1] - 2, label + ok, color="white", fontsize=7)
+            ax.set_xlim(-0.5, k.width - 0.5)  # axes of objects at the border must not widen the view
+            ax.set_ylim(k.height - 0.5, -0.5)
     fig.suptitle("x red, y green, z blue; label: symmetry-aware rotation error, class right/wrong (✓/✗)", fontsize=9)
     fig.tight_layout()
     fig.savefig(path, dpi=90)
