@@ -37,6 +37,7 @@ from dcl_arc_ros.paths import config_file
 TOPICS: dict[str, str] = {
     "/camera/depth/image_rect_raw": "Image",
     "/camera/color/image_raw": "Image",
+    "/camera/color/camera_info": "CameraInfo",
     "/camera/depth/camera_info": "CameraInfo",
     "/ground_truth/depth": "Image",
     "/ground_truth/grasps/info": "Float32MultiArray",
@@ -44,6 +45,7 @@ TOPICS: dict[str, str] = {
     "/dcl_arc/depth/cleaned": "Image",
     "/dcl_arc/arc/depth": "Image",
     "/dcl_arc/arc/mask": "Image",
+    "/dcl_arc/arc/decluttered": "Image",
     "/dcl_arc/grasps": "PoseArray",
     "/dcl_arc/grasps/info": "Float32MultiArray",
     "/dcl_arc/poses": "PoseArray",
@@ -69,6 +71,10 @@ NODE_OUTPUTS: dict[str, str] = {
     "arc_depth": "/dcl_arc/arc/depth",
     "grasp_detector": "/dcl_arc/grasps",
     "pose_estimator": "/dcl_arc/poses",
+}
+#: node -> runner parameter overrides the demo needs (everything else is the shipped config).
+NODE_PARAMS: dict[str, tuple[str, ...]] = {
+    "arc_depth": ("arc_depth.publish_decluttered=true",),  # the figure shows what the depth network saw
 }
 #: seconds without a new message, after the replay ended, that mean nothing more is coming.
 QUIET_S = 10.0
@@ -253,11 +259,10 @@ def save_figures(messages: dict[str, dict[int, Any]], out: Path) -> list[str]:
             )
         if get["/dcl_arc/arc/depth"] is not None:
             arc = _image(get["/dcl_arc/arc/depth"])
-            if arc.shape == truth.shape:
-                both = np.isfinite(arc) & np.isfinite(truth)
-                absrel = float(np.mean(np.abs(arc[both] - truth[both]) / truth[both])) if both.any() else float("nan")
-                panels.append((f"ARC depth from RGB\nAbsRel {absrel:.3f}", arc, "depth"))
-                lines.append(f"frame {index}: ARC depth AbsRel {absrel:.3f}")
+            absrel = _absrel(arc, _on_grid(truth, arc.shape))
+            grid = f"{arc.shape[1]}x{arc.shape[0]}"
+            panels.append((f"ARC depth from RGB ({grid})\nAbsRel {absrel:.3f}", arc, "depth"))
+            lines.append(f"frame {index}: ARC depth AbsRel {absrel:.3f} on its {grid} output grid")
         if get["/dcl_arc/arc/mask"] is not None:
             panels.append(("ARC removal mask", _image(get["/dcl_arc/arc/mask"]), "mask"))
         panels.append(("ground truth depth", truth, "depth"))
@@ -294,7 +299,50 @@ def save_figures(messages: dict[str, dict[int, Any]], out: Path) -> list[str]:
         fig.savefig(path, dpi=90)
         plt.close(fig)
         lines.append(f"frame {index}: wrote {path}")
+    lines += save_arc_figure(messages, out)
     return lines
+
+
+def _on_grid(image: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
+    """``image`` resampled to ``shape`` (nearest neighbour, so NaN stays NaN and no depth is invented)."""
+    import cv2
+
+    if image.shape[:2] == tuple(shape[:2]):
+        return image
+    return cv2.resize(image, (int(shape[1]), int(shape[0])), interpolation=cv2.INTER_NEAREST)
+
+
+def _absrel(pred: np.ndarray, truth: np.ndarray) -> float:
+    both = np.isfinite(pred) & np.isfinite(truth) & (truth > 0)
+    return float(np.mean(np.abs(pred[both] - truth[both]) / truth[both])) if both.any() else float("nan")
+
+
+def save_arc_figure(messages: dict[str, dict[int, Any]], out: Path) -> list[str]:
+    """``demo_arc.png``: RGB, removal mask, decluttered image, ARC depth and ground truth, one row per frame, all on
+    the ARC node's output grid."""
+    from dcl_arc_ros.evaluation.arc_figures import draw_examples
+
+    topics = ("/camera/color/image_raw", "/dcl_arc/arc/mask", "/dcl_arc/arc/decluttered", "/dcl_arc/arc/depth")
+    stamps = [
+        stamp
+        for stamp in sorted(messages.get("/ground_truth/depth", {}))
+        if all(messages.get(topic, {}).get(stamp) is not None for topic in topics)
+    ]
+    if not stamps:
+        return []
+    rows: dict[str, list[np.ndarray]] = defaultdict(list)
+    for stamp in stamps:
+        depth = _image(messages["/dcl_arc/arc/depth"][stamp])
+        rows["rgb"].append(_on_grid(_image(messages["/camera/color/image_raw"][stamp]), depth.shape))
+        rows["keep"].append(_image(messages["/dcl_arc/arc/mask"][stamp]) == 0)  # mono8: 255 = removed
+        rows["decluttered"].append(_image(messages["/dcl_arc/arc/decluttered"][stamp]))
+        rows["depth"].append(depth)
+        rows["truth"].append(_on_grid(_image(messages["/ground_truth/depth"][stamp]), depth.shape))
+    path = draw_examples(
+        np.stack(rows["rgb"]), np.stack(rows["keep"]), np.stack(rows["decluttered"]), np.stack(rows["depth"]),
+        np.stack(rows["truth"]), out / "demo_arc.png",
+    )  # fmt: skip
+    return [f"ARC: wrote {path} ({len(stamps)} frames)"]
 
 
 def _stop(process: subprocess.Popen[bytes], timeout: float = 10.0) -> None:
@@ -327,6 +375,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     apply_dds_profile()
     env = dds_environment(os.environ)
     command = [sys.executable, "-m", "dcl_arc_ros.runner", "--only", ",".join(names)]
+    command += [arg for name in names for param in NODE_PARAMS.get(name, ()) for arg in ("--param", param)]
     if args.models_dir is not None:
         command += ["--models-dir", str(args.models_dir)]
     graph = subprocess.Popen(command, env=env)
