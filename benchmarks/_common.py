@@ -195,3 +195,19 @@ def write_result(out: Path, file_name: str, result: dict[str, Any]) -> Path:
     path = out / file_name
     path.write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
     return path
+
+
+def shipped_model(name: str) -> Path | None:
+    """The shipped ``models/<name>.onnx`` when it and its sidecar are installed, else None (the node benchmarks then
+    time a freshly exported, untrained network of the deploy size)."""
+    from dcl_arc_ros.paths import models_dir
+
+    path = models_dir() / f"{name}.onnx"
+    return path if path.is_file() and path.with_suffix(".json").is_file() else None
+
+
+def model_label(path: Path) -> str:
+    """``models/<file> v<version>`` from a model's sidecar, for the benchmark settings."""
+    from dcl_arc_ros.core.sidecar import read_sidecar
+
+    return f"shipped {path.parent.name}/{path.name} v{read_sidecar(path.with_suffix('.json')).model_version}"

@@ -10,11 +10,11 @@ graph, decode depth, mask and decluttered image, rescale the intrinsics), and en
 the CameraInfo (and the decluttered image with ``--decluttered``) to matched subscriptions. The DDS transport of the
 input image is not included (``benchmarks.dds_hop`` measures it).
 
-The node is the real one with its default parameters and the shipped Fast DDS profile; the model is the arc_deploy
-configuration exported fresh with untrained weights (timing does not depend on the weights: every layer runs on every
-pixel). Wall time is what a frame waits; CPU time (``time.process_time``, all threads of the process) is what it
-costs and is much less sensitive to the other load on the machine. The machine is shared, so the measurement is
-repeated (``--repeats``) with the load average (as ``uptime`` shows it) recorded before and after each run.
+The node is the real one with its default parameters and the shipped Fast DDS profile; the model is the shipped
+``models/arc_depth.onnx``, or with ``--fresh`` (or no shipped model) the ``--config`` configuration exported fresh with
+untrained weights (timing does not depend on the weights: every layer runs on every pixel). Wall time is what a
+frame waits; CPU time (``time.process_time``, all threads of the process) is what it costs and is much less
+sensitive to the other load on the machine. The machine is shared, so the measurement is repeated (``--repeats``) with the load average (as ``uptime`` shows it) recorded before and after each run.
 
 The outputs are at the network's resolution (96x128 for arc_deploy) with a rescaled CameraInfo; what upsampling them
 to the camera's 320x240 would add is measured separately (``upsample_to_input_ms``: nearest for depth and mask,
@@ -43,12 +43,14 @@ from benchmarks._common import (
     FrameTimes,
     LoadAverage,
     load_average,
+    model_label,
     node_args,
     node_session,
     node_settings,
     result_record,
     round_robin_frames,
     rounded,
+    shipped_model,
     time_frames,
     write_result,
 )
@@ -192,7 +194,10 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--warmup", type=int, default=10)
     parser.add_argument("--repeats", type=int, default=3, help="runs (the machine is shared: report the spread)")
     parser.add_argument("--encoding", choices=("rgb8", "bgr8"), default="rgb8", help="input colour encoding")
-    parser.add_argument("--model", type=Path, default=None, help="an exported ARC model instead of a fresh export")
+    parser.add_argument("--model", type=Path, default=None, help="an exported ARC model (default: the shipped one)")
+    parser.add_argument(
+        "--fresh", action="store_true", help="time a fresh untrained export of --config, not the shipped"
+    )
     parser.add_argument("--config", type=Path, default=DEFAULT_CONFIG, help="ARC config to export (without --model)")
     parser.add_argument("--threads", type=int, default=None, help="the node's threads parameter (default: its own)")
     parser.add_argument("--decluttered", action="store_true", help="also publish the decluttered image")
@@ -206,8 +211,9 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     images = camera_images(np.random.default_rng(0), 8)
     uptime_before = uptime_line()
+    shipped = None if args.fresh else shipped_model("arc_depth")
     with tempfile.TemporaryDirectory() as folder:
-        model_path = args.model or export_deploy_arc(Path(folder), args.config)
+        model_path = args.model or shipped or export_deploy_arc(Path(folder), args.config)
         runs, (net_h, net_w) = measure_runs(
             model_path,
             images,
@@ -227,7 +233,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         args,
         ARC_DEPTH,
         repeats=args.repeats,
-        model=str(args.model) if args.model else f"{args.config.name} (arc_full), exported untrained",
+        model=str(args.model)
+        if args.model
+        else model_label(shipped)
+        if shipped
+        else f"{args.config.name} (arc_full), exported untrained",
         network_resolution=[net_h, net_w],
         outputs_resolution=[net_h, net_w],
         publish_decluttered=args.decluttered,

@@ -9,9 +9,10 @@ PoseArray, the info table and the MarkerArray, and publish the three to matched 
 hand-off to DDS). The DDS transport of the input image is not included (``benchmarks.dds_hop`` measures it).
 
 The node is the real one, built with its default parameters (one ONNX Runtime thread) and the shipped Fast DDS
-profile; only the model file is a freshly exported deploy-preset GG-CNN (``GGCNN_PRESETS["deploy"]``, 300x300) with
-untrained weights and a quality bias of 0.5, so that the post-processing finds grasps as a trained model would
-(timing does not depend on the weights otherwise). Wall time is what a frame waits; CPU time (``time.process_time``,
+profile, and the shipped ``models/grasp_detector.onnx``. With ``--fresh`` (or no shipped model) the model file is a
+freshly exported deploy-preset GG-CNN (``GGCNN_PRESETS["deploy"]``, 300x300) with untrained weights and a quality
+bias of 0.5, so that the post-processing finds grasps as a trained model would (timing does not depend on the weights
+otherwise). Wall time is what a frame waits; CPU time (``time.process_time``,
 all threads of the process) is what it costs and is much less sensitive to the other load on the machine. The load
 average before and after the run is recorded with the numbers.
 
@@ -34,12 +35,14 @@ import numpy as np
 from benchmarks._common import (
     FrameTimes,
     load_average,
+    model_label,
     node_args,
     node_session,
     node_settings,
     result_record,
     round_robin_frames,
     rounded,
+    shipped_model,
     time_frames,
     write_result,
 )
@@ -91,8 +94,9 @@ def export_deploy_ggcnn(folder: Path, input_size: int = 300) -> Path:
     task = GraspTask(cfg)
     with torch.no_grad():
         task.net.heads.quality.bias.fill_(0.5)
-    ckpt = save_checkpoint(folder / "ggcnn_deploy.pt", step=0, networks=task.networks(), run_config=cfg,
-                           primary="ggcnn")
+    ckpt = save_checkpoint(
+        folder / "ggcnn_deploy.pt", step=0, networks=task.networks(), run_config=cfg, primary="ggcnn"
+    )
     return export_checkpoint(ckpt, folder / "grasp_detector.onnx", height=input_size, width=input_size).onnx_path
 
 
@@ -133,7 +137,10 @@ def argument_parser(doc: str, frames: int) -> argparse.ArgumentParser:
     parser.add_argument("--frames", type=int, default=frames, help="measured frames")
     parser.add_argument("--warmup", type=int, default=10)
     parser.add_argument("--encoding", choices=("32FC1", "16UC1"), default="32FC1", help="input depth encoding")
-    parser.add_argument("--model", type=Path, default=None, help="an exported model to use instead of a fresh one")
+    parser.add_argument("--model", type=Path, default=None, help="an exported model (default: the shipped one)")
+    parser.add_argument(
+        "--fresh", action="store_true", help="time a fresh untrained deploy-size export, not the shipped"
+    )
     parser.add_argument("--threads", type=int, default=None, help="the node's threads parameter (default: its own)")
     return parser
 
@@ -155,8 +162,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     rng = np.random.default_rng(0)
     depths = [tabletop_depth(rng) for _ in range(8)]
     load_before = load_average()
+    shipped = None if args.fresh else shipped_model("grasp_detector")
     with tempfile.TemporaryDirectory() as folder:
-        model_path = args.model or export_deploy_ggcnn(Path(folder), args.input_size)
+        model_path = args.model or shipped or export_deploy_ggcnn(Path(folder), args.input_size)
         run = measure_node(
             lambda ctx: GraspDetectorNode(context=ctx, cli_args=node_args(model_path, args.threads)),
             [(PoseArray, GRASPS_TOPIC), (Float32MultiArray, INFO_TOPIC), (MarkerArray, MARKERS_TOPIC)],
@@ -168,6 +176,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     model = (
         str(args.model)
         if args.model
+        else model_label(shipped)
+        if shipped
         else f"GG-CNN deploy preset, {args.input_size}x{args.input_size} input, untrained (quality bias 0.5)"
     )
     parameters = "defaults (crop 300, markers on, quality map off)"

@@ -1,4 +1,4 @@
-"""End-to-end per-frame time of the pose_estimator node at 640x480 with five objects and a deploy-preset PoseNet.
+"""End-to-end per-frame time of the pose_estimator node at 640x480 with five objects and its shipped model.
 
 Target: 10 FPS or more (median frame time <= 100 ms) with up to 5 objects, on this 2-core machine.
 
@@ -8,10 +8,10 @@ ONNX Runtime run per object, rotation decoding), build the PoseArray, the info t
 them to matched subscriptions. The frames are the tabletop scenes of :mod:`benchmarks.grasp_node` (a tilted table
 0.7 m away, five boxes 3-6 cm high, 3 % speckle holes); the node must find the five objects on each.
 
-The node is the real one with its default parameters (one ONNX Runtime thread, at most 5 objects); the model is a
-freshly exported deploy-preset PoseNet (``POSENET_PRESETS["deploy"]``, 64x64 crops) with untrained weights (timing
-does not depend on the weights). Wall and CPU time are recorded as in :mod:`benchmarks.grasp_node`, with the load
-average before and after.
+The node is the real one with its default parameters (one ONNX Runtime thread, at most 5 objects); the model is the
+shipped ``models/pose_estimator.onnx`` (``--fresh``, or no shipped model: a freshly exported deploy-preset PoseNet,
+``POSENET_PRESETS["deploy"]``, 64x64 crops, with untrained weights; timing does not depend on the weights). Wall
+and CPU time are recorded as in :mod:`benchmarks.grasp_node`, with the load average before and after.
 
     python -m benchmarks.pose_node --out benchmarks/results [--frames 100] [--encoding 16UC1]
 """
@@ -25,7 +25,16 @@ from pathlib import Path
 
 import numpy as np
 
-from benchmarks._common import load_average, node_args, node_settings, result_record, rounded, write_result
+from benchmarks._common import (
+    load_average,
+    model_label,
+    node_args,
+    node_settings,
+    result_record,
+    rounded,
+    shipped_model,
+    write_result,
+)
 from benchmarks.grasp_node import HEIGHT, WIDTH, argument_parser, measure_node, tabletop_depth
 
 RESULT_FILE = "pose_node.json"
@@ -65,8 +74,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     rng = np.random.default_rng(0)
     depths = [tabletop_depth(rng, objects=OBJECTS) for _ in range(8)]
     load_before = load_average()
+    shipped = None if args.fresh else shipped_model("pose_estimator")
     with tempfile.TemporaryDirectory() as folder:
-        model_path = args.model or export_deploy_posenet(Path(folder))
+        model_path = args.model or shipped or export_deploy_posenet(Path(folder))
         run = measure_node(
             lambda ctx: PoseEstimatorNode(context=ctx, cli_args=node_args(model_path, args.threads)),
             [(PoseArray, POSES_TOPIC), (Float32MultiArray, INFO_TOPIC), (MarkerArray, MARKERS_TOPIC)],
@@ -78,7 +88,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"pose_node: the node found {run.outputs_on_last_frame} objects, not {OBJECTS}", file=sys.stderr)
         return 1
     summary = run.times.summary(TARGET_FPS)
-    model = str(args.model) if args.model else "PoseNet deploy preset, 64x64 crops, untrained"
+    model = (
+        str(args.model)
+        if args.model
+        else model_label(shipped)
+        if shipped
+        else ("PoseNet deploy preset, 64x64 crops, untrained")
+    )
     parameters = "defaults (max_objects 5, markers on)"
     settings = node_settings(
         WIDTH, HEIGHT, args, POSE_ESTIMATOR, objects=OBJECTS, model=model, node_parameters=parameters
