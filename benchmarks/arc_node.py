@@ -12,9 +12,10 @@ input image is not included (``benchmarks.dds_hop`` measures it).
 
 The node is the real one with its default parameters and the shipped Fast DDS profile; the model is the shipped
 ``models/arc_depth.onnx``, or with ``--fresh`` (or no shipped model) the ``--config`` configuration exported fresh with
-untrained weights (timing does not depend on the weights: every layer runs on every pixel). Wall time is what a
-frame waits; CPU time (``time.process_time``, all threads of the process) is what it costs and is much less
-sensitive to the other load on the machine. The machine is shared, so the measurement is repeated (``--repeats``) with the load average (as ``uptime`` shows it) recorded before and after each run.
+untrained weights (timing does not depend on the weights: every layer runs on every pixel). Wall time is what a frame
+waits; CPU time (``time.process_time``, all threads of the process) is what it costs and is much less sensitive to the
+other load on the machine. The machine is shared, so the measurement is repeated (``--repeats``) with the load average
+(as ``uptime`` shows it) recorded before and after each run.
 
 The outputs are at the network's resolution (96x128 for arc_deploy) with a rescaled CameraInfo; what upsampling them
 to the camera's 320x240 would add is measured separately (``upsample_to_input_ms``: nearest for depth and mask,
