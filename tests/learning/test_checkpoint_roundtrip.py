@@ -150,6 +150,11 @@ def test_resume_continues_step_count_and_state(tmp_path: Path) -> None:
     state = next(iter(second.opt.state.values()))
     assert int(state["step"]) == 6
 
-    # Asking for fewer steps than already done runs nothing.
+    # Asking for fewer steps than already done runs nothing, and resuming a finished run keeps its last scalars.
     r3 = run_training(_RegressionTask(), data, cfg, tmp_path, resume=True)
     assert r3.step == 6 and r3.history == []
+    r4 = run_training(_RegressionTask(), data, cfg6, tmp_path, resume=True)
+    assert r4.step == 6 and r4.history == []
+    events = EventAccumulator(str(tmp_path / "tb"))
+    events.Reload()
+    assert [e.step for e in events.Scalars("train/loss")] == [1, 2, 3, 4, 5, 6]

@@ -309,16 +309,18 @@ def run_training(
         ckpt_dir.mkdir(parents=True, exist_ok=True)
         if run_config is not None:
             save_yaml(run_config if dataclasses.is_dataclass(run_config) else dict(run_config), out_dir / "config.yaml")
-        from torch.utils.tensorboard import SummaryWriter
-
-        writer = SummaryWriter(log_dir=str(out_dir / "tb"), purge_step=step if step else None)
-
-    torch.manual_seed(cfg.seed * 1_000_003 + env.rank * 7_919 + step)
     result = LoopResult(step=step, last_checkpoint=last_ckpt)
     if step >= cfg.max_steps:
-        if writer is not None:
-            writer.close()
+        # A finished run: nothing to train, and no writer either (its purge_step would delete the last scalars).
         return result
+    if env.is_main:
+        from torch.utils.tensorboard import SummaryWriter
+
+        # Scalars are logged under the step just completed, so a run resumed from step k keeps step k and drops only
+        # what a killed run logged after its last checkpoint.
+        writer = SummaryWriter(log_dir=str(out_dir / "tb"), purge_step=step + 1 if step else None)
+
+    torch.manual_seed(cfg.seed * 1_000_003 + env.rank * 7_919 + step)
 
     from tqdm.auto import tqdm
 
