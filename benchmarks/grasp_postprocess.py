@@ -114,8 +114,9 @@ def build_frames(n: int, checkpoint: Path | None) -> list[BenchFrame]:
         crop = np.ascontiguousarray(depth[y0 : y0 + CROP, x0 : x0 + CROP])
         if net is not None:
             net_input = prepare_ggcnn_input(crop, (CROP, CROP))
-            outputs = net(net_input) if net_input is not None else tuple(np.zeros((CROP, CROP), np.float32)
-                                                                          for _ in range(4))
+            outputs = (
+                net(net_input) if net_input is not None else tuple(np.zeros((CROP, CROP), np.float32) for _ in range(4))
+            )
         else:
             outputs = tuple(np.ascontiguousarray(m[y0 : y0 + CROP, x0 : x0 + CROP]) for m in maps)
         frames.append(BenchFrame(crop, crop_k, outputs))  # type: ignore[arg-type]
@@ -209,8 +210,12 @@ def same_grasps(ref: np.ndarray, ours: np.ndarray) -> bool:
 
 def _ms(values: Sequence[float]) -> dict[str, float]:
     arr = np.asarray(values) * 1e3
-    return {"median": round(float(np.median(arr)), 3), "mean": round(float(arr.mean()), 3),
-            "p90": round(float(np.percentile(arr, 90)), 3), "min": round(float(arr.min()), 3)}
+    return {
+        "median": round(float(np.median(arr)), 3),
+        "mean": round(float(arr.mean()), 3),
+        "p90": round(float(np.percentile(arr, 90)), 3),
+        "min": round(float(arr.min()), 3),
+    }
 
 
 def run(frames: list[BenchFrame], repeats: int) -> dict[str, Any]:
@@ -250,14 +255,16 @@ def run(frames: list[BenchFrame], repeats: int) -> dict[str, Any]:
         ref_post.append(r_best.post_s)
         our_pre.append(o_best.pre_s)
         our_post.append(o_best.post_s)
-        per_frame.append({
-            "frame": i,
-            "reference_ms": round(1e3 * ref_total[-1], 3),
-            "ours_ms": round(1e3 * our_total[-1], 3),
-            "ratio": round(ref_total[-1] / our_total[-1], 3),
-            "grasps": len(ref.grasps),
-            "identical": same,
-        })
+        per_frame.append(
+            {
+                "frame": i,
+                "reference_ms": round(1e3 * ref_total[-1], 3),
+                "ours_ms": round(1e3 * our_total[-1], 3),
+                "ratio": round(ref_total[-1] / our_total[-1], 3),
+                "grasps": len(ref.grasps),
+                "identical": same,
+            }
+        )
     ratio = statistics.median(ref_total) / statistics.median(our_total)
     return {
         "frames": len(frames),
@@ -282,8 +289,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--frames", type=int, default=40, help="number of procedural frames")
     parser.add_argument("--repeats", type=int, default=3, help="timed repeats per frame (the best one counts)")
     parser.add_argument("--checkpoint", type=Path, default=None, help="a trained GG-CNN checkpoint for the maps")
-    parser.add_argument("--cv-threads", type=int, default=1,
-                        help="OpenCV worker threads (1 = single-threaded like scipy/scikit-image; the fair default)")
+    parser.add_argument(
+        "--cv-threads",
+        type=int,
+        default=1,
+        help="OpenCV worker threads (1 = single-threaded like scipy/scikit-image; the fair default)",
+    )
     args = parser.parse_args(argv)
     if args.frames < 1 or args.repeats < 1:
         parser.error(f"--frames ({args.frames}) and --repeats ({args.repeats}) must be >= 1")
@@ -301,7 +312,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             "sigmas": {"quality": 2.0, "angle": 2.0, "width": 1.0},
             "model_outputs": f"checkpoint {args.checkpoint.name}" if args.checkpoint else "procedural GG-CNN-like maps",
             "timed": "per frame, everything except the network: hole filling + normalisation, smoothing, peaks, "
-                     "grasp read-out and deprojection; best of the repeats per frame, medians over frames",
+            "grasp read-out and deprojection; best of the repeats per frame, medians over frames",
             "cv_threads": args.cv_threads,
             "cpu_count": os.cpu_count(),
             "python": sys.version.split()[0],
@@ -316,9 +327,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     path = args.out / RESULT_FILE
     path.write_text(json.dumps(doc, indent=2) + "\n", encoding="utf-8")
     r = results
-    print(f"grasp post-processing: reference {r['reference_ms']['total']['median']:.2f} ms, ours "
-          f"{r['ours_ms']['total']['median']:.2f} ms per frame (median) -> {r['speedup_median']:.2f}x; "
-          f"identical grasps on {r['identical_frames']}/{r['frames']} frames; wrote {path}")
+    print(
+        f"grasp post-processing: reference {r['reference_ms']['total']['median']:.2f} ms, ours "
+        f"{r['ours_ms']['total']['median']:.2f} ms per frame (median) -> {r['speedup_median']:.2f}x; "
+        f"identical grasps on {r['identical_frames']}/{r['frames']} frames; wrote {path}"
+    )
     return 0 if r["all_grasps_identical"] else 1
 
 
