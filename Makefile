@@ -43,6 +43,7 @@ bench: $(STAMP)
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check --exclude "*.md" .
 	$(VENV)/bin/mypy dcl_arc_ros
 
 clean:

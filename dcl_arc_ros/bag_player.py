@@ -69,8 +69,9 @@ def recorded_messages(bag: str | Path, topics: Sequence[str]) -> Iterator[Record
             have = sorted(c.topic for c in reader.connections)
             raise BagError(f"{bag} has none of the topics {list(topics)}; it has {have}")
         for conn, log_time, data in reader.messages(connections=conns):
-            yield RecordedMessage(conn.topic, conn.msgtype, log_time,
-                                  bags.message_key(conn.msgtype, data, log_time), bytes(data))
+            yield RecordedMessage(
+                conn.topic, conn.msgtype, log_time, bags.message_key(conn.msgtype, data, log_time), bytes(data)
+            )
 
 
 def message_class(msgtype: str) -> Any:
@@ -111,8 +112,12 @@ class BagPlayer:
                 node.get_logger().warning(f"message type {msgtype} of {topic} is not installed; skipping it")
                 continue
             if topic == bags.TF_STATIC:
-                qos = QoSProfile(depth=1, history=HistoryPolicy.KEEP_LAST, reliability=ReliabilityPolicy.RELIABLE,
-                                 durability=DurabilityPolicy.TRANSIENT_LOCAL)
+                qos = QoSProfile(
+                    depth=1,
+                    history=HistoryPolicy.KEEP_LAST,
+                    reliability=ReliabilityPolicy.RELIABLE,
+                    durability=DurabilityPolicy.TRANSIENT_LOCAL,
+                )
             else:
                 qos = QoSProfile(depth=10, history=HistoryPolicy.KEEP_LAST, reliability=reliability)
             self.publishers[topic] = node.create_publisher(cls, topic, qos)
@@ -163,8 +168,12 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--ground-truth", action="store_true", help="also publish /ground_truth/* and /tf_static")
     parser.add_argument("--topics", nargs="+", default=None, help="publish exactly these topics")
     parser.add_argument("--best-effort", action="store_true", help="best-effort QoS (default: reliable)")
-    parser.add_argument("--delay", type=float, default=1.0,
-                        help="seconds to wait for subscribers to be discovered before the first message")
+    parser.add_argument(
+        "--delay",
+        type=float,
+        default=1.0,
+        help="seconds to wait for subscribers to be discovered before the first message",
+    )
     return parser
 
 
@@ -177,8 +186,10 @@ def _apply_dds_profile() -> None:
     try:
         dds.apply_dds_profile()
     except OSError as exc:  # profile file not found in this install
-        print(f"dcl-arc-play: warning: Fast DDS profile not applied ({exc}); large best-effort images may be lost",
-              file=sys.stderr)
+        print(
+            f"dcl-arc-play: warning: Fast DDS profile not applied ({exc}); large best-effort images may be lost",
+            file=sys.stderr,
+        )
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -196,8 +207,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     rclpy.init()
     node = rclpy.create_node("dcl_arc_play")
     try:
-        player = BagPlayer(node, args.bag, topics=topics, rate=args.rate, keep_stamps=args.keep_stamps,
-                           best_effort=args.best_effort)
+        player = BagPlayer(
+            node, args.bag, topics=topics, rate=args.rate, keep_stamps=args.keep_stamps, best_effort=args.best_effort
+        )
         player.wait_for_subscribers(args.delay)
         while True:
             count = player.play_once()

@@ -214,8 +214,9 @@ def _split_stamp(stamp_ns: int) -> tuple[int, int]:
 def _header(stamp_ns: int, frame_id: str) -> Any:
     types = typestore().types
     sec, nanosec = _split_stamp(stamp_ns)
-    return types["std_msgs/msg/Header"](stamp=types["builtin_interfaces/msg/Time"](sec=sec, nanosec=nanosec),
-                                        frame_id=frame_id)
+    return types["std_msgs/msg/Header"](
+        stamp=types["builtin_interfaces/msg/Time"](sec=sec, nanosec=nanosec), frame_id=frame_id
+    )
 
 
 def _image_msg(fields: ImageFields, header: Any) -> Any:
@@ -264,8 +265,10 @@ def _pose_array_msg(poses: np.ndarray, header: Any) -> Any:
     quats = matrix_to_quaternion(poses[:, :3, :3]) if len(poses) else np.zeros((0, 4))
     point, quaternion, pose = (types[f"geometry_msgs/msg/{n}"] for n in ("Point", "Quaternion", "Pose"))
     items = [
-        pose(position=point(x=float(t[0]), y=float(t[1]), z=float(t[2])),
-             orientation=quaternion(x=float(q[0]), y=float(q[1]), z=float(q[2]), w=float(q[3])))
+        pose(
+            position=point(x=float(t[0]), y=float(t[1]), z=float(t[2])),
+            orientation=quaternion(x=float(q[0]), y=float(q[1]), z=float(q[2]), w=float(q[3])),
+        )
         for t, q in zip(poses[:, :3, 3], quats, strict=True)
     ]
     return types[POSE_ARRAY](header=header, poses=items)
@@ -276,8 +279,10 @@ def _table_msg(rows: np.ndarray, row_label: str, columns: Sequence[str]) -> Any:
     rows = np.asarray(rows, dtype=np.float32).reshape(-1, len(columns))
     dim = types["std_msgs/msg/MultiArrayDimension"]
     layout = types["std_msgs/msg/MultiArrayLayout"](
-        dim=[dim(label=row_label, size=rows.shape[0], stride=rows.size),
-             dim(label=",".join(columns), size=len(columns), stride=len(columns))],
+        dim=[
+            dim(label=row_label, size=rows.shape[0], stride=rows.size),
+            dim(label=",".join(columns), size=len(columns), stride=len(columns)),
+        ],
         data_offset=0,
     )
     return types[FLOAT32_ARRAY](layout=layout, data=np.ascontiguousarray(rows).reshape(-1))
@@ -313,8 +318,11 @@ def frame_messages(frame: Frame) -> dict[str, Any]:
     grasps = frame.grasps
     rects = np.asarray(grasps.rects, dtype=np.float32).reshape(-1, 5)
     grasp_rows = np.concatenate(
-        [rects, np.asarray(grasps.width_m, np.float32).reshape(-1, 1),
-         np.asarray(grasps.instance_ids, np.float32).reshape(-1, 1)],
+        [
+            rects,
+            np.asarray(grasps.width_m, np.float32).reshape(-1, 1),
+            np.asarray(grasps.instance_ids, np.float32).reshape(-1, 1),
+        ],
         axis=1,
     )
     try:
@@ -374,8 +382,10 @@ class BagStats:
     grasps: int
 
     def as_custom_data(self) -> dict[str, str]:
-        return {f"{STATS_PREFIX}{k}": str(v) for k, v in (("frames", self.frames), ("objects", self.objects),
-                                                            ("grasps", self.grasps))}
+        return {
+            f"{STATS_PREFIX}{k}": str(v)
+            for k, v in (("frames", self.frames), ("objects", self.objects), ("grasps", self.grasps))
+        }
 
 
 def storage_plugin(storage: str) -> StoragePlugin:
@@ -550,8 +560,12 @@ def open_bag(path: str | Path) -> Iterator[Reader]:
 
 def _image_fields(msg: Any) -> ImageFields:
     return ImageFields(
-        height=int(msg.height), width=int(msg.width), encoding=str(msg.encoding), is_bigendian=bool(msg.is_bigendian),
-        step=int(msg.step), data=np.ascontiguousarray(msg.data, dtype=np.uint8).tobytes(),
+        height=int(msg.height),
+        width=int(msg.width),
+        encoding=str(msg.encoding),
+        is_bigendian=bool(msg.is_bigendian),
+        step=int(msg.step),
+        data=np.ascontiguousarray(msg.data, dtype=np.uint8).tobytes(),
     )
 
 
@@ -686,7 +700,8 @@ def read_frames(
     with open_bag(path) as reader:
         shadowed = set(rename.values()) - set(rename)  # a remapped topic replaces a bag topic of the same name
         connections = [
-            c for c in reader.connections
+            c
+            for c in reader.connections
             if rename.get(c.topic, c.topic) in wanted and not (c.topic in shadowed and c.topic not in rename)
         ]
         group: dict[str, tuple[str, bytes]] = {}

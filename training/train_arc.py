@@ -36,8 +36,12 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     )
     parser.add_argument("--method", required=True, choices=sorted(VARIANTS), help="baseline, ablation or full ARC")
     parser.add_argument("--stage", default="all", choices=("all", *STAGE_ORDER), help="one stage, or all in order")
-    parser.add_argument("--max-steps", type=int, default=None,
-                        help="stop after this many optimisation steps in this call (checkpointed; --resume goes on)")
+    parser.add_argument(
+        "--max-steps",
+        type=int,
+        default=None,
+        help="stop after this many optimisation steps in this call (checkpointed; --resume goes on)",
+    )
     return parser.parse_args(argv)
 
 
@@ -53,8 +57,14 @@ def train(args: argparse.Namespace) -> int:
         raise ARCError(f"method {variant.name} has no stage {args.stage}; its stages: {list(variant.stages)}")
     save_yaml(config, args.out / SAVED_CONFIG)
     results = run_method(
-        config, variant, build_arc_data(config), args.out, stage=args.stage, resume=args.resume,
-        progress=not args.no_progress, max_steps=args.max_steps,
+        config,
+        variant,
+        build_arc_data(config),
+        args.out,
+        stage=args.stage,
+        resume=args.resume,
+        progress=not args.no_progress,
+        max_steps=args.max_steps,
     )
     for result in results:
         state = "complete" if result.completed else "interrupted"

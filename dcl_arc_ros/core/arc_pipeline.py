@@ -134,7 +134,7 @@ def decode_depth(output: np.ndarray, spec: ARCModelSpec) -> np.ndarray:
     """Network depth (1, 1, h, w) in [-1, 1] -> float32 metres (h, w); NaN where not finite or <= 0 m (REP 118)."""
     n = spec.normalisation
     unit = np.clip(_plane(output, "depth"), -1.0, 1.0)  # NaN stays NaN
-    depth = ((unit + 1.0) * np.float32(0.5 * (n.depth_max_m - n.depth_min_m)) + np.float32(n.depth_min_m))
+    depth = (unit + 1.0) * np.float32(0.5 * (n.depth_max_m - n.depth_min_m)) + np.float32(n.depth_min_m)
     depth = depth.astype(np.float32)
     depth[~np.isfinite(depth) | (depth <= 0.0)] = np.nan
     return depth

@@ -75,8 +75,9 @@ def centre_crop_window(height: int, width: int, crop_size: int, net_hw: tuple[in
     side = int(min(crop_size, height, width))
     if side <= 0:
         raise PipelineError(f"cannot crop {crop_size} pixels from a {width}x{height} image")
-    return CropWindow(x0=(width - side) // 2, y0=(height - side) // 2, side=side, net_width=net_hw[1],
-                      net_height=net_hw[0])
+    return CropWindow(
+        x0=(width - side) // 2, y0=(height - side) // 2, side=side, net_width=net_hw[1], net_height=net_hw[0]
+    )
 
 
 def prepare_ggcnn_input(

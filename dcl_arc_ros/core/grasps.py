@@ -520,8 +520,9 @@ def grasps_to_3d(
             angle=float(angle[i]),
             width_m=float(width_m[i]),
             quality=float(quality[i]),
-            rect=GraspRect(float(r[i, 0]), float(r[i, 1]), float(r[i, 2]), float(r[i, 3]), float(length[i]),
-                           float(quality[i])),
+            rect=GraspRect(
+                float(r[i, 0]), float(r[i, 1]), float(r[i, 2]), float(r[i, 3]), float(length[i]), float(quality[i])
+            ),
         )
         for i in range(r.shape[0])
     ]

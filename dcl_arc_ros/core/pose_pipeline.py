@@ -288,8 +288,9 @@ class PosePipeline:
             logits, rot6d = (np.asarray(result[n]).reshape(-1) for n in self.output_names)
             probs = softmax(logits)
             index = int(np.argmax(probs))
-            t = translation_from_depth(prepared.centre_uv, prepared.depth_m, intrinsics,
-                                       depth_offset_m=self.depth_offset_m)
+            t = translation_from_depth(
+                prepared.centre_uv, prepared.depth_m, intrinsics, depth_offset_m=self.depth_offset_m
+            )
             r = rotation_from_6d(rot6d)
             if self.allocentric:
                 r = allocentric_to_egocentric(r, t)

@@ -104,8 +104,11 @@ def fit_support_plane(points: np.ndarray, params: ProposalParams | None = None) 
         raise DepthError("support-plane fit: every sampled triple was degenerate (collinear points)")
     normals = normals[ok] / norms[ok, None]
     offsets = -np.einsum("ij,ij->i", normals, tri[ok, 0])
-    score_pts = pts if pts.shape[0] <= p.ransac_score_points else \
-        pts[rng.choice(pts.shape[0], p.ransac_score_points, replace=False)]
+    score_pts = (
+        pts
+        if pts.shape[0] <= p.ransac_score_points
+        else pts[rng.choice(pts.shape[0], p.ransac_score_points, replace=False)]
+    )
     dist = _dot3(score_pts[:, None, :], normals[None, :, :]) + offsets  # (S, K): every hypothesis at once
     counts = (np.abs(dist) < p.ransac_inlier_m).sum(axis=0)
     best = int(np.argmax(counts))
@@ -139,8 +142,9 @@ def segment_above_plane(
         # Open to cut thin bridges and specks, label, then give back to each component the above-plane pixels the
         # opening shaved off its border (so a component's mask is every above-plane pixel connected to it).
         kernel = cv2.getStructuringElement(cv2.MORPH_RECT, (p.opening_px, p.opening_px))
-        _, labels = cv2.connectedComponents(cv2.morphologyEx(mask, cv2.MORPH_OPEN, kernel), connectivity=8,
-                                            ltype=cv2.CV_32S)
+        _, labels = cv2.connectedComponents(
+            cv2.morphologyEx(mask, cv2.MORPH_OPEN, kernel), connectivity=8, ltype=cv2.CV_32S
+        )
         labels = _regrow_labels(labels, above, kernel, max_steps=4 * p.opening_px)
     else:
         _, labels = cv2.connectedComponents(mask, connectivity=8, ltype=cv2.CV_32S)

@@ -112,19 +112,28 @@ def build_single_index(bag: Path, *, anchor: str, topics: Sequence[str], slop_ns
         if topic == anchor:
             columns.append(np.asarray(times[anchor], dtype=np.int64)[order])
         else:
-            columns.append(_match_nearest(anchor_keys, np.asarray(keys[topic], np.int64),
-                                          np.asarray(times[topic], np.int64), slop_ns))
+            columns.append(
+                _match_nearest(
+                    anchor_keys, np.asarray(keys[topic], np.int64), np.asarray(times[topic], np.int64), slop_ns
+                )
+            )
     log_times = np.stack(columns, axis=1) if columns else np.zeros((anchor_keys.size, 0), np.int64)
-    return SingleBagIndex(bag=bag, topics=present, msgtypes=tuple(conns[t].msgtype for t in present),
-                          stamps=anchor_keys, log_times=log_times)
+    return SingleBagIndex(
+        bag=bag,
+        topics=present,
+        msgtypes=tuple(conns[t].msgtype for t in present),
+        stamps=anchor_keys,
+        log_times=log_times,
+    )
 
 
 def _options_key(anchor: str, topics: Sequence[str], slop_ns: int) -> str:
     return json.dumps({"version": INDEX_VERSION, "anchor": anchor, "topics": list(topics), "slop_ns": slop_ns})
 
 
-def load_or_build_index(bag: Path, *, anchor: str, topics: Sequence[str], slop_ns: int, cache: bool = True
-                        ) -> SingleBagIndex:
+def load_or_build_index(
+    bag: Path, *, anchor: str, topics: Sequence[str], slop_ns: int, cache: bool = True
+) -> SingleBagIndex:
     """The cached index of ``bag`` when it is current, else a freshly built one (saved when ``cache``)."""
     path = index_path_for(bag)
     options = _options_key(anchor, topics, slop_ns)
@@ -134,8 +143,10 @@ def load_or_build_index(bag: Path, *, anchor: str, topics: Sequence[str], slop_n
             with np.load(path, allow_pickle=False) as data:
                 if str(data["options"]) == options and str(data["fingerprint"]) == fingerprint:
                     return SingleBagIndex(
-                        bag=bag, topics=tuple(str(t) for t in data["topics"]),
-                        msgtypes=tuple(str(t) for t in data["msgtypes"]), stamps=data["stamps"].astype(np.int64),
+                        bag=bag,
+                        topics=tuple(str(t) for t in data["topics"]),
+                        msgtypes=tuple(str(t) for t in data["msgtypes"]),
+                        stamps=data["stamps"].astype(np.int64),
                         log_times=data["log_times"].astype(np.int64).reshape(-1, len(data["topics"])),
                     )
         except (OSError, KeyError, ValueError):
@@ -146,9 +157,15 @@ def load_or_build_index(bag: Path, *, anchor: str, topics: Sequence[str], slop_n
             fd, tmp = tempfile.mkstemp(prefix=f".{bag.name}-", suffix=".npz", dir=bag.parent)
             try:
                 with os.fdopen(fd, "wb") as handle:
-                    np.savez(handle, options=np.array(options), fingerprint=np.array(fingerprint),
-                             topics=np.array(index.topics, dtype=str), msgtypes=np.array(index.msgtypes, dtype=str),
-                             stamps=index.stamps, log_times=index.log_times)
+                    np.savez(
+                        handle,
+                        options=np.array(options),
+                        fingerprint=np.array(fingerprint),
+                        topics=np.array(index.topics, dtype=str),
+                        msgtypes=np.array(index.msgtypes, dtype=str),
+                        stamps=index.stamps,
+                        log_times=index.log_times,
+                    )
                 os.replace(tmp, path)
             finally:
                 Path(tmp).unlink(missing_ok=True)
@@ -181,8 +198,13 @@ class BagIndex:
             wanted.insert(0, anchor_topic)
         slop_ns = round(max_offset_s * 1e9)
         self.bags = tuple(
-            load_or_build_index(bag, anchor=recorded.get(anchor_topic, anchor_topic),
-                                topics=[recorded.get(t, t) for t in wanted], slop_ns=slop_ns, cache=cache)
+            load_or_build_index(
+                bag,
+                anchor=recorded.get(anchor_topic, anchor_topic),
+                topics=[recorded.get(t, t) for t in wanted],
+                slop_ns=slop_ns,
+                cache=cache,
+            )
             for bag in find_bags(paths)
         )
         self.anchor_topic = anchor_topic
@@ -231,8 +253,10 @@ class BagIndex:
                 raw[connection.topic] = (connection.msgtype, data)
         missing = sorted(set(wanted) - set(raw))
         if missing:
-            raise BagIndexError(f"{entry.bag}: messages of {missing} listed in the index are gone; delete "
-                                f"{index_path_for(entry.bag)} to rebuild it")
+            raise BagIndexError(
+                f"{entry.bag}: messages of {missing} listed in the index are gone; delete "
+                f"{index_path_for(entry.bag)} to rebuild it"
+            )
         canonical = {self.remap.get(topic, topic): message for topic, message in raw.items()}
         return bags.decode_frame(int(entry.stamps[local]), canonical, source=f"{entry.bag}#{local}")
 

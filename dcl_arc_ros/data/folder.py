@@ -69,8 +69,14 @@ def write_rgb(path: Path, rgb: np.ndarray) -> None:
 def read_camera_json(path: Path) -> Intrinsics:
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
-        return Intrinsics(fx=float(data["fx"]), fy=float(data["fy"]), cx=float(data["cx"]), cy=float(data["cy"]),
-                          width=int(data["width"]), height=int(data["height"]))
+        return Intrinsics(
+            fx=float(data["fx"]),
+            fy=float(data["fy"]),
+            cx=float(data["cx"]),
+            cy=float(data["cy"]),
+            width=int(data["width"]),
+            height=int(data["height"]),
+        )
     except (OSError, json.JSONDecodeError, KeyError, TypeError, ValueError, CameraError) as exc:
         raise DatasetError(f"bad camera file {path}: {exc}") from exc
 
@@ -132,10 +138,18 @@ class FolderFrames:
                 raise DatasetError(f"{label} of {name} is {arr.shape[:2]} but {depth_path} is {depth.shape}")
         intr = self.intrinsics
         if intr is not None and (intr.height, intr.width) != depth.shape:
-            raise DatasetError(f"{depth_path} is {depth.shape} (HxW) but {self.root / CAMERA_FILE} says "
-                               f"{intr.height}x{intr.width}")
-        return FrameRecord(stamp_ns=index, intrinsics=intr, color_intrinsics=intr if rgb is not None else None,
-                           rgb=rgb, depth=depth, depth_clean=clean, source=str(depth_path))
+            raise DatasetError(
+                f"{depth_path} is {depth.shape} (HxW) but {self.root / CAMERA_FILE} says {intr.height}x{intr.width}"
+            )
+        return FrameRecord(
+            stamp_ns=index,
+            intrinsics=intr,
+            color_intrinsics=intr if rgb is not None else None,
+            rgb=rgb,
+            depth=depth,
+            depth_clean=clean,
+            source=str(depth_path),
+        )
 
     def __iter__(self) -> Iterator[FrameRecord]:
         for i in range(len(self)):

@@ -35,8 +35,12 @@ from dcl_arc_ros.data.folder import read_depth_png, read_rgb, write_depth_png, w
 
 #: NYU toolbox camera_params.m (fx_rgb, fy_rgb, cx_rgb, cy_rgb), with cx/cy shifted from 1-based to 0-based pixels.
 NYU_INTRINSICS: Final = Intrinsics(
-    fx=518.8579011745019, fy=519.4696111212749, cx=325.5824494111903 - 1.0, cy=253.7361663340047 - 1.0,
-    width=640, height=480,
+    fx=518.8579011745019,
+    fy=519.4696111212749,
+    cx=325.5824494111903 - 1.0,
+    cy=253.7361663340047 - 1.0,
+    width=640,
+    height=480,
 )
 #: (y0, y1, x0, x1) of the standard evaluation crop (Eigen et al. 2014), half-open.
 EIGEN_CROP: Final[tuple[int, int, int, int]] = (45, 471, 41, 601)
@@ -80,8 +84,9 @@ class NYUv2Frames:
             have = set(available)
             missing = [i for i in chosen if i not in have]
             if missing:
-                raise DatasetError(f"{splits_file} lists {len(missing)} {split} frames missing from {images}, "
-                                   f"e.g. {missing[:5]}")
+                raise DatasetError(
+                    f"{splits_file} lists {len(missing)} {split} frames missing from {images}, e.g. {missing[:5]}"
+                )
             indices = [int(i) for i in chosen]
         if not indices:
             raise DatasetError(f"{images} holds no NNNNN.png frames")
@@ -111,17 +116,23 @@ class NYUv2Frames:
         intr = NYU_INTRINSICS
         if rgb.shape[:2] != (intr.height, intr.width):
             intr = intr.resize(rgb.shape[1], rgb.shape[0])
-        return FrameRecord(stamp_ns=index, intrinsics=intr, color_intrinsics=intr, rgb=rgb, depth=depth,
-                           depth_clean=clean, instances=instances, source=str(self.root / "images" / f"{name}.png"))
+        return FrameRecord(
+            stamp_ns=index,
+            intrinsics=intr,
+            color_intrinsics=intr,
+            rgb=rgb,
+            depth=depth,
+            depth_clean=clean,
+            instances=instances,
+            source=str(self.root / "images" / f"{name}.png"),
+        )
 
     def __iter__(self) -> Iterator[FrameRecord]:
         for i in range(len(self)):
             yield self[i]
 
 
-def export_labelled_arrays(
-    arrays: Mapping[str, Any], root: str | Path, *, indices: Sequence[int] | None = None
-) -> int:
+def export_labelled_arrays(arrays: Mapping[str, Any], root: str | Path, *, indices: Sequence[int] | None = None) -> int:
     """Write frames from the arrays of ``nyu_depth_v2_labeled.mat`` as h5py presents them (MATLAB's axes reversed:
     ``images`` (N, 3, W, H) uint8, ``depths`` / ``rawDepths`` (N, W, H) float metres, ``instances`` (N, W, H)).
 
@@ -152,8 +163,9 @@ def export_labelled_arrays(
 def write_splits(root: str | Path, train: Sequence[int], test: Sequence[int]) -> Path:
     path = Path(root) / "splits.json"
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps({"train": [int(i) for i in train], "test": [int(i) for i in test]}) + "\n",
-                    encoding="utf-8")
+    path.write_text(
+        json.dumps({"train": [int(i) for i in train], "test": [int(i) for i in test]}) + "\n", encoding="utf-8"
+    )
     return path
 
 

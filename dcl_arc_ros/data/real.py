@@ -51,8 +51,7 @@ class StereoCalibration:
 
 
 #: Middlebury 2014 Motorcycle at scikit-image's quarter resolution (calibration from skimage.data's docstring).
-MOTORCYCLE_CALIBRATION: Final = StereoCalibration(f=994.978, cx=311.193, cy=254.877, baseline_m=0.193001,
-                                                  doffs=31.086)
+MOTORCYCLE_CALIBRATION: Final = StereoCalibration(f=994.978, cx=311.193, cy=254.877, baseline_m=0.193001, doffs=31.086)
 
 
 # ------------------------------------------------------------------------------------------------ availability
@@ -116,8 +115,9 @@ def read_visp_camera_xml(path: str | Path, width: int, height: int) -> Intrinsic
         if camera is None:
             raise DatasetError(f"{path} has no <camera> element")
         values = {tag: float(camera.findtext(tag, default="nan")) for tag in ("px", "py", "u0", "v0")}
-        return Intrinsics(fx=values["px"], fy=values["py"], cx=values["u0"], cy=values["v0"], width=width,
-                          height=height)
+        return Intrinsics(
+            fx=values["px"], fy=values["py"], cx=values["u0"], cy=values["v0"], width=width, height=height
+        )
     except (OSError, ET.ParseError, ValueError, CameraError) as exc:
         raise DatasetError(f"cannot read camera intrinsics from {path}: {exc}") from exc
 
@@ -133,8 +133,9 @@ def read_homogeneous_matrix(path: str | Path) -> np.ndarray:
     return matrix
 
 
-def gray_in_depth_view(gray: np.ndarray, depth_m: np.ndarray, depth_intr: Intrinsics, color_intr: Intrinsics,
-                       color_T_depth: np.ndarray) -> np.ndarray:
+def gray_in_depth_view(
+    gray: np.ndarray, depth_m: np.ndarray, depth_intr: Intrinsics, color_intr: Intrinsics, color_T_depth: np.ndarray
+) -> np.ndarray:
     """Resample the colour camera's image into the depth camera's pixels (so it is registered to the depth).
 
     Each depth pixel's 3D point is projected into the colour image and sampled bilinearly. Pixels without a depth
@@ -147,8 +148,7 @@ def gray_in_depth_view(gray: np.ndarray, depth_m: np.ndarray, depth_intr: Intrin
     u, v, _ = color_intr.project(points)
     map_x = np.nan_to_num(u, nan=-1.0).reshape(depth_m.shape).astype(np.float32)
     map_y = np.nan_to_num(v, nan=-1.0).reshape(depth_m.shape).astype(np.float32)
-    return cv2.remap(gray, map_x, map_y, interpolation=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT,
-                     borderValue=0)
+    return cv2.remap(gray, map_x, map_y, interpolation=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT, borderValue=0)
 
 
 class CastelFrames:
@@ -201,8 +201,14 @@ class CastelFrames:
                 color = Intrinsics(color.fx, color.fy, color.cx, color.cy, width=gray.shape[1], height=gray.shape[0])
             warped = gray_in_depth_view(gray, depth, intr, color, self.color_T_depth)
             rgb = np.repeat(warped[:, :, None], 3, axis=2)
-        return FrameRecord(stamp_ns=index, intrinsics=intr, color_intrinsics=intr if rgb is not None else None,
-                           rgb=rgb, depth=depth, source=str(path))
+        return FrameRecord(
+            stamp_ns=index,
+            intrinsics=intr,
+            color_intrinsics=intr if rgb is not None else None,
+            rgb=rgb,
+            depth=depth,
+            source=str(path),
+        )
 
     def __iter__(self) -> Iterator[FrameRecord]:
         for i in range(len(self)):
@@ -220,14 +226,28 @@ def disparity_to_depth(disparity: np.ndarray, calib: StereoCalibration) -> np.nd
     return depth.astype(np.float32)
 
 
-def sgbm_depth(left_rgb: np.ndarray, right_rgb: np.ndarray, calib: StereoCalibration, *,
-               num_disparities: int = 80, block_size: int = 5) -> np.ndarray:
+def sgbm_depth(
+    left_rgb: np.ndarray,
+    right_rgb: np.ndarray,
+    calib: StereoCalibration,
+    *,
+    num_disparities: int = 80,
+    block_size: int = 5,
+) -> np.ndarray:
     """Depth from OpenCV StereoSGBM on a rectified pair: a real stereo matcher's output, with its artefacts."""
     left = cv2.cvtColor(left_rgb, cv2.COLOR_RGB2GRAY)
     right = cv2.cvtColor(right_rgb, cv2.COLOR_RGB2GRAY)
-    matcher = cv2.StereoSGBM.create(minDisparity=0, numDisparities=num_disparities, blockSize=block_size,
-                                    P1=8 * block_size**2, P2=32 * block_size**2, uniquenessRatio=10,
-                                    speckleWindowSize=100, speckleRange=2, mode=cv2.STEREO_SGBM_MODE_SGBM_3WAY)
+    matcher = cv2.StereoSGBM.create(
+        minDisparity=0,
+        numDisparities=num_disparities,
+        blockSize=block_size,
+        P1=8 * block_size**2,
+        P2=32 * block_size**2,
+        uniquenessRatio=10,
+        speckleWindowSize=100,
+        speckleRange=2,
+        mode=cv2.STEREO_SGBM_MODE_SGBM_3WAY,
+    )
     disparity = matcher.compute(left, right).astype(np.float32) / 16.0
     disparity[disparity <= 0] = np.nan
     return disparity_to_depth(disparity, calib)
@@ -245,8 +265,12 @@ def middlebury_motorcycle() -> FrameRecord:
     height, width = disparity.shape
     intr = Intrinsics(fx=calib.f, fy=calib.f, cx=calib.cx, cy=calib.cy, width=width, height=height)
     return FrameRecord(
-        stamp_ns=0, intrinsics=intr, color_intrinsics=intr, rgb=np.ascontiguousarray(left, dtype=np.uint8),
-        depth=sgbm_depth(left, right, calib), depth_clean=disparity_to_depth(disparity, calib),
+        stamp_ns=0,
+        intrinsics=intr,
+        color_intrinsics=intr,
+        rgb=np.ascontiguousarray(left, dtype=np.uint8),
+        depth=sgbm_depth(left, right, calib),
+        depth_clean=disparity_to_depth(disparity, calib),
         source="skimage.data.stereo_motorcycle",
     )
 

@@ -54,7 +54,15 @@ class SampleTransform(Protocol):
 
 
 _DENSE_FIELDS: Final[tuple[str, ...]] = (
-    "rgb", "depth", "depth_clean", "normals", "instances", "grasp_quality", "grasp_cos2", "grasp_sin2", "grasp_width",
+    "rgb",
+    "depth",
+    "depth_clean",
+    "normals",
+    "instances",
+    "grasp_quality",
+    "grasp_cos2",
+    "grasp_sin2",
+    "grasp_width",
 )
 _SMOOTH_FIELDS: Final[frozenset[str]] = frozenset({"rgb"})
 
@@ -76,7 +84,7 @@ def crop_record(record: FrameRecord, x0: int, y0: int, width: int, height: int) 
     for name in _DENSE_FIELDS:
         arr = getattr(record, name)
         if arr is not None:
-            changes[name] = np.ascontiguousarray(arr[y0:y0 + height, x0:x0 + width])
+            changes[name] = np.ascontiguousarray(arr[y0 : y0 + height, x0 : x0 + width])
     for name in ("intrinsics", "color_intrinsics"):
         intr = getattr(record, name)
         if intr is not None:
@@ -100,8 +108,10 @@ def resize_record(record: FrameRecord, width: int, height: int) -> FrameRecord:
     sx, sy = width / w, height / h
     has_grasps = record.grasp_width is not None or record.grasp_info is not None
     if has_grasps and abs(sx / sy - 1.0) > 0.01:
-        raise DatasetError(f"resizing {w}x{h} to {width}x{height} changes the aspect ratio, which would distort the "
-                           f"grasp angles of {record.source!r}; crop to the target aspect first")
+        raise DatasetError(
+            f"resizing {w}x{h} to {width}x{height} changes the aspect ratio, which would distort the "
+            f"grasp angles of {record.source!r}; crop to the target aspect first"
+        )
     changes: dict[str, Any] = {}
     for name in _DENSE_FIELDS:
         arr = getattr(record, name)
@@ -158,8 +168,9 @@ class RandomCrop:
     def __call__(self, record: FrameRecord, rng: np.random.Generator) -> FrameRecord:
         h, w = _record_shape(record)
         if self.width > w or self.height > h:
-            raise DatasetError(f"random crop {self.width}x{self.height} is larger than the {w}x{h} record "
-                               f"{record.source!r}")
+            raise DatasetError(
+                f"random crop {self.width}x{self.height} is larger than the {w}x{h} record {record.source!r}"
+            )
         x0 = int(rng.integers(0, w - self.width + 1))
         y0 = int(rng.integers(0, h - self.height + 1))
         return crop_record(record, x0, y0, self.width, self.height)
@@ -191,8 +202,9 @@ def record_to_sample(record: FrameRecord, *, depth_from: str = "sensor") -> dict
     if record.depth_clean is not None:
         sample["depth_clean"], sample["clean_valid"] = _depth_pair(record.depth_clean)
     if record.normals is not None:
-        sample["normals"] = torch.from_numpy(np.ascontiguousarray(
-            np.nan_to_num(record.normals.astype(np.float32), nan=0.0).transpose(2, 0, 1)))
+        sample["normals"] = torch.from_numpy(
+            np.ascontiguousarray(np.nan_to_num(record.normals.astype(np.float32), nan=0.0).transpose(2, 0, 1))
+        )
     if record.instances is not None:
         sample["instances"] = torch.from_numpy(record.instances.astype(np.int64)[None])
     for name in ("grasp_quality", "grasp_cos2", "grasp_sin2", "grasp_width"):

@@ -73,6 +73,12 @@ def load_model(path: str | Path, backend: str = "onnxruntime", *, device: str = 
                 f" {sidecar_path} (corrupt or replaced file)"
             )
     model = factory(model_path, sidecar, device=device, **options)
-    _LOG.info("loaded model %s (%s %s) with backend %s on %s", model_path, sidecar.name, sidecar.model_version,
-              backend, model.provider)
+    _LOG.info(
+        "loaded model %s (%s %s) with backend %s on %s",
+        model_path,
+        sidecar.name,
+        sidecar.model_version,
+        backend,
+        model.provider,
+    )
     return model

@@ -91,8 +91,14 @@ class EngineCacheKey:
         keys never share a name.
         """
         digest = config_sha256(self.to_dict())[:8]
-        parts = [_slug(stem), self.onnx_sha256[:16], _slug(self.gpu_name), f"trt{_slug(self.trt_version)}",
-                 self.precision, digest]
+        parts = [
+            _slug(stem),
+            self.onnx_sha256[:16],
+            _slug(self.gpu_name),
+            f"trt{_slug(self.trt_version)}",
+            self.precision,
+            digest,
+        ]
         return "-".join(parts) + ENGINE_SUFFIX
 
     def to_dict(self) -> dict[str, Any]:
@@ -137,12 +143,14 @@ def is_valid_entry(engine_path: Path, key: EngineCacheKey) -> bool:
         _LOG.warning("engine cache: ignoring %s: %s", engine_path, exc)
         return False
     if sidecar.extra.get("engine") != key.to_dict():
-        _LOG.warning("engine cache: %s was built for %s, not %s", engine_path, sidecar.extra.get("engine"),
-                     key.to_dict())
+        _LOG.warning(
+            "engine cache: %s was built for %s, not %s", engine_path, sidecar.extra.get("engine"), key.to_dict()
+        )
         return False
     if sidecar.model_sha256 != sha256_file(engine_path):
-        _LOG.warning("engine cache: %s does not match the hash in %s (truncated or replaced)", engine_path,
-                     sidecar_path)
+        _LOG.warning(
+            "engine cache: %s does not match the hash in %s (truncated or replaced)", engine_path, sidecar_path
+        )
         return False
     return True
 
@@ -172,8 +180,13 @@ def cached_engine(
     os.close(fd)
     tmp_path = Path(tmp_name)
     try:
-        build(onnx_path, tmp_path, fp16=key.precision == "fp16", workspace_bytes=workspace_bytes,
-              input_shapes=dict(key.input_shapes) or None)
+        build(
+            onnx_path,
+            tmp_path,
+            fp16=key.precision == "fp16",
+            workspace_bytes=workspace_bytes,
+            input_shapes=dict(key.input_shapes) or None,
+        )
         if tmp_path.stat().st_size == 0:
             raise EngineBuildError(f"{onnx_path}: the engine builder wrote an empty file")
         sidecar = engine_sidecar(onnx_sidecar, key, sha256_file(tmp_path))

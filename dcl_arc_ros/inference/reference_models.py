@@ -131,8 +131,17 @@ def write_affine_depth_model(
         units={"depth": depth_units, "valid_mask": "1", "depth_out": depth_units},
         deploy_resolution=(int(height), int(width)),
         normalisation=norm,
-        config={"builder": "write_affine_depth_model", "scale": float(scale), "offset": float(offset),
-                "height": int(height), "width": int(width), "normalisation": norm, "with_valid_mask": with_valid_mask},
-        extra={"function": f"depth_out = depth * {scale!r} + {offset!r}" + (" (times valid_mask)" if with_valid_mask
-                                                                             else "")},
+        config={
+            "builder": "write_affine_depth_model",
+            "scale": float(scale),
+            "offset": float(offset),
+            "height": int(height),
+            "width": int(width),
+            "normalisation": norm,
+            "with_valid_mask": with_valid_mask,
+        },
+        extra={
+            "function": f"depth_out = depth * {scale!r} + {offset!r}"
+            + (" (times valid_mask)" if with_valid_mask else "")
+        },
     )

@@ -92,9 +92,7 @@ class ARCDepthNode(PerceptionNode):
             f"{self.info_pub.topic_name}"
             + (f", {self.decluttered_pub.topic_name}" if self.decluttered_pub is not None else "")
         )
-        self.start_inputs(
-            [InputSpec("rgb", RGB_TOPIC, Image), InputSpec("camera_info", CAMERA_INFO_TOPIC, CameraInfo)]
-        )
+        self.start_inputs([InputSpec("rgb", RGB_TOPIC, Image), InputSpec("camera_info", CAMERA_INFO_TOPIC, CameraInfo)])
 
     def process(self, frame: Frame) -> None:
         msg: Image = frame.msgs["rgb"]

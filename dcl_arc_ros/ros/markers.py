@@ -190,10 +190,14 @@ def gripper_segments(width_m: float, finger_length_m: float) -> np.ndarray:
     tip, palm, wrist = 0.25 * length, -0.75 * length, -1.25 * length
     return np.array(
         [
-            [-half, 0.0, palm], [-half, 0.0, tip],  # one finger
-            [half, 0.0, palm], [half, 0.0, tip],  # the other finger
-            [-half, 0.0, palm], [half, 0.0, palm],  # palm
-            [0.0, 0.0, palm], [0.0, 0.0, wrist],  # wrist
+            [-half, 0.0, palm],
+            [-half, 0.0, tip],  # one finger
+            [half, 0.0, palm],
+            [half, 0.0, tip],  # the other finger
+            [-half, 0.0, palm],
+            [half, 0.0, palm],  # palm
+            [0.0, 0.0, palm],
+            [0.0, 0.0, wrist],  # wrist
         ],
         dtype=np.float64,
     )

@@ -301,7 +301,10 @@ GRASP_DETECTOR = NodeSchema(
         ),
         ParamSpec("max_grasps", int, 5, "Most grasps published per frame, best first", range=(1, 100)),
         ParamSpec(
-            "quality_sigma", float, 2.0, "Gaussian sigma (network pixels) of the quality map; 0 = none",
+            "quality_sigma",
+            float,
+            2.0,
+            "Gaussian sigma (network pixels) of the quality map; 0 = none",
             range=(0.0, 50.0),
         ),
         ParamSpec(
@@ -370,9 +373,7 @@ POSE_ESTIMATOR = NodeSchema(
             "Added to each object's median surface depth along the optical axis (e.g. half an object's depth)",
             range=(-1.0, 1.0),
         ),
-        ParamSpec(
-            "ransac_iterations", int, 200, "Support-plane RANSAC hypotheses per frame", range=(1, 100_000)
-        ),
+        ParamSpec("ransac_iterations", int, 200, "Support-plane RANSAC hypotheses per frame", range=(1, 100_000)),
         ParamSpec(
             "ransac_inlier_m",
             float,
@@ -421,9 +422,7 @@ POSE_ESTIMATOR = NodeSchema(
             range=(0.0, 100.0),
         ),
         ParamSpec("publish_markers", bool, True, "Publish /dcl_arc/poses/markers (box, axes and label per object)"),
-        ParamSpec(
-            "marker_axis_length_m", float, 0.05, "Length of the drawn object axes (metres)", range=(0.001, 10.0)
-        ),
+        ParamSpec("marker_axis_length_m", float, 0.05, "Length of the drawn object axes (metres)", range=(0.001, 10.0)),
     ),
 )
 

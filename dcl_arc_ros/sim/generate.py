@@ -84,13 +84,20 @@ def pybullet_frames(request: SceneRequest) -> Iterable[Frame]:
     except ImportError as exc:
         raise GenerateError(f"the pybullet renderer is not available ({exc}); try --renderer toy") from exc
     return render_scene_frames(
-        seed=request.seed, frames=request.frames, sensor=request.sensor, family=request.family,
-        camera=CAMERA_PRESETS[request.camera], width=request.width, height=request.height,
-        start_stamp_ns=request.start_stamp_ns, frame_period_ns=request.frame_period_ns,
+        seed=request.seed,
+        frames=request.frames,
+        sensor=request.sensor,
+        family=request.family,
+        camera=CAMERA_PRESETS[request.camera],
+        width=request.width,
+        height=request.height,
+        start_stamp_ns=request.start_stamp_ns,
+        frame_period_ns=request.frame_period_ns,
     )
 
 
 # -------------------------------------------------------------------------------------------------- toy renderer
+
 
 def toy_frames(request: SceneRequest) -> Iterator[Frame]:
     """Analytic frames: a tilted table plane with a few rotated box tops resting above it, exact labels.
@@ -142,11 +149,20 @@ def toy_frames(request: SceneRequest) -> Iterator[Frame]:
     for k, cu, cv, half_a, half_b, phi, z, full, along, across in specs:
         mine = instances == k
         cam_T_obj = np.eye(4)
-        cam_T_obj[:3, :3] = np.array([[math.cos(phi), -math.sin(phi), 0.0], [math.sin(phi), math.cos(phi), 0.0],
-                                      [0.0, 0.0, 1.0]])
+        cam_T_obj[:3, :3] = np.array(
+            [[math.cos(phi), -math.sin(phi), 0.0], [math.sin(phi), math.cos(phi), 0.0], [0.0, 0.0, 1.0]]
+        )
         cam_T_obj[:3, 3] = intr.deproject(cu, cv, z)
-        objects.append(ObjectLabel(instance_id=k, class_id=k % 3, name="box", novel=False, cam_T_obj=cam_T_obj,
-                                   visible_fraction=float(mine.sum() / max(full.sum(), 1))))
+        objects.append(
+            ObjectLabel(
+                instance_id=k,
+                class_id=k % 3,
+                name="box",
+                novel=False,
+                cam_T_obj=cam_T_obj,
+                visible_fraction=float(mine.sum() / max(full.sum(), 1)),
+            )
+        )
         if not mine[round(cv), round(cu)]:
             continue  # grasp centre occluded
         angle = (phi + math.pi / 2 + math.pi / 2) % math.pi - math.pi / 2  # jaws close across the short side
@@ -158,8 +174,12 @@ def toy_frames(request: SceneRequest) -> Iterator[Frame]:
         quality[centre] = 1.0
         cos2[centre], sin2[centre], width_map[centre] = math.cos(2 * angle), math.sin(2 * angle), jaw_px
     grasps = GraspLabels(
-        rects=np.array(rects, np.float32).reshape(-1, 5), instance_ids=np.array(ids, np.int32),
-        width_m=np.array(widths_m, np.float32), quality_map=quality, cos2_map=cos2, sin2_map=sin2,
+        rects=np.array(rects, np.float32).reshape(-1, 5),
+        instance_ids=np.array(ids, np.int32),
+        width_m=np.array(widths_m, np.float32),
+        quality_map=quality,
+        cos2_map=cos2,
+        sin2_map=sin2,
         width_map=width_map,
     )
     edges = np.zeros_like(instances, dtype=bool)
@@ -172,10 +192,17 @@ def toy_frames(request: SceneRequest) -> Iterator[Frame]:
             sensor += rng.normal(size=sensor.shape).astype(np.float32) * sigma.astype(np.float32)
             sensor[edges | (rng.random(sensor.shape) < 0.02)] = np.nan
         yield Frame(
-            stamp_ns=request.start_stamp_ns + i * request.frame_period_ns, intrinsics=intr, rgb=rgb.astype(np.uint8),
+            stamp_ns=request.start_stamp_ns + i * request.frame_period_ns,
+            intrinsics=intr,
+            rgb=rgb.astype(np.uint8),
             depth_clean=depth.copy(),
-            depth_sensor=sensor.astype(np.float32), instances=instances.copy(), normals=normals.copy(),
-            world_T_cam=world_T_cam.copy(), objects=tuple(objects), grasps=grasps, sensor=request.sensor,
+            depth_sensor=sensor.astype(np.float32),
+            instances=instances.copy(),
+            normals=normals.copy(),
+            world_T_cam=world_T_cam.copy(),
+            objects=tuple(objects),
+            grasps=grasps,
+            sensor=request.sensor,
             family=request.family,
         )
 
@@ -234,8 +261,13 @@ def scene_frames(config: GenerateConfig, scene: int, source: FrameSource) -> Ite
     """The frames of one scene, stamped on the run's global clock (see :data:`EPOCH_NS`) and counted."""
     period_ns = 1e9 / config.fps
     request = SceneRequest(
-        seed=scene_seed(config.seed, scene), frames=config.frames_per_scene, sensor=config.sensor,
-        family=config.family, camera=config.camera, width=config.width, height=config.height,
+        seed=scene_seed(config.seed, scene),
+        frames=config.frames_per_scene,
+        sensor=config.sensor,
+        family=config.family,
+        camera=config.camera,
+        width=config.width,
+        height=config.height,
         start_stamp_ns=EPOCH_NS + round(scene * config.frames_per_scene * period_ns),
         frame_period_ns=round(period_ns),
     )
@@ -289,7 +321,10 @@ class SceneFeed:
 
 
 def write_plan(
-    out: Path, plan: BagPlan, config: GenerateConfig, frames: Iterable[Frame],
+    out: Path,
+    plan: BagPlan,
+    config: GenerateConfig,
+    frames: Iterable[Frame],
     on_frame: Callable[[], None] | None = None,
 ) -> BagResult:
     """Write one bag atomically from ``frames``."""
@@ -301,11 +336,17 @@ def write_plan(
             if on_frame is not None:
                 on_frame()
 
-    custom = {"dcl_arc_ros.sensor": config.sensor, "dcl_arc_ros.family": config.family,
-              "dcl_arc_ros.camera": config.camera, "dcl_arc_ros.seed": str(config.seed),
-              "dcl_arc_ros.first_scene": str(plan.first_scene), "dcl_arc_ros.renderer": config.renderer}
-    stats = write_bag(plan.path(out), counted(), storage=config.storage, compression=config.compression,
-                      custom_data=custom)
+    custom = {
+        "dcl_arc_ros.sensor": config.sensor,
+        "dcl_arc_ros.family": config.family,
+        "dcl_arc_ros.camera": config.camera,
+        "dcl_arc_ros.seed": str(config.seed),
+        "dcl_arc_ros.first_scene": str(plan.first_scene),
+        "dcl_arc_ros.renderer": config.renderer,
+    }
+    stats = write_bag(
+        plan.path(out), counted(), storage=config.storage, compression=config.compression, custom_data=custom
+    )
     return BagResult(name=plan.name, stats=stats, seconds=time.perf_counter() - start)
 
 
@@ -336,8 +377,13 @@ def generate(
     skipped = tuple(plan.name for plan in mine if plan not in todo)
     start = time.perf_counter()
     written: list[BagResult] = []
-    bar = tqdm(total=sum(p.scenes for p in todo) * config.frames_per_scene, unit="frame",
-               desc=f"shard {index}/{count}", disable=not progress, file=sys.stderr)
+    bar = tqdm(
+        total=sum(p.scenes for p in todo) * config.frames_per_scene,
+        unit="frame",
+        desc=f"shard {index}/{count}",
+        disable=not progress,
+        file=sys.stderr,
+    )
     pool: ProcessPoolExecutor | None = None
     try:
         feed: SceneFeed | None = None
@@ -374,14 +420,22 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--width", type=int, default=None, help="image width (default: the preset's)")
     parser.add_argument("--height", type=int, default=None, help="image height (default: the preset's)")
     parser.add_argument("--storage", choices=tuple(STORAGES), default="mcap", help="rosbag2 storage plug-in")
-    parser.add_argument("--compression", choices=COMPRESSIONS, default="zstd",
-                        help="zstd: compressed MCAP chunks / sqlite3 messages (about 3-10x smaller); none")
+    parser.add_argument(
+        "--compression",
+        choices=COMPRESSIONS,
+        default="zstd",
+        help="zstd: compressed MCAP chunks / sqlite3 messages (about 3-10x smaller); none",
+    )
     parser.add_argument("--workers", type=int, default=1, help="rendering processes on this machine")
     parser.add_argument("--shard", default="0/1", help="i/n: do only shard i of n (for cluster array jobs)")
     parser.add_argument("--scenes-per-bag", type=int, default=10, help="scenes per bag (the unit of resumption)")
     parser.add_argument("--fps", type=float, default=30.0, help="camera rate: frames are stamped 1/fps apart")
-    parser.add_argument("--renderer", choices=tuple(FRAME_SOURCES), default="pybullet",
-                        help="'pybullet' renders real scenes; 'toy' is an analytic stand-in for smoke tests")
+    parser.add_argument(
+        "--renderer",
+        choices=tuple(FRAME_SOURCES),
+        default="pybullet",
+        help="'pybullet' renders real scenes; 'toy' is an analytic stand-in for smoke tests",
+    )
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     return parser
 
@@ -391,12 +445,23 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         config = GenerateConfig(
-            scenes=args.scenes, frames_per_scene=args.frames_per_scene, sensor=args.sensor, seed=args.seed,
-            family=args.family, camera=args.camera, width=args.width, height=args.height, storage=args.storage,
-            compression=args.compression, scenes_per_bag=args.scenes_per_bag, fps=args.fps, renderer=args.renderer,
+            scenes=args.scenes,
+            frames_per_scene=args.frames_per_scene,
+            sensor=args.sensor,
+            seed=args.seed,
+            family=args.family,
+            camera=args.camera,
+            width=args.width,
+            height=args.height,
+            storage=args.storage,
+            compression=args.compression,
+            scenes_per_bag=args.scenes_per_bag,
+            fps=args.fps,
+            renderer=args.renderer,
         )
-        summary = generate(config, args.out, shard=parse_shard(args.shard), workers=args.workers,
-                           progress=not args.no_progress)
+        summary = generate(
+            config, args.out, shard=parse_shard(args.shard), workers=args.workers, progress=not args.no_progress
+        )
     except (DataError, SimError) as exc:
         parser.exit(2, f"dcl-arc-generate: error: {exc}\n")
     except KeyboardInterrupt:

@@ -112,8 +112,9 @@ def test_gripper_fingers_straddle_the_jaw_tips_of_each_grasp() -> None:
         assert m.type == Marker.LINE_LIST and m.ns == markers.GRASP_NAMESPACE and m.action == Marker.ADD
         assert m.header.frame_id == HEADER.frame_id and m.header.stamp.sec == 12
         assert len(m.points) % 2 == 0
-        rot = quat_to_matrix(np.array([m.pose.orientation.x, m.pose.orientation.y, m.pose.orientation.z,
-                                       m.pose.orientation.w]))
+        rot = quat_to_matrix(
+            np.array([m.pose.orientation.x, m.pose.orientation.y, m.pose.orientation.z, m.pose.orientation.w])
+        )
         origin = np.array([m.pose.position.x, m.pose.position.y, m.pose.position.z])
         local = np.array([[p.x, p.y, p.z] for p in m.points])
         world = local @ rot.T + origin

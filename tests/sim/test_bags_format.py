@@ -30,14 +30,20 @@ class Decoded:
 def _frames(seed: int = 3, count: int = 3, sensor: str = "empirical") -> list[Frame]:
     from dataclasses import replace
 
-    frames = list(toy_frames(SceneRequest(seed=seed, frames=count, sensor=sensor, family="synthetic",
-                                          camera="sr300", width=64, height=48)))
+    frames = list(
+        toy_frames(
+            SceneRequest(
+                seed=seed, frames=count, sensor=sensor, family="synthetic", camera="sr300", width=64, height=48
+            )
+        )
+    )
     return [replace(f, stamp_ns=EPOCH_NS + i * PERIOD_NS) for i, f in enumerate(frames)]
 
 
 def _image_array(msg, dtype: str, channels: int = 1) -> np.ndarray:
-    raw = np.frombuffer(bytes(msg.data), dtype=np.uint8).reshape(msg.height, msg.step)[:, : msg.width * channels *
-                                                                                       np.dtype(dtype).itemsize]
+    raw = np.frombuffer(bytes(msg.data), dtype=np.uint8).reshape(msg.height, msg.step)[
+        :, : msg.width * channels * np.dtype(dtype).itemsize
+    ]
     arr = np.ascontiguousarray(raw).view(dtype).reshape(msg.height, msg.width, channels)
     return arr[:, :, 0] if channels == 1 else arr
 
@@ -46,8 +52,17 @@ def _pybullet_frames() -> list[Frame]:
     pytest.importorskip("dcl_arc_ros.sim.pipeline", reason="the PyBullet renderer has not landed")
     from dcl_arc_ros.sim.generate import pybullet_frames
 
-    request = SceneRequest(seed=5, frames=2, sensor="empirical", family="synthetic", camera="d435", width=160,
-                           height=120, start_stamp_ns=EPOCH_NS, frame_period_ns=PERIOD_NS)
+    request = SceneRequest(
+        seed=5,
+        frames=2,
+        sensor="empirical",
+        family="synthetic",
+        camera="d435",
+        width=160,
+        height=120,
+        start_stamp_ns=EPOCH_NS,
+        frame_period_ns=PERIOD_NS,
+    )
     return list(pybullet_frames(request))
 
 
@@ -83,6 +98,7 @@ def test_independent_reader_sees_every_topic_encoding_and_value(mcap_bag: tuple[
         assert {m.ros_msg.encoding for m in by_topic[topic]} == {encoding}, topic
 
     for i, frame in enumerate(frames):
+
         def msg(topic: str, i: int = i):
             return by_topic[topic][i].ros_msg
 
@@ -93,10 +109,12 @@ def test_independent_reader_sees_every_topic_encoding_and_value(mcap_bag: tuple[
         np.testing.assert_array_equal(_image_array(msg(bags.GT_DEPTH), "<f4"), frame.depth_clean)
         np.testing.assert_array_equal(_image_array(msg(bags.GT_NORMALS), "<f4", 3), frame.normals)
         np.testing.assert_array_equal(_image_array(msg(bags.GT_INSTANCES), "<u2"), frame.instances)
-        for topic, expected in ((bags.GT_GRASP_QUALITY, frame.grasps.quality_map),
-                                (bags.GT_GRASP_COS2, frame.grasps.cos2_map),
-                                (bags.GT_GRASP_SIN2, frame.grasps.sin2_map),
-                                (bags.GT_GRASP_WIDTH, frame.grasps.width_map)):
+        for topic, expected in (
+            (bags.GT_GRASP_QUALITY, frame.grasps.quality_map),
+            (bags.GT_GRASP_COS2, frame.grasps.cos2_map),
+            (bags.GT_GRASP_SIN2, frame.grasps.sin2_map),
+            (bags.GT_GRASP_WIDTH, frame.grasps.width_map),
+        ):
             np.testing.assert_array_equal(_image_array(msg(topic), "<f4"), expected)
 
         info = msg(bags.DEPTH_INFO)
@@ -129,7 +147,7 @@ def test_independent_reader_sees_every_topic_encoding_and_value(mcap_bag: tuple[
             v = frame.intrinsics.fy * pose.position.y / pose.position.z + frame.intrinsics.cy
             assert abs(u - row[0]) < 1e-3 and abs(v - row[1]) < 1e-3
             u0, v0 = round(float(row[0])), round(float(row[1]))
-            window = frame.depth_clean[max(v0 - 2, 0):v0 + 3, max(u0 - 2, 0):u0 + 3]
+            window = frame.depth_clean[max(v0 - 2, 0) : v0 + 3, max(u0 - 2, 0) : u0 + 3]
             assert pose.position.z == pytest.approx(float(np.nanmedian(window)), abs=1e-6)
 
         transforms = msg(bags.TF_STATIC).transforms
@@ -205,8 +223,9 @@ def test_read_frames_selects_and_remaps_topics(mcap_bag: tuple[Path, list[Frame]
     assert len(only_depth) == len(frames)
     assert only_depth[0].rgb is None and only_depth[0].depth is not None and only_depth[0].intrinsics is not None
     swapped = next(bags.read_frames(path, topics=[bags.GT_DEPTH], remap={bags.DEPTH_IMAGE: bags.GT_DEPTH}))
-    np.testing.assert_allclose(swapped.depth_clean, np.rint(frames[0].depth_sensor.astype(np.float64) * 1000) / 1000,
-                               atol=1e-6)
+    np.testing.assert_allclose(
+        swapped.depth_clean, np.rint(frames[0].depth_sensor.astype(np.float64) * 1000) / 1000, atol=1e-6
+    )
 
 
 def test_writer_rejects_non_increasing_stamps_and_unknown_storage(tmp_path: Path) -> None:

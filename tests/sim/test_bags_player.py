@@ -28,8 +28,9 @@ PERIOD = 33_333_333
 
 @pytest.fixture(scope="module")
 def bag(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    frames = toy_frames(SceneRequest(seed=2, frames=3, sensor="empirical", family="synthetic", camera="d435",
-                                     width=32, height=24))
+    frames = toy_frames(
+        SceneRequest(seed=2, frames=3, sensor="empirical", family="synthetic", camera="d435", width=32, height=24)
+    )
     path = tmp_path_factory.mktemp("play") / "bag"
     bags.write_bag(path, [dataclasses.replace(f, stamp_ns=EPOCH_NS + i * PERIOD) for i, f in enumerate(frames)])
     return path
@@ -69,8 +70,12 @@ def _replay(context: Context, bag: Path, *, keep_stamps: bool) -> dict[str, list
     pub_node = rclpy.create_node("play_source", context=context)
     received: dict[str, list] = defaultdict(list)
     qos = QoSProfile(depth=20, reliability=ReliabilityPolicy.RELIABLE)
-    for topic, cls in ((bags.DEPTH_IMAGE, Image), (bags.COLOR_IMAGE, Image), (bags.COLOR_INFO, CameraInfo),
-                       (bags.DEPTH_INFO, CameraInfo)):
+    for topic, cls in (
+        (bags.DEPTH_IMAGE, Image),
+        (bags.COLOR_IMAGE, Image),
+        (bags.COLOR_INFO, CameraInfo),
+        (bags.DEPTH_INFO, CameraInfo),
+    ):
         sub_node.create_subscription(cls, topic, lambda msg, t=topic: received[t].append(msg), qos)
     executor = SingleThreadedExecutor(context=context)
     executor.add_node(sub_node)

@@ -17,8 +17,14 @@ from dcl_arc_ros.sim import generate as gen
 from dcl_arc_ros.sim.frame import Frame
 from dcl_arc_ros.sim.manifest import GenerateConfig, parse_shard, plan_shards, read_manifest, scene_seed
 
-SMALL = {"frames_per_scene": 2, "sensor": "empirical", "width": 48, "height": 36, "renderer": "toy",
-         "scenes_per_bag": 2}
+SMALL = {
+    "frames_per_scene": 2,
+    "sensor": "empirical",
+    "width": 48,
+    "height": 36,
+    "renderer": "toy",
+    "scenes_per_bag": 2,
+}
 
 
 def _config(**overrides) -> GenerateConfig:
@@ -158,9 +164,31 @@ def test_renderer_giving_the_wrong_frame_count_is_an_error(tmp_path: Path, monke
 
 
 def test_cli_prints_a_summary_and_writes_sqlite3(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    argv = ["--out", str(tmp_path), "--scenes", "3", "--frames-per-scene", "2", "--sensor", "clean", "--seed", "1",
-            "--storage", "sqlite3", "--renderer", "toy", "--width", "40", "--height", "30", "--camera", "kinect_v1",
-            "--no-progress", "--scenes-per-bag", "2"]
+    argv = [
+        "--out",
+        str(tmp_path),
+        "--scenes",
+        "3",
+        "--frames-per-scene",
+        "2",
+        "--sensor",
+        "clean",
+        "--seed",
+        "1",
+        "--storage",
+        "sqlite3",
+        "--renderer",
+        "toy",
+        "--width",
+        "40",
+        "--height",
+        "30",
+        "--camera",
+        "kinect_v1",
+        "--no-progress",
+        "--scenes-per-bag",
+        "2",
+    ]
     assert gen.main(argv) == 0
     out = capsys.readouterr().out
     assert "wrote 2 bag(s), skipped 0 finished: 6 frames" in out
@@ -175,8 +203,16 @@ def test_cli_prints_a_summary_and_writes_sqlite3(tmp_path: Path, capsys: pytest.
 
 def test_pybullet_renderer_bags_are_deterministic_and_complete(tmp_path: Path) -> None:
     pytest.importorskip("dcl_arc_ros.sim.pipeline", reason="the PyBullet renderer has not landed")
-    config = GenerateConfig(scenes=1, frames_per_scene=2, sensor="empirical", seed=3, width=160, height=120,
-                            renderer="pybullet", camera="sr300")
+    config = GenerateConfig(
+        scenes=1,
+        frames_per_scene=2,
+        sensor="empirical",
+        seed=3,
+        width=160,
+        height=120,
+        renderer="pybullet",
+        camera="sr300",
+    )
     a = _all_records(_run(tmp_path / "a", config))
     b = _all_records(_run(tmp_path / "b", config))
     assert len(a) == len(b) == 2

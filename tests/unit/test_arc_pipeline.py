@@ -154,8 +154,10 @@ def test_sidecar_errors_name_the_model_and_the_field() -> None:
     )
     with pytest.raises(SidecarError, match=r"arc_test.*keep_mask"):
         ARCModelSpec.from_sidecar(make_sidecar(outputs=no_mask))
-    wrong_rgb = {"rgb": {"kind": "mean_std", "mean": 0.5, "std": 0.5}, "depth": {"kind": "range", "min_m": 0.0,
-                                                                                "max_m": 10.0}}
+    wrong_rgb = {
+        "rgb": {"kind": "mean_std", "mean": 0.5, "std": 0.5},
+        "depth": {"kind": "range", "min_m": 0.0, "max_m": 10.0},
+    }
     with pytest.raises(SidecarError, match=r"arc_test.*normalisation\.rgb"):
         ARCModelSpec.from_sidecar(make_sidecar(normalisation=wrong_rgb))
     no_depth = {"rgb": {"kind": "affine", "scale": 2 / 255, "offset": -1.0}}

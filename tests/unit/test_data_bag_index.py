@@ -21,8 +21,11 @@ PERIOD = 33_333_333
 
 
 def _frames(seed: int, count: int, first: int = 0):
-    frames = toy_frames(SceneRequest(seed=seed, frames=count, sensor="empirical", family="synthetic", camera="d435",
-                                     width=40, height=30))
+    frames = toy_frames(
+        SceneRequest(
+            seed=seed, frames=count, sensor="empirical", family="synthetic", camera="d435", width=40, height=30
+        )
+    )
     return [dataclasses.replace(f, stamp_ns=EPOCH_NS + (first + i) * PERIOD) for i, f in enumerate(frames)]
 
 
@@ -96,8 +99,12 @@ def test_recording_with_offset_colour_stamps_pairs_by_nearest_stamp(tmp_path: Pa
         messages = bags.frame_messages(frame)
         for topic in bags.CAMERA_TOPICS:
             stamp = frame.stamp_ns + offsets.get(topic, 0)
-            header = dataclasses.replace(messages[topic].header, stamp=store.types["builtin_interfaces/msg/Time"](
-                sec=stamp // 1_000_000_000, nanosec=stamp % 1_000_000_000))
+            header = dataclasses.replace(
+                messages[topic].header,
+                stamp=store.types["builtin_interfaces/msg/Time"](
+                    sec=stamp // 1_000_000_000, nanosec=stamp % 1_000_000_000
+                ),
+            )
             msg = dataclasses.replace(messages[topic], header=header)
             writer.write(conns[topic], stamp + 2_000_000, store.serialize_cdr(msg, bags.TOPICS[topic]))  # receipt
         records.append(frame)

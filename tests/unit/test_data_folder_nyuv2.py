@@ -25,9 +25,13 @@ def _record(seed: int, h: int = 12, w: int = 16) -> FrameRecord:
     rng = np.random.default_rng(seed)
     depth = rng.uniform(0.3, 4.0, size=(h, w)).astype(np.float32)
     depth[rng.random((h, w)) < 0.2] = np.nan
-    return FrameRecord(stamp_ns=0, intrinsics=Intrinsics(20.0, 21.0, 7.5, 5.5, w, h),
-                       rgb=rng.integers(0, 256, size=(h, w, 3), dtype=np.uint8), depth=depth,
-                       depth_clean=np.nan_to_num(depth, nan=1.0))
+    return FrameRecord(
+        stamp_ns=0,
+        intrinsics=Intrinsics(20.0, 21.0, 7.5, 5.5, w, h),
+        rgb=rng.integers(0, 256, size=(h, w, 3), dtype=np.uint8),
+        depth=depth,
+        depth_clean=np.nan_to_num(depth, nan=1.0),
+    )
 
 
 def test_folder_round_trip_keeps_depth_to_the_millimetre(tmp_path: Path) -> None:
@@ -65,8 +69,11 @@ def _nyu_arrays(n: int, h: int = 24, w: int = 32) -> tuple[dict[str, np.ndarray]
     depth = rng.uniform(0.7, 9.0, size=(n, h, w)).astype(np.float32)
     raw = depth.copy()
     raw[:, :3, :] = 0.0  # holes
-    arrays = {"images": rgb.transpose(0, 3, 2, 1), "depths": depth.transpose(0, 2, 1),
-              "rawDepths": raw.transpose(0, 2, 1)}
+    arrays = {
+        "images": rgb.transpose(0, 3, 2, 1),
+        "depths": depth.transpose(0, 2, 1),
+        "rawDepths": raw.transpose(0, 2, 1),
+    }
     return arrays, rgb, depth
 
 

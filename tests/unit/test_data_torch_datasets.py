@@ -30,8 +30,9 @@ torch.set_num_threads(1)
 @pytest.fixture(scope="module")
 def bag_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     root = tmp_path_factory.mktemp("ds")
-    frames = toy_frames(SceneRequest(seed=4, frames=3, sensor="empirical", family="synthetic", camera="d435",
-                                     width=80, height=60))
+    frames = toy_frames(
+        SceneRequest(seed=4, frames=3, sensor="empirical", family="synthetic", camera="d435", width=80, height=60)
+    )
     bags.write_bag(root / "bag", [dataclasses.replace(f, stamp_ns=EPOCH_NS + i) for i, f in enumerate(frames)])
     return root
 
@@ -46,11 +47,18 @@ def test_sample_has_every_documented_key_with_its_shape_and_dtype(record: bags.F
     shapes = {k: (tuple(v.shape), v.dtype) for k, v in s.items()}
     one = (1, 60, 80)
     assert shapes == {
-        "depth": (one, torch.float32), "valid": (one, torch.float32), "rgb": ((3, 60, 80), torch.float32),
-        "depth_clean": (one, torch.float32), "clean_valid": (one, torch.float32),
-        "normals": ((3, 60, 80), torch.float32), "instances": (one, torch.int64),
-        "grasp_quality": (one, torch.float32), "grasp_cos2": (one, torch.float32),
-        "grasp_sin2": (one, torch.float32), "grasp_width": (one, torch.float32), "intrinsics": ((4,), torch.float32),
+        "depth": (one, torch.float32),
+        "valid": (one, torch.float32),
+        "rgb": ((3, 60, 80), torch.float32),
+        "depth_clean": (one, torch.float32),
+        "clean_valid": (one, torch.float32),
+        "normals": ((3, 60, 80), torch.float32),
+        "instances": (one, torch.int64),
+        "grasp_quality": (one, torch.float32),
+        "grasp_cos2": (one, torch.float32),
+        "grasp_sin2": (one, torch.float32),
+        "grasp_width": (one, torch.float32),
+        "intrinsics": ((4,), torch.float32),
     }
     invalid = ~np.isfinite(record.depth)
     assert invalid.any()

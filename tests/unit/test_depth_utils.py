@@ -23,9 +23,7 @@ RAW = np.array([[1.0, np.nan, np.inf], [-np.inf, 0.0, -0.5], [2.5, 1e-4, 3.0]], 
 
 
 def test_valid_mask() -> None:
-    np.testing.assert_array_equal(
-        valid_mask(RAW), [[True, False, False], [False, False, False], [True, True, True]]
-    )
+    np.testing.assert_array_equal(valid_mask(RAW), [[True, False, False], [False, False, False], [True, True, True]])
     np.testing.assert_array_equal(valid_mask(np.array([[0, 5]], dtype=np.uint16)), [[False, True]])
 
 

@@ -20,9 +20,14 @@ NET = 50
 def _sidecar(task: str = "grasp_maps") -> ModelSidecar:
     outs = tuple(TensorSpec(n, (1, 1, NET, NET), "float32", f"grasp_{n}") for n in ("quality", "cos2", "sin2", "width"))
     return ModelSidecar(
-        name="fake_ggcnn", task=task, model_version="0",
-        inputs=(TensorSpec("depth", (1, 1, NET, NET), "float32", "depth"),), outputs=outs,
-        deploy_resolution=(NET, NET), normalisation={}, training_config_sha256="0" * 64,
+        name="fake_ggcnn",
+        task=task,
+        model_version="0",
+        inputs=(TensorSpec("depth", (1, 1, NET, NET), "float32", "depth"),),
+        outputs=outs,
+        deploy_resolution=(NET, NET),
+        normalisation={},
+        training_config_sha256="0" * 64,
     )
 
 
@@ -94,8 +99,9 @@ def test_all_invalid_depth_gives_no_grasps() -> None:
 
 
 def test_threshold_and_max_grasps_are_honoured() -> None:
-    pipe = GraspPipeline(_FakeGraspModel(), crop_size=100,
-                         decode=GraspDecodeParams(min_distance=5, threshold=0.2, max_grasps=1))
+    pipe = GraspPipeline(
+        _FakeGraspModel(), crop_size=100, decode=GraspDecodeParams(min_distance=5, threshold=0.2, max_grasps=1)
+    )
     assert len(pipe(_depth(), K)) == 1
     pipe = GraspPipeline(_FakeGraspModel(), crop_size=100, decode=GraspDecodeParams(min_distance=5, threshold=0.95))
     assert pipe(_depth(), K) == []

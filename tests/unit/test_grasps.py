@@ -53,11 +53,15 @@ def test_find_peaks_equals_peak_local_max(seed: int) -> None:
         num_peaks = [None, 1, 3, 10][(case // 4) % 4]
         exclude_border: bool | int = [True, False, 2][case % 3]
         ref = skimage_feature.peak_local_max(
-            img, min_distance=min_distance, threshold_abs=threshold,
-            num_peaks=np.inf if num_peaks is None else num_peaks, exclude_border=exclude_border,
+            img,
+            min_distance=min_distance,
+            threshold_abs=threshold,
+            num_peaks=np.inf if num_peaks is None else num_peaks,
+            exclude_border=exclude_border,
         )
-        ours = find_peaks(img, min_distance=min_distance, threshold=threshold, num_peaks=num_peaks,
-                          exclude_border=exclude_border)
+        ours = find_peaks(
+            img, min_distance=min_distance, threshold=threshold, num_peaks=num_peaks, exclude_border=exclude_border
+        )
         np.testing.assert_array_equal(ours, ref, err_msg=f"case {case}: d={min_distance} thr={threshold}")
         compared += len(ref)
     assert compared > 0
@@ -97,8 +101,9 @@ def test_vector_smoothing_keeps_angles_near_the_wrap() -> None:
     """Halves at +88 and -88 degrees are the same grasp direction; blurring the angle would give ~0 degrees."""
     h, w = 40, 40
     a = np.where(np.arange(w)[None, :] < 20, math.radians(88), math.radians(-88)) * np.ones((h, 1))
-    maps = decode_grasp_maps(np.zeros((h, w)), np.cos(2 * a), np.sin(2 * a), np.zeros((h, w)),
-                             GraspDecodeParams(angle_smoothing="vector"))
+    maps = decode_grasp_maps(
+        np.zeros((h, w)), np.cos(2 * a), np.sin(2 * a), np.zeros((h, w)), GraspDecodeParams(angle_smoothing="vector")
+    )
     assert angle_difference(maps.angle[20, 20], math.pi / 2) < math.radians(3)
     naive = decode_grasp_maps(np.zeros((h, w)), np.cos(2 * a), np.sin(2 * a), np.zeros((h, w)))
     assert abs(naive.angle[20, 20]) < math.radians(30)  # the reference's behaviour we document

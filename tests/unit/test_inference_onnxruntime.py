@@ -123,8 +123,9 @@ def test_missing_gpu_provider_warns_loudly(tmp_path: Path, caplog: pytest.LogCap
 
 
 def test_choose_providers_orders_and_filters() -> None:
-    assert choose_providers("tensorrt", ["CPUExecutionProvider", "CUDAExecutionProvider", "TensorrtExecutionProvider"])\
-        == ("TensorrtExecutionProvider", "CUDAExecutionProvider", "CPUExecutionProvider")
+    assert choose_providers(
+        "tensorrt", ["CPUExecutionProvider", "CUDAExecutionProvider", "TensorrtExecutionProvider"]
+    ) == ("TensorrtExecutionProvider", "CUDAExecutionProvider", "CPUExecutionProvider")
     assert choose_providers("tensorrt", ["CUDAExecutionProvider", "CPUExecutionProvider"]) == (
         "CUDAExecutionProvider",
         "CPUExecutionProvider",

@@ -20,8 +20,17 @@ import dcl_arc_ros
 
 PACKAGE_DIR = Path(dcl_arc_ros.__file__).resolve().parent
 ROS_MESSAGE_PACKAGES = (
-    "sensor_msgs", "geometry_msgs", "std_msgs", "visualization_msgs", "diagnostic_msgs", "builtin_interfaces",
-    "rosidl_runtime_py", "launch", "launch_ros", "message_filters", "cv_bridge",
+    "sensor_msgs",
+    "geometry_msgs",
+    "std_msgs",
+    "visualization_msgs",
+    "diagnostic_msgs",
+    "builtin_interfaces",
+    "rosidl_runtime_py",
+    "launch",
+    "launch_ros",
+    "message_filters",
+    "cv_bridge",
 )
 ROS = ("rclpy", *ROS_MESSAGE_PACKAGES)
 TORCH = ("torch", "torchvision")
@@ -97,8 +106,22 @@ def test_only_the_node_layer_talks_to_ros() -> None:
 
 
 def test_deploy_side_never_imports_torch() -> None:
-    paths = [p for entry in ("core", "inference", "ros", "graph.py", "runner.py", "dds.py", "bags.py", "paths.py",
-                             "bag_player.py", "demo.py") for p in modules_under(entry)]
+    paths = [
+        p
+        for entry in (
+            "core",
+            "inference",
+            "ros",
+            "graph.py",
+            "runner.py",
+            "dds.py",
+            "bags.py",
+            "paths.py",
+            "bag_player.py",
+            "demo.py",
+        )
+        for p in modules_under(entry)
+    ]
     assert violations(paths, TORCH, None) == []
 
 

@@ -77,8 +77,9 @@ def test_geodesic_distance() -> None:
 def test_ray_rotation_and_allocentric_round_trip() -> None:
     rays = np.array([[0.0, 0.0, 1.0], [0.3, -0.2, 1.0], [-0.5, 0.4, 0.8]])
     rr = ray_rotation(rays)
-    np.testing.assert_allclose(rr @ np.array([0.0, 0.0, 1.0]), rays / np.linalg.norm(rays, axis=1, keepdims=True),
-                               atol=1e-12)
+    np.testing.assert_allclose(
+        rr @ np.array([0.0, 0.0, 1.0]), rays / np.linalg.norm(rays, axis=1, keepdims=True), atol=1e-12
+    )
     np.testing.assert_allclose(rr[0], np.eye(3), atol=1e-12)
     r = _random_rotations(3, seed=4)
     np.testing.assert_allclose(egocentric_to_allocentric(allocentric_to_egocentric(r, rays), rays), r, atol=1e-12)
@@ -94,8 +95,15 @@ def _crop_of_box(depth_value: float = 0.6) -> ObjectCrop:
     mask[2:18, 5:35] = True
     depth = np.where(mask, np.float32(depth_value), np.float32(np.nan)).astype(np.float32)
     depth[10, 10] = depth_value + 0.03  # a bump: inside the normalised range
-    return ObjectCrop(label=1, box=(100, 50, 140, 70), mask=mask, depth=depth, pixels=int(mask.sum()), extent_m=0.1,
-                      centroid_m=np.zeros(3))
+    return ObjectCrop(
+        label=1,
+        box=(100, 50, 140, 70),
+        mask=mask,
+        depth=depth,
+        pixels=int(mask.sum()),
+        extent_m=0.1,
+        centroid_m=np.zeros(3),
+    )
 
 
 def test_prepare_pose_input_is_object_centric() -> None:
@@ -124,11 +132,17 @@ class _FakePoseModel:
 
     def __init__(self, r_allo: np.ndarray, size: int = 32) -> None:
         self.sidecar = ModelSidecar(
-            name="fake_pose", task="pose", model_version="0",
+            name="fake_pose",
+            task="pose",
+            model_version="0",
             inputs=(TensorSpec("depth", (1, 1, size, size), "float32", "depth_crop"),),
-            outputs=(TensorSpec("logits", (1, 3), "float32", "class_logits"),
-                     TensorSpec("rot", (1, 6), "float32", "rotation_6d")),
-            deploy_resolution=(size, size), normalisation={}, training_config_sha256="0" * 64,
+            outputs=(
+                TensorSpec("logits", (1, 3), "float32", "class_logits"),
+                TensorSpec("rot", (1, 6), "float32", "rotation_6d"),
+            ),
+            deploy_resolution=(size, size),
+            normalisation={},
+            training_config_sha256="0" * 64,
         )
         self.rot6d = rotation_to_6d(r_allo)
         self.seen: list[np.ndarray] = []

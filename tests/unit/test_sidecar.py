@@ -101,10 +101,14 @@ def valid_dict() -> dict[str, Any]:
         (lambda d: d["normalisation"]["depth"].update(kind="log"), "normalisation.depth.kind"),
         (lambda d: d["normalisation"]["depth"].pop("max_m"), "normalisation.depth.max_m"),
         (lambda d: d["normalisation"]["depth"].update(min_m=5.0), "normalisation.depth"),
-        (lambda d: d["normalisation"].update(crop={"kind": "mean_subtract_clip", "clip": 0}),
-         "normalisation.crop.clip"),
-        (lambda d: d["normalisation"].update(rgb={"kind": "affine", "scale": "2/255", "offset": -1}),
-         "normalisation.rgb.scale"),
+        (
+            lambda d: d["normalisation"].update(crop={"kind": "mean_subtract_clip", "clip": 0}),
+            "normalisation.crop.clip",
+        ),
+        (
+            lambda d: d["normalisation"].update(rgb={"kind": "affine", "scale": "2/255", "offset": -1}),
+            "normalisation.rgb.scale",
+        ),
         (lambda d: d.update(training_config_sha256="abc"), "training_config_sha256"),
         (lambda d: d.update(model_sha256="XYZ"), "model_sha256"),
         (lambda d: d.update(format_version=99), "format_version"),

@@ -34,7 +34,10 @@ SHA_B = "b" * 64
 
 def key(**changes: object) -> EngineCacheKey:
     values: dict[str, object] = {
-        "onnx_sha256": SHA_A, "gpu_name": "NVIDIA GeForce RTX 4090", "trt_version": "10.3.0", "precision": "fp16",
+        "onnx_sha256": SHA_A,
+        "gpu_name": "NVIDIA GeForce RTX 4090",
+        "trt_version": "10.3.0",
+        "precision": "fp16",
     }
     values.update(changes)
     return EngineCacheKey.create(**values)  # type: ignore[arg-type]
@@ -207,8 +210,11 @@ def test_onnx_engine_key_follows_the_onnx_file(
     again = engine_for(onnx_path, sidecar, device="cuda:1", cache_dir=tmp_path, build=builder)
     assert first == again and len(builder.calls) == 1
     assert read_sidecar(sidecar_path_for(first)).extra["engine"] == {
-        "onnx_sha256": sha256_file(onnx_path), "gpu_name": "Test GPU 1", "trt_version": "10.9.0",
-        "precision": "fp16", "input_shapes": {"depth": [1, 1, 4, 6]},
+        "onnx_sha256": sha256_file(onnx_path),
+        "gpu_name": "Test GPU 1",
+        "trt_version": "10.9.0",
+        "precision": "fp16",
+        "input_shapes": {"depth": [1, 1, 4, 6]},
     }
     new_sidecar = write_affine_depth_model(onnx_path, scale=3.0, height=4, width=6)  # new weights, same name
     rebuilt = engine_for(onnx_path, new_sidecar, cache_dir=tmp_path, build=builder)
@@ -269,9 +275,7 @@ needs_gpu = pytest.mark.skipif(not tensorrt_available(), reason="needs an NVIDIA
 @pytest.mark.gpu
 @needs_gpu
 @pytest.mark.parametrize("fp16", [False, True])
-def test_build_and_run_engine_on_gpu(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, fp16: bool
-) -> None:
+def test_build_and_run_engine_on_gpu(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, fp16: bool) -> None:
     onnx_path = tmp_path / "affine.onnx"
     write_affine_depth_model(onnx_path, scale=2.0, offset=0.5, height=16, width=24)
     monkeypatch.setenv(CACHE_DIR_ENV, str(tmp_path / "engines"))
