@@ -13,8 +13,9 @@ Representations in Neural Networks", CVPR 2019). Why this one:
   is a few lines of differentiable arithmetic (no SVD) that exports to ONNX if needed;
 - the MSE loss on the 6 numbers that the DCL paper's "MSE rotation regression" asks for is then well posed.
 
-Object symmetries are not modelled (a symmetric object has several correct 6D targets); the geodesic error reported by
-:func:`geodesic_distance` is therefore an upper bound for symmetric objects.
+Object symmetries are not modelled by the loss or by :func:`geodesic_distance` (a symmetric object has several correct
+6D targets, so the plain geodesic error is an upper bound for it). Training maps each symmetric primitive's target to
+one canonical equivalent pose, and the evaluation uses the symmetry-aware error of ``learning/pose/metrics.py``.
 
 Allocentric rotation. A crop hides where in the image the object was, and an object translated sideways at a fixed
 camera-frame rotation looks rotated. The network therefore predicts the *allocentric* rotation: the rotation relative
@@ -272,6 +273,12 @@ class PosePipeline:
             self.output_names = POSE_OUTPUT_SEMANTICS
         else:
             raise PipelineError(f"model {sc.name!r} outputs {sc.outputs} do not declare {list(POSE_OUTPUT_SEMANTICS)}")
+        logits_shape = next(t.shape for t in sc.outputs if t.name == self.output_names[0])
+        classes = logits_shape[-1] if logits_shape else None
+        if self.class_ids is not None and isinstance(classes, int) and classes > 0 and classes != len(self.class_ids):
+            raise PipelineError(
+                f"model {sc.name!r} has {classes} class logits but its sidecar lists {len(self.class_ids)} class_ids"
+            )
 
     def __call__(self, depth_m: np.ndarray, intrinsics: Intrinsics) -> list[ObjectPose]:
         crops = propose_objects(depth_m, intrinsics, self.proposals)

@@ -175,3 +175,12 @@ def test_pose_pipeline_reports_catalogue_class_ids() -> None:
     (pose,) = PosePipeline(model).poses_for_crops([_crop_of_box()], k)
     assert pose.class_id == 1002  # output index 1
     np.testing.assert_allclose(pose.rotation, np.eye(3), atol=1e-12)  # egocentric: no ray correction
+
+
+def test_pose_pipeline_refuses_class_ids_that_do_not_match_the_logits() -> None:
+    import dataclasses
+
+    model = _FakePoseModel(np.eye(3))
+    model.sidecar = dataclasses.replace(model.sidecar, extra={"class_ids": [7, 31], "rotation": "egocentric_6d"})
+    with pytest.raises(PipelineError, match="3 class logits but its sidecar lists 2 class_ids"):
+        PosePipeline(model)
