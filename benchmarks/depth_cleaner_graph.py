@@ -269,7 +269,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             "output_qos": "reliable",
             "model": "identity affine ONNX, fill_holes true",
             "node_parameters": list(args.param),
-            "dds": describe_dds_environment(env),
+            # repo-relative: results must not carry the measuring machine's paths
+            "dds": describe_dds_environment(env).replace(f"{Path(__file__).resolve().parents[1]}/", ""),
             "ros_automatic_discovery_range": env["ROS_AUTOMATIC_DISCOVERY_RANGE"],
             "cpu_count": os.cpu_count(),
             "load_average_at_start": load_at_start,
