@@ -270,7 +270,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             "model": "identity affine ONNX, fill_holes true",
             "node_parameters": list(args.param),
             # repo-relative: results must not carry the measuring machine's paths
-            "dds": describe_dds_environment(env).replace(f"{Path(__file__).resolve().parents[1]}/", ""),
+            "dds": describe_dds_environment(env).replace(f"{REPO_ROOT}/", ""),
             "ros_automatic_discovery_range": env["ROS_AUTOMATIC_DISCOVERY_RANGE"],
             "cpu_count": os.cpu_count(),
             "load_average_at_start": load_at_start,
