@@ -1,7 +1,7 @@
 """A tiny end-to-end DCL realism check on the real SR300 castel frames (a few steps of a small generator).
 
-Needs the castel frames (``make real-data``) and the generated synthetic set ``outputs/data/syn_train``; skipped
-with the reason when either is missing.
+Needs the castel frames (``make real-data``; skipped with the reason when they are missing). The synthetic source is
+a two-frame set generated for the test with the fast toy renderer, so the check runs on a clean clone too.
 """
 
 from __future__ import annotations
@@ -18,7 +18,17 @@ from dcl_arc_ros.learning.experiments import realism as experiment
 from dcl_arc_ros.learning.nets.resnet_generator import ResnetGeneratorConfig
 
 CFG, OPTS = experiment.load_realism_config()
-MISSING = [p for p in (*OPTS.source_paths[:1], *OPTS.eval_paths) if not (experiment.REPO_ROOT / p).exists()]
+
+
+@pytest.fixture(scope="module")
+def synthetic_bags(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Two clean-depth frames of the synthetic family (toy renderer: well under a second)."""
+    from dcl_arc_ros.sim.generate import main as generate
+
+    out = tmp_path_factory.mktemp("syn")
+    args = ["--out", str(out), "--scenes", "2", "--frames-per-scene", "1", "--sensor", "empirical"]
+    assert generate([*args, "--family", "synthetic", "--seed", "3", "--renderer", "toy", "--no-progress"]) == 0
+    return out
 
 
 def test_entry_point_signature_is_the_one_evaluate_dcl_calls() -> None:
@@ -42,11 +52,11 @@ def test_shipped_config_trains_dcl_on_castel() -> None:
 @pytest.mark.skipif(
     not castel_available(), reason=f"SR300 castel frames not installed under {castel_dir()} (run `make real-data`)"
 )
-@pytest.mark.skipif(bool(MISSING), reason=f"generated synthetic data missing: {MISSING} (see the data README)")
-def test_tiny_realism_run(tmp_path: Path) -> None:
+def test_tiny_realism_run(tmp_path: Path, synthetic_bags: Path) -> None:
     cfg = dataclasses.replace(CFG, generator=ResnetGeneratorConfig(ngf=8, n_blocks=1))
     cfg = dataclasses.replace(cfg, data=dataclasses.replace(cfg.data, crop_height=32, crop_width=32))
-    opts = dataclasses.replace(OPTS, source_paths=OPTS.source_paths[:1], eval_frames=1, real_frames=3)
+    paths = (str(synthetic_bags),)
+    opts = dataclasses.replace(OPTS, source_paths=paths, eval_paths=paths, eval_frames=1, real_frames=3)
     result = experiment.run_realism(cfg, opts, tmp_path, seed=1, steps=2, progress=False)
 
     json.dumps(result, allow_nan=False)  # JSON-able, NaN written as null
