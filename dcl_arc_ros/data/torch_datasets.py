@@ -162,16 +162,21 @@ class CenterCrop:
 
 @dataclass(frozen=True)
 class RandomCrop:
+    """A random ``width`` x ``height`` window; ``x_min`` keeps it right of that column (e.g. off an active-stereo
+    camera's invalid band along the left edge, as wide as its disparity search range)."""
+
     width: int
     height: int
+    x_min: int = 0
 
     def __call__(self, record: FrameRecord, rng: np.random.Generator) -> FrameRecord:
         h, w = _record_shape(record)
-        if self.width > w or self.height > h:
+        if self.width > w - self.x_min or self.height > h or self.x_min < 0:
             raise DatasetError(
-                f"random crop {self.width}x{self.height} is larger than the {w}x{h} record {record.source!r}"
+                f"random crop {self.width}x{self.height} right of column {self.x_min} does not fit the {w}x{h} "
+                f"record {record.source!r}"
             )
-        x0 = int(rng.integers(0, w - self.width + 1))
+        x0 = int(rng.integers(self.x_min, w - self.width + 1))
         y0 = int(rng.integers(0, h - self.height + 1))
         return crop_record(record, x0, y0, self.width, self.height)
 

@@ -176,3 +176,14 @@ def test_keys_select_topics_and_in_memory_reads_each_record_once() -> None:
     assert reads == [0, 1, 2]
     with pytest.raises(IndexError, match="3 samples"):
         frames[3]
+
+
+def test_random_crop_can_stay_right_of_a_column() -> None:
+    depth = np.tile(np.arange(64, dtype=np.float32), (20, 1))  # the value is the column
+    record = bags.FrameRecord(stamp_ns=0, depth=depth, source="ramp")
+    rng = np.random.default_rng(0)
+    starts = {int(RandomCrop(16, 10, x_min=40)(record, rng).depth[0, 0]) for _ in range(200)}
+    assert min(starts) >= 40 and max(starts) == 48  # every allowed start column is reachable
+    assert len(starts) > 5
+    with pytest.raises(DatasetError, match="right of column 50"):
+        RandomCrop(16, 10, x_min=50)(record, rng)

@@ -93,6 +93,7 @@ class DataConfig:
     crop_width: int = 32
     toy_samples: int = 64
     in_memory: bool = False  # keep decoded frames in memory (bags/folders): the first epoch decodes, later ones do not
+    real_crop_x_min: int = 0  # real crops start right of this column (0: anywhere; e.g. 96 skips a stereo band)
 
 
 @dataclass(frozen=True)
@@ -686,7 +687,8 @@ def _open_one(
 
     transforms = []
     if cfg.crop_height and cfg.crop_width:
-        transforms.append(torch_datasets.RandomCrop(width=cfg.crop_width, height=cfg.crop_height))
+        x_min = cfg.real_crop_x_min if real_like else 0
+        transforms.append(torch_datasets.RandomCrop(width=cfg.crop_width, height=cfg.crop_height, x_min=x_min))
     return torch_datasets.build_dataset(
         kind, *paths, transforms=transforms, depth_from=depth_from, keys=keys, in_memory=cfg.in_memory
     )
