@@ -202,6 +202,15 @@ class DecodedDepth:
         """Whether at least one pixel has a reading (known without counting)."""
         return self.counted_holes is None or self.counted_holes < self.depth_m.size
 
+    def problems(self) -> list[str]:
+        """Human descriptions of suspicious content (empty when the frame looks normal)."""
+        found = []
+        if self.infinite:
+            found.append(f"{self.infinite} pixels are +-inf (read as no reading; REP 118 prefers NaN)")
+        if self.negative:
+            found.append(f"{self.negative} pixels are negative depths (read as no reading)")
+        return found
+
 
 def decode_depth(img: ImageFields, *, copy: bool = True, nan_holes: bool = True) -> DecodedDepth:
     """Decode a depth image (32FC1 m, 16UC1 / mono16 mm) into float32 metres, NaN where there is no reading.

@@ -10,7 +10,6 @@ takes as it is (it checks the type code, not every element) and serialises with 
 from __future__ import annotations
 
 import array
-from dataclasses import dataclass
 
 import numpy as np
 from builtin_interfaces.msg import Time
@@ -73,45 +72,9 @@ def image_msg_from_fields(fields: ImageFields, header: Header) -> Image:
     return msg
 
 
-@dataclass(frozen=True)
-class DepthReading:
-    """A decoded depth frame plus what the decoder had to discard, for the node's bad-input reports."""
-
-    decoded: DecodedDepth
-
-    @property
-    def depth_m(self) -> np.ndarray:
-        """float32 (H, W) metres, NaN = no reading (or 0, when decoded with nan_holes=False)."""
-        return self.decoded.depth_m
-
-    @property
-    def infinite(self) -> int:
-        """+-inf pixels (32FC1 only), read as no reading."""
-        return self.decoded.infinite
-
-    @property
-    def negative(self) -> int:
-        """Negative pixels (32FC1 only), read as no reading."""
-        return self.decoded.negative
-
-    @property
-    def valid(self) -> int:
-        """Pixels with a finite, positive depth (counted on first use for a 32FC1 frame in REP 118 form)."""
-        return self.decoded.valid
-
-    @property
-    def any_valid(self) -> bool:
-        """Whether any pixel has a finite, positive depth (free: no counting)."""
-        return self.decoded.any_valid
-
-    def problems(self) -> list[str]:
-        """Human descriptions of suspicious content (empty when the frame looks normal)."""
-        found = []
-        if self.infinite:
-            found.append(f"{self.infinite} pixels are +-inf (read as no reading; REP 118 prefers NaN)")
-        if self.negative:
-            found.append(f"{self.negative} pixels are negative depths (read as no reading)")
-        return found
+#: What :func:`depth_from_msg` returns: the core's decoded frame (depth in metres plus what the decoder discarded, with
+#: ``problems()`` for the node's bad-input reports).
+DepthReading = DecodedDepth
 
 
 def depth_from_msg(
@@ -140,7 +103,7 @@ def depth_from_msg(
         decoded = decode_depth(fields_from_image_msg(msg), copy=copy, nan_holes=nan_holes)
     except EncodingError as exc:
         raise BadInputError(f"cannot decode depth image: {exc}") from exc
-    return DepthReading(decoded)
+    return decoded
 
 
 def depth_to_msg(depth_m: np.ndarray, header: Header, encoding: str = "32FC1") -> Image:
