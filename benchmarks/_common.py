@@ -206,8 +206,14 @@ def shipped_model(name: str) -> Path | None:
     return path if path.is_file() and path.with_suffix(".json").is_file() else None
 
 
-def model_label(path: Path) -> str:
-    """``models/<file> v<version>`` from a model's sidecar, for the benchmark settings."""
+def describe_model(given: Path | None, shipped: Path | None, fresh: str) -> str:
+    """What the benchmark timed, for its settings: the ``--model`` file, else the shipped model with its version
+    (``shipped models/<file> v<version>``), else ``fresh`` (a description of the untrained export)."""
     from dcl_arc_ros.core.sidecar import read_sidecar
 
-    return f"shipped {path.parent.name}/{path.name} v{read_sidecar(path.with_suffix('.json')).model_version}"
+    if given is not None:
+        return str(given)
+    if shipped is not None:
+        version = read_sidecar(shipped.with_suffix(".json")).model_version
+        return f"shipped {shipped.parent.name}/{shipped.name} v{version}"
+    return fresh

@@ -43,8 +43,8 @@ import numpy as np
 from benchmarks._common import (
     FrameTimes,
     LoadAverage,
+    describe_model,
     load_average,
-    model_label,
     node_args,
     node_session,
     node_settings,
@@ -234,11 +234,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         args,
         ARC_DEPTH,
         repeats=args.repeats,
-        model=str(args.model)
-        if args.model
-        else model_label(shipped)
-        if shipped
-        else f"{args.config.name} (arc_full), exported untrained",
+        model=describe_model(args.model, shipped, f"{args.config.name} (arc_full), exported untrained"),
         network_resolution=[net_h, net_w],
         outputs_resolution=[net_h, net_w],
         publish_decluttered=args.decluttered,

@@ -34,8 +34,8 @@ import numpy as np
 
 from benchmarks._common import (
     FrameTimes,
+    describe_model,
     load_average,
-    model_label,
     node_args,
     node_session,
     node_settings,
@@ -173,13 +173,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             desc=f"grasp_detector ({args.encoding})",
         )
     summary = run.times.summary(TARGET_FPS)
-    model = (
-        str(args.model)
-        if args.model
-        else model_label(shipped)
-        if shipped
-        else f"GG-CNN deploy preset, {args.input_size}x{args.input_size} input, untrained (quality bias 0.5)"
-    )
+    fresh = f"GG-CNN deploy preset, {args.input_size}x{args.input_size} input, untrained (quality bias 0.5)"
+    model = describe_model(args.model, shipped, fresh)
     parameters = "defaults (crop 300, markers on, quality map off)"
     settings = node_settings(WIDTH, HEIGHT, args, GRASP_DETECTOR, model=model, node_parameters=parameters)
     result = result_record(

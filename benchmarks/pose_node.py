@@ -26,8 +26,8 @@ from pathlib import Path
 import numpy as np
 
 from benchmarks._common import (
+    describe_model,
     load_average,
-    model_label,
     node_args,
     node_settings,
     result_record,
@@ -88,13 +88,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"pose_node: the node found {run.outputs_on_last_frame} objects, not {OBJECTS}", file=sys.stderr)
         return 1
     summary = run.times.summary(TARGET_FPS)
-    model = (
-        str(args.model)
-        if args.model
-        else model_label(shipped)
-        if shipped
-        else ("PoseNet deploy preset, 64x64 crops, untrained")
-    )
+    model = describe_model(args.model, shipped, "PoseNet deploy preset, 64x64 crops, untrained")
     parameters = "defaults (max_objects 5, markers on)"
     settings = node_settings(
         WIDTH, HEIGHT, args, POSE_ESTIMATOR, objects=OBJECTS, model=model, node_parameters=parameters
