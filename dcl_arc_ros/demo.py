@@ -29,6 +29,7 @@ import numpy as np
 
 from dcl_arc_ros.bag_player import BagPlayer
 from dcl_arc_ros.core.camera import Intrinsics
+from dcl_arc_ros.core.metrics import monocular_depth_metrics
 from dcl_arc_ros.dds import apply_dds_profile, dds_environment
 from dcl_arc_ros.graph import select_nodes
 from dcl_arc_ros.paths import config_file
@@ -259,7 +260,7 @@ def save_figures(messages: dict[str, dict[int, Any]], out: Path) -> list[str]:
             )
         if get["/dcl_arc/arc/depth"] is not None:
             arc = _image(get["/dcl_arc/arc/depth"])
-            absrel = _absrel(arc, _on_grid(truth, arc.shape))
+            absrel = monocular_depth_metrics(arc, _on_grid(truth, arc.shape))["absrel"]  # as evaluate_arc scores it
             grid = f"{arc.shape[1]}x{arc.shape[0]}"
             panels.append((f"ARC depth from RGB ({grid})\nAbsRel {absrel:.3f}", arc, "depth"))
             lines.append(f"frame {index}: ARC depth AbsRel {absrel:.3f} on its {grid} output grid")
@@ -310,11 +311,6 @@ def _on_grid(image: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
     if image.shape[:2] == tuple(shape[:2]):
         return image
     return cv2.resize(image, (int(shape[1]), int(shape[0])), interpolation=cv2.INTER_NEAREST)
-
-
-def _absrel(pred: np.ndarray, truth: np.ndarray) -> float:
-    both = np.isfinite(pred) & np.isfinite(truth) & (truth > 0)
-    return float(np.mean(np.abs(pred[both] - truth[both]) / truth[both])) if both.any() else float("nan")
 
 
 def save_arc_figure(messages: dict[str, dict[int, Any]], out: Path) -> list[str]:
