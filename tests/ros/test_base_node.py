@@ -90,15 +90,6 @@ def harness(context: Context) -> Iterator[Harness]:
     h.close()
 
 
-def wait_for(predicate: Callable[[], bool], what: str, timeout: float = TIMEOUT_S) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return
-        time.sleep(0.02)
-    raise AssertionError(f"timed out after {timeout} s waiting for {what}")
-
-
 def _received(node: RecordingNode, count: int) -> bool:
     return node.stats_snapshot().received == count
 
@@ -139,7 +130,9 @@ def test_a_bad_parameter_names_the_parameter_and_value(harness: Harness, overrid
         )
 
 
-def test_slow_processing_drops_stale_frames_and_keeps_the_newest(harness: Harness) -> None:
+def test_slow_processing_drops_stale_frames_and_keeps_the_newest(
+    harness: Harness, wait_for: Callable[..., None]
+) -> None:
     node = harness.add(
         RecordingNode(
             [InputSpec("depth", "/newest/depth", Image)],
@@ -164,7 +157,7 @@ def test_slow_processing_drops_stale_frames_and_keeps_the_newest(harness: Harnes
     assert snapshot.published == 2
 
 
-def test_a_larger_mailbox_keeps_the_newest_few_frames_in_order(harness: Harness) -> None:
+def test_a_larger_mailbox_keeps_the_newest_few_frames_in_order(harness: Harness, wait_for: Callable[..., None]) -> None:
     node = harness.add(
         RecordingNode(
             [InputSpec("depth", "/mailbox/depth", Image)],
@@ -187,7 +180,9 @@ def test_a_larger_mailbox_keeps_the_newest_few_frames_in_order(harness: Harness)
     assert node.stats_snapshot().dropped_stale == 3
 
 
-def test_image_and_camera_info_are_matched_by_stamp_within_the_slop(harness: Harness) -> None:
+def test_image_and_camera_info_are_matched_by_stamp_within_the_slop(
+    harness: Harness, wait_for: Callable[..., None]
+) -> None:
     node = harness.add(
         RecordingNode(
             [InputSpec("depth", "/sync/depth", Image), InputSpec("camera_info", "/sync/info", CameraInfo)],
@@ -209,7 +204,7 @@ def test_image_and_camera_info_are_matched_by_stamp_within_the_slop(harness: Har
     assert len(node.processed) == 1
 
 
-def test_bad_input_is_reported_and_the_node_keeps_working(harness: Harness) -> None:
+def test_bad_input_is_reported_and_the_node_keeps_working(harness: Harness, wait_for: Callable[..., None]) -> None:
     node = harness.add(
         RecordingNode(
             [InputSpec("depth", "/bad/depth", Image)],
@@ -238,7 +233,7 @@ def test_bad_input_is_reported_and_the_node_keeps_working(harness: Harness) -> N
     )
 
 
-def test_silence_gives_a_loud_warning_naming_the_topic_and_qos(harness: Harness) -> None:
+def test_silence_gives_a_loud_warning_naming_the_topic_and_qos(harness: Harness, wait_for: Callable[..., None]) -> None:
     harness.add(
         RecordingNode(
             [InputSpec("depth", "/silent/depth", Image)],
@@ -255,7 +250,9 @@ def test_silence_gives_a_loud_warning_naming_the_topic_and_qos(harness: Harness)
     )
 
 
-def test_silence_with_a_best_effort_publisher_hints_at_the_dds_profile(harness: Harness) -> None:
+def test_silence_with_a_best_effort_publisher_hints_at_the_dds_profile(
+    harness: Harness, wait_for: Callable[..., None]
+) -> None:
     node = harness.add(
         RecordingNode(
             [InputSpec("depth", "/quiet/depth", Image)],
