@@ -14,13 +14,14 @@ import torch
 
 from dcl_arc_ros.evaluation.arc_figures import draw_examples, example_frames
 from dcl_arc_ros.learning.arc.batches import ARCData
-from dcl_arc_ros.learning.arc.config import ARCConfig, load_config
+from dcl_arc_ros.learning.arc.config import ARCConfig, DatasetConfig, load_config
 from dcl_arc_ros.learning.arc.stages import read_checkpoint, run_stage, stage_checkpoint_path
 from dcl_arc_ros.learning.arc.variants import get_variant
 from dcl_arc_ros.learning.experiments.arc import (
     METHODS,
     METRICS,
     TensorFrames,
+    evaluate_cached,
     load_frames,
     stage_key,
     train_run,
@@ -157,6 +158,22 @@ def test_a_shared_stage_equals_running_it_in_the_other_method(tmp_path: Path) ->
     logs = {s.stage: s.source for s in train_run(config, full, data, tmp_path / "full", store, progress=False)}
     assert logs["pretrain_D"].startswith("shared:") and logs["pretrain_A"].startswith("shared:")
     assert logs["pretrain_I"] == "ran" and logs["finetune"] == "ran"
+
+
+def test_a_run_directory_of_another_config_is_recomputed_not_reused(tmp_path: Path) -> None:
+    """An earlier call with other settings (same method, seed and step counts) must not stand in for this config."""
+    torch.set_num_threads(1)
+    first, second = load_config(TINY, STEPS), load_config(TINY, [*STEPS, "optim.lr=0.01"])
+    mix, run, store = get_variant("mix"), tmp_path / "runs" / "mix", tmp_path / "stages"
+    test = load_frames(DatasetConfig(kind="toy", split="test", options={"domain": "real"}), first, "test")
+    train_run(first, mix, _data(first), run, store, progress=False)
+    before = evaluate_cached(run, mix, test).depth_m
+    logs = train_run(second, mix, _data(second), run, store, progress=False)
+    assert [log.source for log in logs] == ["ran"]
+    checkpoint = read_checkpoint(stage_checkpoint_path(run, "pretrain_D"))
+    assert checkpoint["config"]["optim"]["lr"] == 0.01
+    after = evaluate_cached(run, mix, test).depth_m  # same stage and step count: only the config stamp differs
+    assert not np.array_equal(before, after)
 
 
 def test_examples_figure_is_drawn_without_torch_arrays(tmp_path: Path) -> None:

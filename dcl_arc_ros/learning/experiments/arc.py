@@ -18,7 +18,9 @@ Why the pieces look the way they do:
   stages); a finished stage is stored once under ``<out>/stages/`` and hard-linked into every run that needs it. The
   rho sweep reuses D and T the same way (rho only enters from pretrain_A on).
 * **Finished runs are reused.** A run's evaluation is stored beside its final checkpoint (``eval.json`` +
-  ``eval.npz``) together with the checkpoint's step; a rerun trains and evaluates only what is missing.
+  ``eval.npz``) together with the checkpoint's step and config; a rerun trains and evaluates only what is missing.
+  A stage checkpoint in a run directory that another config or method produced (an earlier ``--set``) is discarded
+  and recomputed, never reused.
 * **Times are recorded** per stage (``<run>/<stage>/seconds.json``) and per piece, and survive reuse.
 
 Layout under ``out``: ``runs/<method>/seed<k>/`` (the rho sweep: ``runs/rho_<r>/seed<k>/``), ``stages/``.
@@ -153,6 +155,12 @@ def _completed(path: Path) -> bool:
     return path.exists() and bool(read_checkpoint(path)["completed"])
 
 
+def _same_computation(path: Path, config: ARCConfig, variant: Variant) -> bool:
+    """Whether the stage checkpoint at ``path`` was produced by ``variant`` under exactly ``config``."""
+    state = read_checkpoint(path)
+    return state.get("method") == variant.name and _digest(state["config"]) == _digest(to_dict(config))
+
+
 def _link(source: Path, target: Path) -> None:
     target.parent.mkdir(parents=True, exist_ok=True)
     if target.exists():
@@ -197,6 +205,10 @@ def train_run(
         seconds_file = target.parent / "seconds.json"
         key = stage_key(stage, variant, config)
         shared = store / key / "checkpoint.pt" if key else None
+        if target.exists() and not _same_computation(target, config, variant):
+            # Left by another config or method (e.g. an earlier --set): never reuse it. The later stages of this
+            # run are discarded the same way when the loop reaches them, and eval.json by its config stamp.
+            shutil.rmtree(target.parent)
         if _completed(target):
             record = _read_json(seconds_file) or {"seconds": float("nan")}
             source = record.get("source", "")
@@ -274,7 +286,12 @@ def evaluate_cached(run_dir: Path, variant: Variant, test: FrameTensors) -> RunE
     """:func:`evaluate_run` of the run's final checkpoint, reused from ``eval.json`` + ``eval.npz`` while current."""
     checkpoint = final_checkpoint(run_dir, variant)
     state = read_checkpoint(checkpoint)
-    stamp = {"stage": state["stage"], "step": int(state["step"]), "frames": len(test)}
+    stamp = {
+        "stage": state["stage"],
+        "step": int(state["step"]),
+        "frames": len(test),
+        "config": _digest(state["config"]),
+    }
     meta, arrays = run_dir / "eval.json", run_dir / "eval.npz"
     old = _read_json(meta)
     if old is not None and old.get("format") == EVAL_FORMAT and old.get("checkpoint") == stamp and arrays.exists():
