@@ -23,6 +23,7 @@ import sys
 from collections.abc import Sequence
 from dataclasses import asdict
 from pathlib import Path
+from typing import Any
 
 from dcl_arc_ros.learning.errors import ExportError, LearningError
 from dcl_arc_ros.learning.export import DEFAULT_OPSET, export_checkpoint
@@ -42,6 +43,13 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--model-version", default="1.0.0", help="model version recorded in the sidecar")
     parser.add_argument("--opset", type=int, default=DEFAULT_OPSET, help="ONNX opset")
     parser.add_argument("--rtol", type=float, default=1e-4, help="maximum relative ONNX/PyTorch difference")
+    parser.add_argument(
+        "--intrinsics",
+        type=float,
+        nargs=4,
+        metavar=("FX", "FY", "CX", "CY"),
+        help="camera intrinsics at the export size, for a DCL generator trained with viewing rays (ray_channels)",
+    )
     return parser.parse_args(argv)
 
 
@@ -65,6 +73,8 @@ def export(args: argparse.Namespace) -> dict[str, object]:
     """Export ``args.checkpoint`` by its family; the JSON-able summary that :func:`main` prints."""
     family = checkpoint_family(args.checkpoint)
     common = {"opset": args.opset, "rtol": args.rtol, "model_version": args.model_version, "name": args.name}
+    if family != "network" and args.intrinsics:
+        raise ExportError(f"{args.checkpoint}: --intrinsics is for DCL generators, not a {family} checkpoint")
     if family != "network" and (args.height or args.width):
         raise ExportError(
             f"{args.checkpoint}: a {family} checkpoint is exported at its training resolution; "
@@ -76,7 +86,7 @@ def export(args: argparse.Namespace) -> dict[str, object]:
 
         arc = export_arc_checkpoint(args.checkpoint, args.out, **common)
         summary["mask_parity"] = asdict(arc.mask_parity)
-        result: object = arc
+        result: Any = arc
     elif family == "pose":
         from dcl_arc_ros.learning.pose.export import export_pose_checkpoint
 
@@ -85,13 +95,19 @@ def export(args: argparse.Namespace) -> dict[str, object]:
         if not args.height or not args.width:
             raise ExportError(f"{args.checkpoint}: give the deploy size with --height and --width")
         result = export_checkpoint(
-            args.checkpoint, args.out, height=args.height, width=args.width, network=args.network, **common
+            args.checkpoint,
+            args.out,
+            height=args.height,
+            width=args.width,
+            network=args.network,
+            intrinsics=args.intrinsics,
+            **common,
         )
     summary.update(
         onnx=str(result.onnx_path),
-        sidecar=str(result.sidecar_path),  # type: ignore[attr-defined]
+        sidecar=str(result.sidecar_path),
         parity=result.parity.as_dict(),
-    )  # type: ignore[attr-defined]
+    )
     return summary
 
 

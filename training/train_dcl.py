@@ -36,7 +36,12 @@ def train(args: argparse.Namespace) -> int:
         cfg,
         lambda device: (
             make_task(cfg, device),
-            open_unpaired_datasets(cfg.data, use_rgb=cfg.method == "dcl_rgb", seed=cfg.loop.seed),
+            open_unpaired_datasets(
+                cfg.data,
+                use_rgb=cfg.method == "dcl_rgb",
+                seed=cfg.loop.seed,
+                with_rays=cfg.generator.ray_channels > 0,
+            ),
         ),
     )
     if env.is_main:

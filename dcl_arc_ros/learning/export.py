@@ -20,6 +20,7 @@ recorded in the sidecar's ``normalisation`` (``kind: range``; 0 m, i.e. no readi
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -291,6 +292,40 @@ def _depth_range_of(run_config: Mapping[str, Any], source: str) -> DepthRange:
     return from_dict(DepthRange, raw, source=source)
 
 
+class _FixedRays(nn.Module):
+    """A ray-aware generator with the viewing rays of one camera at the export resolution baked in as a constant."""
+
+    def __init__(self, generator: nn.Module, rays: torch.Tensor) -> None:
+        super().__init__()
+        self.generator = generator
+        self.register_buffer("rays", rays)
+
+    def forward(self, *inputs: torch.Tensor) -> torch.Tensor:
+        return self.generator(*inputs, rays=self.rays)
+
+
+def _with_rays(
+    model: nn.Module, config: Any, intrinsics: Sequence[float] | None, height: int, width: int, source: str
+) -> tuple[nn.Module, dict[str, Any]]:
+    """``model`` unchanged, or, for a generator that sees viewing rays, wrapped with the rays of ``intrinsics``."""
+    if not getattr(config, "ray_channels", 0):
+        if intrinsics is not None:
+            raise ExportError(f"{source}: --intrinsics is only for generators with ray_channels; this one has none")
+        return model, {}
+    if intrinsics is None or len(intrinsics) != 4 or not all(math.isfinite(v) for v in intrinsics):
+        raise ExportError(
+            f"{source}: this generator's holes depend on the viewing ray (ray_channels=2); give the camera's "
+            f"fx fy cx cy at the export resolution {width}x{height} with --intrinsics (got {intrinsics})"
+        )
+    from dcl_arc_ros.learning.nets.resnet_generator import ray_map
+
+    rays = ray_map(torch.tensor([list(map(float, intrinsics))]), height, width)
+    note = {
+        "rays_from_intrinsics": {"fx": intrinsics[0], "fy": intrinsics[1], "cx": intrinsics[2], "cy": intrinsics[3]}
+    }
+    return _FixedRays(model, rays).eval(), note
+
+
 def export_checkpoint(
     checkpoint: Path | str,
     out_path: Path | str,
@@ -303,10 +338,13 @@ def export_checkpoint(
     model_version: str = "1.0.0",
     name: str | None = None,
     seed: int = 0,
+    intrinsics: Sequence[float] | None = None,
 ) -> ExportResult:
     """Rebuild a network from its checkpoint's config, export it at (height, width), check parity, write the sidecar.
 
     Parity is checked on random inputs (depth uniform in [-1, 1] with ~10 % holes, RGB uniform in [0, 1]).
+    A generator that sees viewing rays (``ray_channels``) needs ``intrinsics`` (fx, fy, cx, cy at the export
+    resolution): a learned sensor model is one camera's, and its rays are baked into the graph as a constant.
     """
     from dcl_arc_ros.core.sidecar import ModelSidecar, TensorSpec, config_sha256, sha256_file, write_sidecar
     from dcl_arc_ros.learning.checkpoint import load_checkpoint
@@ -326,7 +364,9 @@ def export_checkpoint(
     if height < 1 or width < 1 or height % mult or width % mult:
         raise ExportError(f"{checkpoint}: --height {height} / --width {width} must be positive multiples of {mult}")
     depth_range = _depth_range_of(ckpt.run_config, str(checkpoint))
-    model = ckpt.build(net_name, eval_mode=True)
+    model, ray_note = _with_rays(
+        ckpt.build(net_name, eval_mode=True), spec.config, intrinsics, height, width, str(checkpoint)
+    )
     in_decls = kind.inputs(spec.config, depth_range)
     out_decls = kind.outputs(spec.config, depth_range)
 
@@ -376,6 +416,7 @@ def export_checkpoint(
             "parity": report.as_dict(),
             "opset": opset,
             **kind.notes(spec.config),
+            **ray_note,
         },
     )
     from dcl_arc_ros.core.sidecar import sidecar_path_for

@@ -300,7 +300,12 @@ def ensure_generator(cfg: DCLExperimentConfig, method: str, seed: int) -> tuple[
     start = time.perf_counter()
     seed_everything(train_cfg.loop.seed)
     task = make_task(train_cfg)
-    datasets = open_unpaired_datasets(train_cfg.data, use_rgb=method == "dcl_rgb", seed=train_cfg.loop.seed)
+    datasets = open_unpaired_datasets(
+        train_cfg.data,
+        use_rgb=method == "dcl_rgb",
+        seed=train_cfg.loop.seed,
+        with_rays=train_cfg.generator.ray_channels > 0,
+    )
     result = run_training(task, datasets, train_cfg.loop, out, run_config=train_cfg, resume=True)
     seconds = time.perf_counter() - start
     if result.last_checkpoint is None:

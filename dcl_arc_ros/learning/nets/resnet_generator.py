@@ -21,6 +21,12 @@ real depth ended near 0.40 (normalised units) with instance norm, 0.25 with ``"b
 used by every preset here except ``cut9``) and 0.06 with ``residual=True``, which adds the output to the input and
 so keeps metric depth by construction. ``input_skip=True`` is a middle way: the input depth joins the last decoder
 features before the output head, so the absolute level is at hand without forcing an identity-like output.
+
+Where a pixel is in the camera: a crop does not say, yet some sensor artifacts depend on it (an active-stereo camera's
+invalid band along one side, vignetting of the IR pattern). ``ray_channels=2`` feeds each pixel's viewing ray
+``((u - cx) / fx, (v - cy) / fy)`` (:func:`ray_map`, from the crop's own intrinsics) to the output head beside the
+decoder features, so the hole logit can depend on position; the encoder phi, whose features the contrastive losses
+compare, does not see it.
 """
 
 from __future__ import annotations
@@ -38,7 +44,7 @@ from dcl_arc_ros.learning.nets.blocks import BlurDownsample, BlurUpsample, NormK
 
 HoleHead = Literal["straight_through", "soft", "none"]
 
-__all__ = ["PRESETS", "GeneratorOutput", "HoleHead", "ResnetGenerator", "ResnetGeneratorConfig"]
+__all__ = ["PRESETS", "GeneratorOutput", "HoleHead", "ResnetGenerator", "ResnetGeneratorConfig", "ray_map"]
 
 
 @dataclass(frozen=True)
@@ -60,6 +66,7 @@ class ResnetGeneratorConfig:
     residual: bool = False
     input_skip: bool = False
     n_feature_layers: int = 5
+    ray_channels: int = 0  # 0, or 2: the pixel's viewing ray joins the output head (see the module docstring)
 
     def __post_init__(self) -> None:
         for name in ("in_channels", "out_channels", "ngf"):
@@ -70,6 +77,8 @@ class ResnetGeneratorConfig:
                 f"ResnetGeneratorConfig counts must be >= 0, got n_blocks={self.n_blocks} "
                 f"n_downsampling={self.n_downsampling} rgb_channels={self.rgb_channels} rgb_blocks={self.rgb_blocks}"
             )
+        if self.ray_channels not in (0, 2):
+            raise ConfigError(f"ResnetGeneratorConfig.ray_channels must be 0 or 2, got {self.ray_channels}")
         if self.residual and self.in_channels != self.out_channels:
             raise ConfigError(
                 f"residual output needs in_channels == out_channels, got {self.in_channels} and {self.out_channels}"
@@ -94,6 +103,22 @@ class GeneratorOutput:
     output: torch.Tensor  # depth with holes = hole_value: what forward() returns
     depth: torch.Tensor  # the depth channel before holes are cut in
     hole_logit: torch.Tensor | None  # None when hole_head == "none"
+
+
+def ray_map(intrinsics: torch.Tensor, height: int, width: int) -> torch.Tensor:
+    """(B, 4) pinhole intrinsics (fx, fy, cx, cy) of the pixels -> (B, 2, H, W) viewing rays ((u - cx)/fx, (v - cy)/fy).
+
+    Pixel centres are at integer coordinates, as in ``sensor_msgs/CameraInfo``; a crop's intrinsics (cx, cy shifted by
+    the crop's corner) give the same rays as the whole frame's at the same pixels.
+    """
+    if intrinsics.dim() != 2 or intrinsics.shape[1] != 4:
+        raise ValueError(f"intrinsics must be (B, 4) fx, fy, cx, cy, got {tuple(intrinsics.shape)}")
+    k = intrinsics.to(torch.float32)
+    u = torch.arange(width, dtype=torch.float32, device=k.device).view(1, 1, width)
+    v = torch.arange(height, dtype=torch.float32, device=k.device).view(1, height, 1)
+    x = (u - k[:, 2].view(-1, 1, 1)) / k[:, 0].view(-1, 1, 1)
+    y = (v - k[:, 3].view(-1, 1, 1)) / k[:, 1].view(-1, 1, 1)
+    return torch.stack([x.expand(-1, height, width), y.expand(-1, height, width)], dim=1)
 
 
 def _encoder_layers(in_ch: int, cfg: ResnetGeneratorConfig, n_blocks: int) -> tuple[list[nn.Module], int]:
@@ -148,7 +173,8 @@ class ResnetGenerator(nn.Module):
             ch = out
         self.decoder = nn.Sequential(*dec)  # psi, up to the output head
         n_head = cfg.out_channels * (1 if cfg.hole_head == "none" else 2)
-        head_conv = nn.Conv2d(ch + (cfg.in_channels if cfg.input_skip else 0), n_head, 7)
+        head_in = ch + (cfg.in_channels if cfg.input_skip else 0) + cfg.ray_channels
+        head_conv = nn.Conv2d(head_in, n_head, 7)
         if cfg.hole_head != "none" and head_conv.bias is not None:
             with torch.no_grad():
                 head_conv.bias[cfg.out_channels :].fill_(cfg.hole_bias_init)
@@ -206,15 +232,21 @@ class ResnetGenerator(nn.Module):
         self.train(was_training)
         return [int(f.shape[1]) for f in feats]
 
-    def forward_parts(self, x: torch.Tensor, rgb: torch.Tensor | None = None) -> GeneratorOutput:
+    def forward_parts(
+        self, x: torch.Tensor, rgb: torch.Tensor | None = None, rays: torch.Tensor | None = None
+    ) -> GeneratorOutput:
         self._check_size(x)
+        if self.cfg.ray_channels and (rays is None or rays.shape != (x.shape[0], 2, *x.shape[-2:])):
+            got = None if rays is None else tuple(rays.shape)
+            raise ValueError(f"this generator sees viewing rays (ray_channels=2): pass rays (B, 2, H, W), got {got}")
         z = self.encode(x)
         if self.rgb_encoder is not None:
             if rgb is None:
                 raise ValueError("this generator has an RGB encoder (rgb_channels > 0) and needs an rgb input")
             z = self.fuse(torch.cat([z, self.rgb_encoder(rgb)], dim=1))
         feats = self.decoder(z)
-        raw = self.head(torch.cat([feats, x], dim=1) if self.cfg.input_skip else feats)
+        head_in = [feats, *([x] if self.cfg.input_skip else []), *([rays] if self.cfg.ray_channels else [])]
+        raw = self.head(torch.cat(head_in, dim=1) if len(head_in) > 1 else feats)
         c = self.cfg.out_channels
         depth = torch.tanh(raw[:, :c])
         if self.cfg.residual:
@@ -230,8 +262,18 @@ class ResnetGenerator(nn.Module):
         out = keep * depth + (1.0 - keep) * self.cfg.hole_value
         return GeneratorOutput(output=out, depth=depth, hole_logit=hole_logit)
 
-    def forward(self, x: torch.Tensor, rgb: torch.Tensor | None = None) -> torch.Tensor:
-        return self.forward_parts(x, rgb).output
+    def forward(
+        self,
+        x: torch.Tensor,
+        rgb: torch.Tensor | None = None,
+        *,
+        rays: torch.Tensor | None = None,
+        parts: bool = False,
+    ) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
+        """The synthesized depth; with ``parts=True`` the tuple (output, depth, hole_logit) of :meth:`forward_parts`
+        instead (a plain tuple, so that a DistributedDataParallel wrapper can pass it through)."""
+        out = self.forward_parts(x, rgb, rays)
+        return (out.output, out.depth, out.hole_logit) if parts else out.output
 
 
 def build_resnet_generator(cfg: ResnetGeneratorConfig) -> ResnetGenerator:

@@ -40,7 +40,7 @@ from dcl_arc_ros.learning.nets.blocks import denormalise_depth, normalise_depth
 from dcl_arc_ros.learning.nets.patchgan import PRESETS as PATCHGAN_PRESETS
 from dcl_arc_ros.learning.nets.patchgan import PatchGANConfig
 from dcl_arc_ros.learning.nets.resnet_generator import PRESETS as GENERATOR_PRESETS
-from dcl_arc_ros.learning.nets.resnet_generator import ResnetGenerator, ResnetGeneratorConfig
+from dcl_arc_ros.learning.nets.resnet_generator import ResnetGenerator, ResnetGeneratorConfig, ray_map
 from dcl_arc_ros.learning.registry import NetworkSpec
 from dcl_arc_ros.learning.trainers.loop import LoopConfig
 
@@ -73,6 +73,7 @@ __all__ = [
 
 
 DepthFrom = Literal["clean", "sensor"]
+HoleLosses = Literal["output", "depth"]
 
 
 @dataclass(frozen=True)
@@ -104,6 +105,7 @@ class LossWeights:
     cycle: float = 10.0  # cyclegan only
     metric: float = 0.0  # not in the paper: coarse metric anchor on source depth (see metric_anchor_loss); 0 = off
     metric_pool: int = 8  # block size (pixels) of that anchor's local means
+    hole_rate: float = 0.0  # not in the paper: (mean hole probability on source - real hole fraction)^2; 0 = off
 
 
 @dataclass(frozen=True)
@@ -118,6 +120,11 @@ class DCLTrainConfig:
     freeze_projector: bool = False
     cut_nce_idt: bool = True
     gan_mode: GANMode = "lsgan"
+    # Which map the non-adversarial terms of dcl/dcl_rgb see. "output" (the paper): the synthesized depth with its
+    # holes, so L_idt, L_dc and the metric anchor all pay for every hole. "depth": the depth channel before holes are
+    # cut in, with L_idt only where the real frame has a reading; the hole head then learns from the adversarial
+    # term (and weights.hole_rate) alone. See SynthesisTask.
+    hole_losses: HoleLosses = "output"
     weights: LossWeights = field(default_factory=LossWeights)
     optim: OptimConfig = field(default_factory=OptimConfig)
     loop: LoopConfig = field(default_factory=LoopConfig)
@@ -125,6 +132,10 @@ class DCLTrainConfig:
 
     def __post_init__(self) -> None:
         uses_rgb = self.generator.rgb_channels > 0
+        if self.hole_losses not in ("output", "depth"):
+            raise ConfigError(f"hole_losses must be 'output' or 'depth', got {self.hole_losses!r}")
+        if self.weights.hole_rate < 0:
+            raise ConfigError(f"weights.hole_rate must be >= 0, got {self.weights.hole_rate}")
         if (self.method == "dcl_rgb") != uses_rgb:
             raise ConfigError(
                 f"method {self.method!r} with generator.rgb_channels={self.generator.rgb_channels}: dcl_rgb needs "
@@ -209,6 +220,15 @@ def _require(sample: Mapping[str, Any], key: str, where: str) -> torch.Tensor:
     return value
 
 
+def _rays_of(sample: Mapping[str, Any], depth: torch.Tensor, where: str) -> torch.Tensor:
+    """The viewing rays of ``sample``'s pixels (:func:`ray_map`) from its ``intrinsics`` (B, 4)."""
+    if "intrinsics" not in sample:
+        raise DatasetError(
+            f"{where} batch has no 'intrinsics'; a generator with ray_channels needs each crop's intrinsics"
+        )
+    return ray_map(sample["intrinsics"].to(depth.device), int(depth.shape[-2]), int(depth.shape[-1]))
+
+
 def _to_unit(x: torch.Tensor) -> torch.Tensor:
     return ((x + 1.0) * 0.5).clamp(0.0, 1.0)
 
@@ -227,6 +247,20 @@ def metric_anchor_loss(fake: torch.Tensor, source: torch.Tensor, hole_value: flo
     src_mean = F.avg_pool2d(source * keep, pool, ceil_mode=True) / den.clamp_min(1e-6)
     weight = (den > 0.25).to(fake.dtype)
     return ((fake_mean - src_mean).abs() * weight).sum() / weight.sum().clamp_min(1.0)
+
+
+def hole_rate_loss(hole_logit: torch.Tensor, real: torch.Tensor, hole_value: float) -> torch.Tensor:
+    """(hole fraction of the synthesized batch - hole fraction of the real batch)^2, straight-through.
+
+    Not part of the paper. It matches one number of the two unpaired distributions, how many pixels are holes, and
+    leaves where they go to the adversarial term. Without it the discriminator's reward for holes grows with their
+    number (the adversarial-only probes in ``docs/results/dcl.md`` went to 100 % holes).
+    """
+    soft = torch.sigmoid(hole_logit)
+    hard = (soft > 0.5).to(soft.dtype)  # the holes the generator really cuts, with the sigmoid's gradient
+    fake_rate = (hard + soft - soft.detach()).mean()
+    real_rate = (real <= hole_value + 1e-6).to(hole_logit.dtype).mean()
+    return (fake_rate - real_rate) ** 2
 
 
 # --------------------------------------------------------------------------------------------------------------------
@@ -296,17 +330,27 @@ class SynthesisTask:
             rgb_r = _require(batch["real"], "rgb", "real").to(self.device)
         return d_s, d_r, rgb_s, rgb_r
 
+    def _rays(self, batch: Mapping[str, Mapping[str, Any]], d_s: torch.Tensor, d_r: torch.Tensor | None) -> Any:
+        """(source rays, real rays or None) when the generator sees viewing rays, else (None, None)."""
+        if not self.cfg.generator.ray_channels:
+            return None, None
+        real = None if d_r is None else _rays_of(batch["real"], d_r, "real")
+        return _rays_of(batch["source"], d_s, "source"), real
+
     def _project(self, blocks: list[torch.Tensor]) -> list[torch.Tensor]:
         return self.run_p(blocks)
 
     def train_step(self, batch: Mapping[str, Mapping[str, Any]], step: int) -> dict[str, float]:
         cfg, w = self.cfg, self.cfg.weights
+        hole_value = cfg.generator.hole_value
         d_s, d_r, rgb_s, rgb_r = self._inputs(batch)
         b = d_s.shape[0]
         need_idt = cfg.method != "cut" or cfg.cut_nce_idt
         x = torch.cat([d_s, d_r]) if need_idt else d_s
         rgb = None if rgb_s is None or rgb_r is None else (torch.cat([rgb_s, rgb_r]) if need_idt else rgb_s)
-        out = self.run_g(x, rgb) if rgb is not None else self.run_g(x)  # one DDP forward per step
+        rays_s, rays_r = self._rays(batch, d_s, d_r if need_idt else None)
+        rays = None if rays_s is None else (torch.cat([rays_s, rays_r]) if rays_r is not None else rays_s)
+        out, depth, hole_logit = self.run_g(x, rgb, rays=rays, parts=True)  # one DDP forward per step
         fake = out[:b]
 
         # Discriminator: real -> 1, synthesized -> 0.
@@ -330,18 +374,28 @@ class SynthesisTask:
             loss_g = w.adv * loss_adv + w.dc * loss_nce
             logs["nce"] = loss_nce.item()
         else:
+            # "output": every term sees the holes; "depth": they see the depth channel, holes are left to L_adv.
+            seen = out if cfg.hole_losses == "output" else depth
             with torch.no_grad():
                 feats_src = self.generator.encode_features(d_s, self.layers)
-            feats_out = self.generator.encode_features(fake, self.layers)
+            feats_out = self.generator.encode_features(seen[:b], self.layers)
             loss_dc = dcl_loss(feats_src, feats_out, self._project, cfg.contrastive, project_keys=self.projector)
-            loss_idt = F.l1_loss(out[b:], d_r)  # L_idt on REAL depth
+            if cfg.hole_losses == "output":
+                loss_idt = F.l1_loss(out[b:], d_r)  # L_idt on REAL depth
+            else:  # only where the real frame has a reading: a hole there says nothing about depth
+                has_reading = (d_r > hole_value + 1e-6).to(d_r.dtype)
+                loss_idt = ((depth[b:] - d_r).abs() * has_reading).sum() / has_reading.sum().clamp_min(1.0)
             loss_g = w.adv * loss_adv + w.dc * loss_dc + w.idt * loss_idt
             logs["dc"] = loss_dc.item()
             logs["idt"] = loss_idt.item()
             if w.metric > 0:
-                loss_metric = metric_anchor_loss(fake, d_s, self.cfg.generator.hole_value, w.metric_pool)
+                loss_metric = metric_anchor_loss(seen[:b], d_s, hole_value, w.metric_pool)
                 loss_g = loss_g + w.metric * loss_metric
                 logs["metric"] = loss_metric.item()
+        if w.hole_rate > 0 and hole_logit is not None:
+            loss_rate = hole_rate_loss(hole_logit[:b], d_r, hole_value)
+            loss_g = loss_g + w.hole_rate * loss_rate
+            logs["hole_rate"] = loss_rate.item()
         self.opt_g.zero_grad(set_to_none=True)
         if self.opt_p is not None:
             self.opt_p.zero_grad(set_to_none=True)
@@ -349,7 +403,7 @@ class SynthesisTask:
         self.opt_g.step()
         if self.opt_p is not None:
             self.opt_p.step()
-        hole = (fake <= self.cfg.generator.hole_value + 1e-6).float().mean()
+        hole = (fake <= hole_value + 1e-6).float().mean()
         logs.update(
             {"loss": loss_g.item(), "g_adv": loss_adv.item(), "d": loss_d.item(), "fake_hole_fraction": hole.item()}
         )
@@ -357,10 +411,11 @@ class SynthesisTask:
 
     def image_grids(self, batch: Mapping[str, Mapping[str, Any]]) -> dict[str, torch.Tensor]:
         d_s, d_r, rgb_s, _ = self._inputs(batch)
+        rays_s, _ = self._rays(batch, d_s, None)
         was = self.generator.training
         self.generator.eval()
         with torch.no_grad():
-            fake = self.generator(d_s, rgb_s) if rgb_s is not None else self.generator(d_s)
+            fake = self.generator(d_s, rgb_s, rays=rays_s)
         self.generator.train(was)
         return {"source": _to_unit(d_s), "synthesized": _to_unit(fake), "real": _to_unit(d_r)}
 
@@ -378,6 +433,8 @@ class CycleGANTask:
     def __init__(self, cfg: DCLTrainConfig, device: str | torch.device = "cpu") -> None:
         if cfg.method != "cyclegan":
             raise ConfigError(f"CycleGANTask trains cyclegan, not {cfg.method!r}")
+        if cfg.generator.ray_channels:
+            raise ConfigError("cyclegan does not feed viewing rays: set generator.ray_channels to 0")
         self.cfg = cfg
         self.device = torch.device(device)
         self.gen_spec = NetworkSpec("resnet_generator", cfg.generator)
@@ -554,6 +611,7 @@ class GeneratorSynthesizer:
         cfg = getattr(self.generator, "cfg", None)
         self._hole_value = float(getattr(cfg, "hole_value", -1.0))
         self._uses_rgb = bool(getattr(cfg, "rgb_channels", 0))
+        self._uses_rays = bool(getattr(cfg, "ray_channels", 0))
 
     @classmethod
     def from_checkpoint(cls, path: Path | str, name: str | None = None) -> GeneratorSynthesizer:
@@ -568,12 +626,14 @@ class GeneratorSynthesizer:
         self, depth_m: torch.Tensor, rgb: torch.Tensor | None = None, *, intrinsics: torch.Tensor | None = None
     ) -> torch.Tensor:
         x = normalise_depth(depth_m, self.depth_range)
-        if self._uses_rgb:
-            if rgb is None:
-                raise ValueError(f"synthesizer {self.name!r} uses RGB; pass rgb (B, 3, H, W) in [0, 1]")
-            y = self.generator(x, rgb)
-        else:
-            y = self.generator(x)
+        if self._uses_rgb and rgb is None:
+            raise ValueError(f"synthesizer {self.name!r} uses RGB; pass rgb (B, 3, H, W) in [0, 1]")
+        rays = None
+        if self._uses_rays:
+            if intrinsics is None:
+                raise ValueError(f"synthesizer {self.name!r} sees viewing rays; pass intrinsics (B, 4) fx, fy, cx, cy")
+            rays = ray_map(intrinsics, int(x.shape[-2]), int(x.shape[-1]))
+        y = self.generator(x, rgb if self._uses_rgb else None, rays=rays)
         out = denormalise_depth(y, self.depth_range)
         return torch.where(y <= self._hole_value + 1e-6, torch.zeros_like(out), out)
 
@@ -610,7 +670,7 @@ class ToyDepthDataset(Dataset):
     """Tilted planes with boxes, generated in memory (vectorised torch), deterministic per (seed, index).
 
     ``real_like=False`` gives clean depth; ``True`` adds depth-dependent noise, holes along depth edges and random
-    dropout, a stand-in "real" domain. Samples carry ``depth``, ``valid``, ``rgb`` and ``depth_clean``.
+    dropout, a stand-in "real" domain. Samples carry ``depth``, ``valid``, ``rgb``, ``depth_clean`` and ``intrinsics``.
     """
 
     def __init__(
@@ -664,6 +724,8 @@ class ToyDepthDataset(Dataset):
             "valid": valid[None],
             "rgb": rgb.float().clamp(0, 1),
             "depth_clean": clean[None].float(),
+            # a 90-degree pinhole over the sample, so that ray-aware generators train on toy data too
+            "intrinsics": torch.tensor([w / 2.0, w / 2.0, (w - 1) / 2.0, (h - 1) / 2.0]),
         }
 
 
@@ -694,9 +756,13 @@ def _open_one(
     )
 
 
-def open_unpaired_datasets(cfg: DataConfig, *, use_rgb: bool, seed: int = 0) -> dict[str, Dataset]:
+def open_unpaired_datasets(
+    cfg: DataConfig, *, use_rgb: bool, seed: int = 0, with_rays: bool = False
+) -> dict[str, Dataset]:
     """``{"source": clean set, "real": real set}`` as configured (see :class:`DataConfig`)."""
     keys = ("depth", "valid", "rgb") if use_rgb else ("depth", "valid")
+    if with_rays:
+        keys = (*keys, "intrinsics")
     return {
         "source": _open_one(
             cfg.source_kind, cfg.source_paths, cfg.source_depth_from, keys, cfg, real_like=False, seed=seed * 2 + 1
