@@ -134,6 +134,7 @@ def test_rate_prior_and_rays_train_and_the_synthesizer_needs_intrinsics(tmp_path
     cfg = _cfg(rays=True, hole_losses="depth", hole_rate=10.0)
     task = make_task(cfg)
     assert isinstance(task, SynthesisTask)
+    assert task.disc_spec.config.in_channels == 3  # the discriminator judges depth beside the same rays
     logs = task.train_step(_batch(), 0)
     assert {"hole_rate", "fake_hole_fraction"} <= set(logs)
     no_k = _batch()

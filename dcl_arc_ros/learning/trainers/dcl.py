@@ -279,7 +279,10 @@ class SynthesisTask:
         self.cfg = cfg
         self.device = torch.device(device)
         self.gen_spec = NetworkSpec("resnet_generator", cfg.generator)
-        self.disc_spec = NetworkSpec("patchgan", cfg.discriminator)
+        # With viewing rays the discriminator sees them too: a band of holes is realistic on one side of the camera
+        # only, and a crop alone does not say which side it came from.
+        disc_in = cfg.discriminator.in_channels + cfg.generator.ray_channels
+        self.disc_spec = NetworkSpec("patchgan", dataclasses.replace(cfg.discriminator, in_channels=disc_in))
         self.generator: ResnetGenerator = self.gen_spec.build().to(self.device)  # type: ignore[assignment]
         self.discriminator = self.disc_spec.build().to(self.device)
         self.layers = cfg.feature_layers or self.generator.default_feature_layers()
@@ -337,6 +340,11 @@ class SynthesisTask:
         real = None if d_r is None else _rays_of(batch["real"], d_r, "real")
         return _rays_of(batch["source"], d_s, "source"), real
 
+    @staticmethod
+    def _judged(depth: torch.Tensor, rays: torch.Tensor | None) -> torch.Tensor:
+        """What the discriminator sees: depth, with the viewing rays beside it when the generator has them."""
+        return depth if rays is None else torch.cat([depth, rays], dim=1)
+
     def _project(self, blocks: list[torch.Tensor]) -> list[torch.Tensor]:
         return self.run_p(blocks)
 
@@ -348,14 +356,14 @@ class SynthesisTask:
         need_idt = cfg.method != "cut" or cfg.cut_nce_idt
         x = torch.cat([d_s, d_r]) if need_idt else d_s
         rgb = None if rgb_s is None or rgb_r is None else (torch.cat([rgb_s, rgb_r]) if need_idt else rgb_s)
-        rays_s, rays_r = self._rays(batch, d_s, d_r if need_idt else None)
-        rays = None if rays_s is None else (torch.cat([rays_s, rays_r]) if rays_r is not None else rays_s)
+        rays_s, rays_r = self._rays(batch, d_s, d_r)
+        rays = None if rays_s is None or rays_r is None else (torch.cat([rays_s, rays_r]) if need_idt else rays_s)
         out, depth, hole_logit = self.run_g(x, rgb, rays=rays, parts=True)  # one DDP forward per step
         fake = out[:b]
 
         # Discriminator: real -> 1, synthesized -> 0.
         set_requires_grad(self.discriminator, True)
-        pred = self.run_d(torch.cat([d_r, fake.detach()]))
+        pred = self.run_d(torch.cat([self._judged(d_r, rays_r), self._judged(fake.detach(), rays_s)]))
         loss_d = discriminator_loss(self.gan, pred[: d_r.shape[0]], pred[d_r.shape[0] :])
         self.opt_d.zero_grad(set_to_none=True)
         loss_d.backward()
@@ -363,7 +371,7 @@ class SynthesisTask:
 
         # Generator (+ projector head).
         set_requires_grad(self.discriminator, False)
-        loss_adv = self.gan(self.discriminator(fake), True)
+        loss_adv = self.gan(self.discriminator(self._judged(fake, rays_s)), True)
         logs: dict[str, float] = {}
         if cfg.method == "cut":
             src = torch.cat([d_s, d_r]) if need_idt else d_s
