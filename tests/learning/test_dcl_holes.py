@@ -28,6 +28,7 @@ from dcl_arc_ros.learning.trainers.dcl import (
     ToyDepthDataset,
     config_for_method,
     hole_rate_loss,
+    load_dcl_config,
     make_task,
 )
 from dcl_arc_ros.learning.trainers.loop import LoopConfig, seed_everything
@@ -35,8 +36,8 @@ from dcl_arc_ros.learning.trainers.loop import LoopConfig, seed_everything
 torch.set_num_threads(1)
 
 
-def _cfg(*, rays: bool = False, hole_losses: str = "output", **weights: float):
-    cfg = config_for_method(DCL_PRESETS["tiny"], "dcl")
+def _cfg(*, rays: bool = False, hole_losses: str = "output", method: str = "dcl", **weights: float):
+    cfg = config_for_method(DCL_PRESETS["tiny"], method)
     gen = dataclasses.replace(cfg.generator, ray_channels=2 if rays else 0, hole_bias_init=0.0)
     return dataclasses.replace(
         cfg,
@@ -86,16 +87,34 @@ def test_a_ray_aware_generator_needs_rays_and_its_holes_depend_on_them() -> None
         ResnetGeneratorConfig(ray_channels=1)
 
 
-def test_with_losses_on_the_depth_channel_only_the_adversarial_term_moves_the_hole_head() -> None:
-    # adv = 0 and no rate prior: in "depth" mode nothing may reach the hole logit; in "output" mode L_idt/L_dc do.
+@pytest.mark.parametrize("method", ["dcl", "cut"])
+def test_with_losses_on_the_depth_channel_only_the_adversarial_term_moves_the_hole_head(method: str) -> None:
+    # adv = 0 and no rate prior: in "depth" mode nothing may reach the hole logit; in "output" mode the other terms
+    # (L_idt and L_dc, or PatchNCE) do.
     for mode, moves in (("depth", False), ("output", True)):
         seed_everything(0)
-        task = SynthesisTask(_cfg(hole_losses=mode, adv=0.0))
+        task = SynthesisTask(_cfg(hole_losses=mode, method=method, adv=0.0))
         w0, b0 = _hole_head(task)
         logs = task.train_step(_batch(), 0)
         w1, b1 = _hole_head(task)
-        assert np.isfinite(logs["idt"]) and np.isfinite(logs["dc"])
-        assert (not torch.equal(w0, w1) or not torch.equal(b0, b1)) == moves, mode
+        assert np.isfinite(logs["loss"])
+        assert (not torch.equal(w0, w1) or not torch.equal(b0, b1)) == moves, (method, mode)
+
+
+def test_per_method_settings_apply_to_their_method_only() -> None:
+    raw = {
+        "preset": "tiny",
+        "weights": {"dc": 2.0},
+        "per_method": {"dcl": {"hole_losses": "depth", "generator": {"ray_channels": 2}}},
+    }
+    dcl = load_dcl_config(raw, source="t")
+    assert (dcl.hole_losses, dcl.generator.ray_channels, dcl.weights.dc) == ("depth", 2, 2.0)
+    rgb = load_dcl_config(raw, source="t", method="dcl_rgb")
+    assert (rgb.hole_losses, rgb.generator.ray_channels, rgb.generator.rgb_channels) == ("output", 0, 3)
+    assert load_dcl_config(raw, source="t", method="cyclegan").generator.ray_channels == 0
+    for bad in ({"dcll": {}}, {"dcl": {"method": "cut"}}, {"dcl": 3}):
+        with pytest.raises(ConfigError, match="per_method"):
+            load_dcl_config({**raw, "per_method": bad}, source="t")
 
 
 def test_identity_on_the_depth_channel_counts_only_pixels_where_the_real_frame_has_a_reading() -> None:

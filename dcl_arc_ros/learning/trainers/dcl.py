@@ -120,10 +120,10 @@ class DCLTrainConfig:
     freeze_projector: bool = False
     cut_nce_idt: bool = True
     gan_mode: GANMode = "lsgan"
-    # Which map the non-adversarial terms of dcl/dcl_rgb see. "output" (the paper): the synthesized depth with its
-    # holes, so L_idt, L_dc and the metric anchor all pay for every hole. "depth": the depth channel before holes are
-    # cut in, with L_idt only where the real frame has a reading; the hole head then learns from the adversarial
-    # term (and weights.hole_rate) alone. See SynthesisTask.
+    # Which map the non-adversarial terms of dcl/dcl_rgb/cut see. "output" (the papers): the synthesized depth with
+    # its holes, so L_idt, L_dc (or PatchNCE) and the metric anchor all pay for every hole. "depth": the depth
+    # channel before holes are cut in, with L_idt only where the real frame has a reading; the hole head then learns
+    # from the adversarial term (and weights.hole_rate) alone. See SynthesisTask.
     hole_losses: HoleLosses = "output"
     weights: LossWeights = field(default_factory=LossWeights)
     optim: OptimConfig = field(default_factory=OptimConfig)
@@ -180,8 +180,22 @@ def load_dcl_config(raw: Mapping[str, Any], *, source: str, method: str | None =
 
     ``method``, when it differs from the mapping's, then adapts the method-specific defaults with
     :func:`config_for_method` (RGB encoder, CUT's lambda_NCE 1.0, CycleGAN's identity weight 0.5 * lambda_cycle).
+    An optional ``per_method: {METHOD: {...}}`` mapping holds values for one method only, merged over the rest when
+    that method is the one loaded (one file can then describe every row of an experiment).
     """
     raw = dict(raw)
+    per_method = raw.pop("per_method", None) or {}
+    if not isinstance(per_method, Mapping) or any(
+        m not in TRAINED_METHODS or not isinstance(v, Mapping) or "method" in v for m, v in per_method.items()
+    ):
+        raise ConfigError(
+            f"{source}: per_method must map methods {list(TRAINED_METHODS)} to mappings of settings (without "
+            f"'method'), got {per_method!r}"
+        )
+    preset_for_method = DCL_PRESETS.get(str(raw.get("preset", "default")), DCL_PRESETS["default"])
+    target = method or raw.get("method", preset_for_method.method)
+    if target in per_method:
+        raw = merge_dicts(raw, dict(per_method[target]))
     preset_name = raw.pop("preset", "default")
     if preset_name not in DCL_PRESETS:
         raise ConfigError(f"{source}: unknown preset {preset_name!r}; presets: {sorted(DCL_PRESETS)}")
@@ -377,7 +391,7 @@ class SynthesisTask:
             src = torch.cat([d_s, d_r]) if need_idt else d_s
             with torch.no_grad():  # keys are detached anyway (as in CUT); no graph needed
                 feats_src = self.generator.encode_features(src, self.layers)
-            feats_out = self.generator.encode_features(out, self.layers)
+            feats_out = self.generator.encode_features(out if cfg.hole_losses == "output" else depth, self.layers)
             loss_nce = patchnce_loss(feats_src, feats_out, self._project, cfg.patchnce, project_keys=self.projector)
             loss_g = w.adv * loss_adv + w.dc * loss_nce
             logs["nce"] = loss_nce.item()
