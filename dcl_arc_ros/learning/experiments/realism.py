@@ -152,9 +152,10 @@ def _empirical(clean: np.ndarray, record: bags.FrameRecord, camera: str, rng: np
     return np.asarray(SENSORS["empirical"].apply(clean, intr, rng, context), dtype=np.float32)
 
 
-def _synthesize(synth: GeneratorSynthesizer, clean: np.ndarray) -> np.ndarray:
+def _synthesize(synth: GeneratorSynthesizer, clean: np.ndarray, intrinsics: Intrinsics | None) -> np.ndarray:
     x = torch.from_numpy(np.nan_to_num(clean, nan=0.0).astype(np.float32))[None, None]
-    out = synth(x)[0, 0].numpy()
+    k = None if intrinsics is None else torch.tensor([[intrinsics.fx, intrinsics.fy, intrinsics.cx, intrinsics.cy]])
+    out = synth(x, intrinsics=k)[0, 0].numpy()
     return np.where(out > 0, out, np.nan).astype(np.float32)
 
 
@@ -233,11 +234,13 @@ def run_realism(
     castel = CastelFrames(with_gray=False)
     n_real = len(castel) if opts.real_frames <= 0 else min(opts.real_frames, len(castel))
     real_frames: list[np.ndarray] = []
+    real_intrinsics: list[Intrinsics | None] = []
     for i in np.linspace(0, len(castel) - 1, n_real).round().astype(int):
-        depth = castel[int(i)].depth
-        if depth is None:
+        record = castel[int(i)]
+        if record.depth is None:
             raise DatasetError(f"castel frame {i} has no depth")
-        real_frames.append(depth)
+        real_frames.append(record.depth)
+        real_intrinsics.append(record.intrinsics)
     records = _eval_records(opts.eval_paths, opts.eval_frames)
     raw_clean = [np.asarray(r.depth_clean, np.float32) for r in records]
     scale = opts.source_scale if opts.source_scale > 0 else _near_depth(real_frames) / _near_depth(raw_clean)
@@ -249,17 +252,16 @@ def run_realism(
     seed_everything(seed)
     data = cfg.data
     crop = [torch_datasets.RandomCrop(width=data.crop_width, height=data.crop_height)] if data.crop_width else []
+    keys = ("depth", "valid", *(("intrinsics",) if cfg.generator.ray_channels else ()))
     source = torch_datasets.build_dataset(
         "bags",
         *[str(_resolve(p)) for p in opts.source_paths],
         transforms=crop,
         depth_from="clean",
-        keys=("depth", "valid"),
+        keys=keys,
         in_memory=data.in_memory,
     )
-    real = torch_datasets.build_dataset(
-        "castel", transforms=crop, keys=("depth", "valid"), in_memory=data.in_memory, with_gray=False
-    )
+    real = torch_datasets.build_dataset("castel", transforms=crop, keys=keys, in_memory=data.in_memory, with_gray=False)
     task = make_task(cfg)
     result = run_training(
         task,
@@ -277,10 +279,12 @@ def run_realism(
     t0 = time.perf_counter()
     synth = GeneratorSynthesizer.from_checkpoint(result.last_checkpoint, name="dcl")
     with torch.no_grad():
-        dcl_frames = [_synthesize(synth, c) for c in clean_frames]
+        dcl_frames = [_synthesize(synth, c, r.intrinsics) for c, r in zip(clean_frames, records, strict=True)]
         # Diagnostic: the generator on REAL input (what L_idt trains), to tell "cannot make holes" from "only copies
         # the holes its input already has".
-        on_real = [(r, _synthesize(synth, r)) for r in real_frames[:: max(1, len(real_frames) // 5)]]
+        every = max(1, len(real_frames) // 5)
+        sampled = zip(real_frames[::every], real_intrinsics[::every], strict=True)
+        on_real = [(r, _synthesize(synth, r, k)) for r, k in sampled]
     real_in = np.concatenate([hole_mask(r).ravel() for r, _ in on_real])
     real_out = np.concatenate([hole_mask(y).ravel() for _, y in on_real])
     timings["synthesize_s"] = time.perf_counter() - t0
