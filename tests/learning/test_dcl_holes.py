@@ -16,6 +16,7 @@ from dcl_arc_ros.learning.checkpoint import save_checkpoint
 from dcl_arc_ros.learning.config import DepthRange
 from dcl_arc_ros.learning.errors import ConfigError, DatasetError, ExportError
 from dcl_arc_ros.learning.export import export_checkpoint
+from dcl_arc_ros.learning.losses.holes import HoleRatePrior
 from dcl_arc_ros.learning.nets.blocks import normalise_depth
 from dcl_arc_ros.learning.nets.resnet_generator import ResnetGeneratorConfig, ray_map
 from dcl_arc_ros.learning.registry import NetworkSpec
@@ -27,7 +28,6 @@ from dcl_arc_ros.learning.trainers.dcl import (
     SynthesisTask,
     ToyDepthDataset,
     config_for_method,
-    hole_rate_loss,
     load_dcl_config,
     make_task,
 )
@@ -134,18 +134,45 @@ def test_identity_on_the_depth_channel_counts_only_pixels_where_the_real_frame_h
     assert abs(want - everywhere) > 1e-3  # counting the holes too would have given a different number
 
 
-def test_hole_rate_loss_counts_the_holes_really_cut_and_pulls_towards_the_real_fraction() -> None:
+def test_hole_rate_prior_counts_the_holes_really_cut_and_pulls_towards_the_real_fraction() -> None:
+    prior = HoleRatePrior()
     real = torch.zeros(1, 1, 4, 5)
     real[..., :2, :] = -1.0  # 50 % holes
+    prior.observe(real, hole_value=-1.0)
+    prior.observe(torch.zeros(1, 1, 4, 5), hole_value=-1.0)  # rates accumulate over batches: 20 of 40 pixels, 25 %
     logit = torch.full((1, 1, 4, 5), -0.2, requires_grad=True)  # p = 0.45 everywhere: no hard hole at all
-    loss = hole_rate_loss(logit, real, hole_value=-1.0)
-    assert loss.item() == pytest.approx(0.5**2)  # the soft mean (0.45) would have given 0.0025
+    loss = prior.loss(logit)
+    assert loss.item() == pytest.approx(0.25**2)  # the soft mean (0.45) would have given 0.04
     loss.backward()
     assert logit.grad is not None and bool((logit.grad < 0).all())  # gradient descent raises every logit
     with pytest.raises(ConfigError, match="hole_rate"):
         dataclasses.replace(_cfg(), weights=LossWeights(hole_rate=-1.0))
     with pytest.raises(ConfigError, match="hole_losses"):
         dataclasses.replace(_cfg(), hole_losses="everywhere")
+    with pytest.raises(ConfigError, match="ray_channels"):
+        dataclasses.replace(_cfg(), hole_rate_bins=(8, 1))
+
+
+def test_a_binned_hole_rate_prior_learns_where_the_real_holes_are() -> None:
+    # Real frames: a hole band on the left third of the camera. The prior binned along x must ask for holes there
+    # and nowhere else, from crops that each cover only part of the frame.
+    k = torch.tensor([[40.0, 40.0, 59.5, 19.5]])
+    frame_rays = ray_map(k, 40, 120)
+    prior = HoleRatePrior(bins=(6, 1), extent=1.5)
+    for x0 in (0, 30, 60, 90):  # four real crops, 30 pixels wide
+        crop = torch.zeros(1, 1, 40, 30)
+        crop[..., : max(0, 40 - x0)] = -1.0  # columns < 40 of the frame are holes
+        prior.observe(crop, -1.0, frame_rays[..., x0 : x0 + 30])
+    rates = prior.real_rates()
+    assert rates[0] == 1.0 and rates[-1] == 0.0
+    logit = torch.zeros(1, 1, 40, 120, requires_grad=True)  # a synthesizer at the threshold everywhere
+    prior.loss(logit - 1e-3, frame_rays).backward()
+    grad = logit.grad
+    assert grad is not None
+    assert bool((grad[..., :30] < 0).all())  # left: raise the logits (more holes)
+    assert bool((grad[..., -30:] == 0).all())  # right: no holes and none wanted
+    with pytest.raises(ValueError, match="rays"):
+        prior.loss(logit)
 
 
 def test_rate_prior_and_rays_train_and_the_synthesizer_needs_intrinsics(tmp_path: Path) -> None:

@@ -35,6 +35,7 @@ from dcl_arc_ros.learning.config import DepthRange, OptimConfig, from_dict, merg
 from dcl_arc_ros.learning.errors import ConfigError, DatasetError, RegistryError
 from dcl_arc_ros.learning.losses.dcl import DCLLossConfig, dcl_loss
 from dcl_arc_ros.learning.losses.gan import GANLoss, GANMode, discriminator_loss, set_requires_grad
+from dcl_arc_ros.learning.losses.holes import HoleRatePrior
 from dcl_arc_ros.learning.losses.patchnce import PatchNCEConfig, ProjectorConfig, patchnce_loss
 from dcl_arc_ros.learning.nets.blocks import denormalise_depth, normalise_depth
 from dcl_arc_ros.learning.nets.patchgan import PRESETS as PATCHGAN_PRESETS
@@ -105,7 +106,7 @@ class LossWeights:
     cycle: float = 10.0  # cyclegan only
     metric: float = 0.0  # not in the paper: coarse metric anchor on source depth (see metric_anchor_loss); 0 = off
     metric_pool: int = 8  # block size (pixels) of that anchor's local means
-    hole_rate: float = 0.0  # not in the paper: (mean hole probability on source - real hole fraction)^2; 0 = off
+    hole_rate: float = 0.0  # not in the paper: the hole-rate prior (learning/losses/holes.py); 0 = off
 
 
 @dataclass(frozen=True)
@@ -125,6 +126,9 @@ class DCLTrainConfig:
     # channel before holes are cut in, with L_idt only where the real frame has a reading; the hole head then learns
     # from the adversarial term (and weights.hole_rate) alone. See SynthesisTask.
     hole_losses: HoleLosses = "output"
+    # Bins (along x, along y) of the viewing ray over which weights.hole_rate matches the real hole rate; (1, 1) is
+    # one global rate, more bins need generator.ray_channels. See dcl_arc_ros/learning/losses/holes.py.
+    hole_rate_bins: tuple[int, int] = (1, 1)
     weights: LossWeights = field(default_factory=LossWeights)
     optim: OptimConfig = field(default_factory=OptimConfig)
     loop: LoopConfig = field(default_factory=LoopConfig)
@@ -136,6 +140,12 @@ class DCLTrainConfig:
             raise ConfigError(f"hole_losses must be 'output' or 'depth', got {self.hole_losses!r}")
         if self.weights.hole_rate < 0:
             raise ConfigError(f"weights.hole_rate must be >= 0, got {self.weights.hole_rate}")
+        if len(self.hole_rate_bins) != 2 or min(self.hole_rate_bins) < 1:
+            raise ConfigError(f"hole_rate_bins must be two counts >= 1, got {self.hole_rate_bins}")
+        if max(self.hole_rate_bins) > 1 and not self.generator.ray_channels:
+            raise ConfigError(
+                f"hole_rate_bins {tuple(self.hole_rate_bins)} bins the viewing ray: set generator.ray_channels to 2"
+            )
         if (self.method == "dcl_rgb") != uses_rgb:
             raise ConfigError(
                 f"method {self.method!r} with generator.rgb_channels={self.generator.rgb_channels}: dcl_rgb needs "
@@ -263,20 +273,6 @@ def metric_anchor_loss(fake: torch.Tensor, source: torch.Tensor, hole_value: flo
     return ((fake_mean - src_mean).abs() * weight).sum() / weight.sum().clamp_min(1.0)
 
 
-def hole_rate_loss(hole_logit: torch.Tensor, real: torch.Tensor, hole_value: float) -> torch.Tensor:
-    """(hole fraction of the synthesized batch - hole fraction of the real batch)^2, straight-through.
-
-    Not part of the paper. It matches one number of the two unpaired distributions, how many pixels are holes, and
-    leaves where they go to the adversarial term. Without it the discriminator's reward for holes grows with their
-    number (the adversarial-only probes in ``docs/results/dcl.md`` went to 100 % holes).
-    """
-    soft = torch.sigmoid(hole_logit)
-    hard = (soft > 0.5).to(soft.dtype)  # the holes the generator really cuts, with the sigmoid's gradient
-    fake_rate = (hard + soft - soft.detach()).mean()
-    real_rate = (real <= hole_value + 1e-6).to(hole_logit.dtype).mean()
-    return (fake_rate - real_rate) ** 2
-
-
 # --------------------------------------------------------------------------------------------------------------------
 # DCL / DCL w/ rgb / CUT
 # --------------------------------------------------------------------------------------------------------------------
@@ -304,6 +300,7 @@ class SynthesisTask:
         self.proj_spec = NetworkSpec("feature_projector", ProjectorConfig(channels, units=cfg.projector_units))
         self.projector = self.proj_spec.build().to(self.device)
         self.gan = GANLoss(cfg.gan_mode)
+        self.hole_prior = HoleRatePrior(cfg.hole_rate_bins)
         self.opt_g = _adam(self.generator.parameters(), cfg.optim)
         self.opt_d = _adam(self.discriminator.parameters(), cfg.optim)
         self.opt_p: torch.optim.Optimizer | None = None
@@ -415,7 +412,8 @@ class SynthesisTask:
                 loss_g = loss_g + w.metric * loss_metric
                 logs["metric"] = loss_metric.item()
         if w.hole_rate > 0 and hole_logit is not None:
-            loss_rate = hole_rate_loss(hole_logit[:b], d_r, hole_value)
+            self.hole_prior.observe(d_r, hole_value, rays_r)
+            loss_rate = self.hole_prior.loss(hole_logit[:b], rays_s)
             loss_g = loss_g + w.hole_rate * loss_rate
             logs["hole_rate"] = loss_rate.item()
         self.opt_g.zero_grad(set_to_none=True)
