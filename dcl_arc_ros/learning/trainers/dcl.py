@@ -129,6 +129,7 @@ class DCLTrainConfig:
     # Bins (along x, along y) of the viewing ray over which weights.hole_rate matches the real hole rate; (1, 1) is
     # one global rate, more bins need generator.ray_channels. See dcl_arc_ros/learning/losses/holes.py.
     hole_rate_bins: tuple[int, int] = (1, 1)
+    hole_rate_extent: float = 1.0  # the bins span rays in [-extent, extent] (0.6: about +-31 degrees)
     weights: LossWeights = field(default_factory=LossWeights)
     optim: OptimConfig = field(default_factory=OptimConfig)
     loop: LoopConfig = field(default_factory=LoopConfig)
@@ -142,6 +143,8 @@ class DCLTrainConfig:
             raise ConfigError(f"weights.hole_rate must be >= 0, got {self.weights.hole_rate}")
         if len(self.hole_rate_bins) != 2 or min(self.hole_rate_bins) < 1:
             raise ConfigError(f"hole_rate_bins must be two counts >= 1, got {self.hole_rate_bins}")
+        if not self.hole_rate_extent > 0:
+            raise ConfigError(f"hole_rate_extent must be > 0, got {self.hole_rate_extent}")
         if max(self.hole_rate_bins) > 1 and not self.generator.ray_channels:
             raise ConfigError(
                 f"hole_rate_bins {tuple(self.hole_rate_bins)} bins the viewing ray: set generator.ray_channels to 2"
@@ -300,7 +303,7 @@ class SynthesisTask:
         self.proj_spec = NetworkSpec("feature_projector", ProjectorConfig(channels, units=cfg.projector_units))
         self.projector = self.proj_spec.build().to(self.device)
         self.gan = GANLoss(cfg.gan_mode)
-        self.hole_prior = HoleRatePrior(cfg.hole_rate_bins)
+        self.hole_prior = HoleRatePrior(cfg.hole_rate_bins, cfg.hole_rate_extent)
         self.opt_g = _adam(self.generator.parameters(), cfg.optim)
         self.opt_d = _adam(self.discriminator.parameters(), cfg.optim)
         self.opt_p: torch.optim.Optimizer | None = None
