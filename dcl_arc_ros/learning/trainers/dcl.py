@@ -11,6 +11,13 @@ Trained methods (``DCLTrainConfig.method``), sharing the generator, discriminato
 Non-trained synthesis methods behind the same :class:`Synthesizer` interface: ``clean`` (identity) and ``empirical``
 (the sensor-model registry ``dcl_arc_ros.sim.sensors.SENSORS["empirical"]``, imported lazily).
 
+Holes (not in the papers; why: ``docs/results/dcl.md``). Real sensors return "no reading" pixels, and the generator's
+hole head can cut them (:mod:`dcl_arc_ros.learning.nets.resnet_generator`). With every loss on the holed output
+(``hole_losses="output"``, the papers' setting) short runs learned no holes at all. ``hole_losses="depth"`` puts the
+non-adversarial terms on the depth channel before holes are cut, ``generator.ray_channels=2`` lets generator and
+discriminator see where each pixel is in the camera, and ``weights.hole_rate`` matches the real hole rate per bin of
+that position (:mod:`dcl_arc_ros.learning.losses.holes`).
+
 Batches are ``{"source": sample, "real": sample}`` (unpaired); a sample has ``"depth"`` (B, 1, H, W) metres with 0
 where invalid, ``"valid"``, and ``"rgb"`` (B, 3, H, W) in [0, 1] for ``dcl_rgb``. Depth is mapped to [-1, 1] over
 the fixed ``data.depth_range``: metric scale is kept and never renormalised per image.
@@ -347,7 +354,9 @@ class SynthesisTask:
             rgb_r = _require(batch["real"], "rgb", "real").to(self.device)
         return d_s, d_r, rgb_s, rgb_r
 
-    def _rays(self, batch: Mapping[str, Mapping[str, Any]], d_s: torch.Tensor, d_r: torch.Tensor | None) -> Any:
+    def _rays(
+        self, batch: Mapping[str, Mapping[str, Any]], d_s: torch.Tensor, d_r: torch.Tensor | None
+    ) -> tuple[torch.Tensor | None, torch.Tensor | None]:
         """(source rays, real rays or None) when the generator sees viewing rays, else (None, None)."""
         if not self.cfg.generator.ray_channels:
             return None, None
