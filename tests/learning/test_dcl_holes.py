@@ -227,3 +227,27 @@ def test_a_ray_aware_generator_exports_with_the_cameras_rays_baked_in(tmp_path: 
     ckpt2 = save_checkpoint(tmp_path / "p.pt", step=1, networks={"generator": (plain, plain.build())}, run_config=run)
     with pytest.raises(ExportError, match="only for generators with ray_channels"):
         export_checkpoint(ckpt2, tmp_path / "p.onnx", height=32, width=48, intrinsics=k)
+
+
+def test_the_hole_probe_compares_synthesized_and_real_holes_pixel_by_pixel(tmp_path: Path) -> None:
+    import importlib.util
+
+    repo = Path(__file__).resolve().parents[2]
+    spec = importlib.util.spec_from_file_location("probe_dcl_holes", repo / "training" / "probe_dcl_holes.py")
+    assert spec is not None and spec.loader is not None
+    probe = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(probe)
+
+    real = torch.zeros(1, 1, 4, 10, dtype=torch.bool)
+    real[..., :2] = True  # the left band: 2 of 10 columns
+    synth = torch.zeros_like(real)
+    synth[..., 1:3] = True  # one band column right, one wrong
+    row = probe.hole_placement(synth, real, band=0.2)
+    assert row["holes"] == pytest.approx(0.2)
+    assert row["iou_real_holes"] == pytest.approx(4 / 12)
+    assert row["holes_left_band"] == pytest.approx(0.5)
+    assert row["holes_elsewhere"] == pytest.approx(4 / 32)
+    assert probe.main([str(tmp_path / "no_run")]) == 2  # a run without a checkpoint is named, not a traceback
+    (tmp_path / "run" / "checkpoints").mkdir(parents=True)
+    (tmp_path / "run" / "checkpoints" / "latest.pt").write_bytes(b"")
+    assert probe.main([str(tmp_path / "run"), "--data", str(tmp_path / "no_bags")]) == 2  # bad data: named too
