@@ -8,7 +8,7 @@ Training data come from the config's data section (synthetic: syn_train with cle
 of real_train with sensor depth). Test ground truth is the clean depth of --test. The arc_full seed-0 run is the deploy
 model: export it with
     python export/export_onnx.py --checkpoint outputs/experiments/arc/runs/arc_full/seed0/finetune/checkpoint.pt \
-        --out models/arc_depth.onnx --model-version 0.1.0
+        --out models/arc_depth.onnx --model-version 0.2.0
 """
 
 from __future__ import annotations
@@ -205,9 +205,10 @@ def markdown(results: Mapping[str, Any], args: argparse.Namespace, config: Any, 
         lines += [
             "## Table 4: inside / outside the removed region",
             f"Region: arc_full's hard mask of the same seed; it removes {100 * split['removed_fraction']:.1f}% of the",
-            "test pixels on average. Frames with no removed ground-truth pixel do not count inside, and `inside`",
-            "averages only over the seeds whose arc_full removed something "
-            f"({split.get('arc_full', {}).get('seeds_with_removal', 0)} of {len(args.seeds)}).",
+            "test pixels on average. Frames with no removed ground-truth pixel do not count inside. Both tables",
+            "average only over the seeds whose arc_full removed something "
+            f"({split.get('arc_full', {}).get('seeds_with_removal', 0)} of {len(args.seeds)}), so inside and outside "
+            "compare the same runs (Table 2 has every seed).",
             "",
         ]
         for side in ("inside", "outside"):

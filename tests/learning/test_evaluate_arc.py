@@ -20,9 +20,12 @@ from dcl_arc_ros.learning.arc.variants import get_variant
 from dcl_arc_ros.learning.experiments.arc import (
     METHODS,
     METRICS,
+    FrameTensors,
+    RunEvaluation,
     TensorFrames,
     evaluate_cached,
     load_frames,
+    mask_split,
     stage_key,
     train_run,
 )
@@ -193,3 +196,25 @@ def test_examples_figure_is_drawn_without_torch_arrays(tmp_path: Path) -> None:
     assert out.stat().st_size > 1000
     assert example_frames(48, 4) == [0, 16, 31, 47]
     assert example_frames(2, 5) == [0, 1]
+
+
+def test_mask_split_compares_inside_and_outside_over_the_same_seeds() -> None:
+    """Seed 1's arc_full removes nothing: it has no inside, so it must not enter the outside average either."""
+    n, h, w = 2, 4, 4
+    truth = torch.ones(n, 1, h, w)
+    test = FrameTensors(torch.zeros(n, 3, h, w), truth, torch.ones(n, 1, h, w))
+    keep = np.ones((n, h, w), dtype=bool)
+    keep[:, :, :2] = False  # seed 0 removes the left half
+
+    def run(depth: float, kept: np.ndarray) -> RunEvaluation:
+        return RunEvaluation([], np.full((n, h, w), depth, np.float32), kept, np.zeros((n, h, w, 3), np.uint8), 0.0)
+
+    evals = {
+        "arc_full": {0: run(1.5, keep), 1: run(1.1, np.ones_like(keep))},
+        "mix": {0: run(1.2, np.ones_like(keep)), 1: run(3.0, np.ones_like(keep))},
+    }
+    split = mask_split(evals, test, max_depth_m=10.0)
+    assert split["mix"]["seeds_with_removal"] == 1
+    assert split["mix"]["inside"]["absrel"] == pytest.approx(0.2)
+    assert split["mix"]["outside"]["absrel"] == pytest.approx(0.2)  # seed 1's 2.0 left out
+    assert split["arc_full"]["outside"]["absrel"] == pytest.approx(0.5)

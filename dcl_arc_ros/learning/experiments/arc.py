@@ -473,7 +473,8 @@ def mask_split(
 ) -> dict[str, Any]:
     """ARC Table 4: every method's metrics inside / outside arc_full's removed region (same seed, same frame).
 
-    ``inside`` averages over the seeds whose arc_full removed something (``seeds_with_removal``); ``outside`` over all.
+    Both sides average over the seeds whose arc_full removed something (``seeds_with_removal``), so they compare the
+    same runs; ``outside`` averages over all seeds when none removed anything (then ``inside`` is NaN).
     """
     reference = evals.get("arc_full", {})
     if not reference:
@@ -493,13 +494,15 @@ def mask_split(
             rows_out = [frame_metrics(result.depth_m[i], truth[i], max_depth_m, ~removed[i]) for i in range(len(test))]
             inside.append({k: v for k, v in mean_metrics(rows_in).items() if k in METRICS})
             outside.append({k: v for k, v in mean_metrics(rows_out).items() if k in METRICS})
-        # A seed whose A kept every pixel has no inside: average over the seeds that removed something.
-        inside = [row for row in inside if np.isfinite(row["absrel"])]
+        # A seed whose A kept every pixel has no inside. Both sides average over the seeds that removed something,
+        # so that inside and outside compare the same runs (outside: all seeds when no seed removed anything).
+        removal = [i for i, row in enumerate(inside) if np.isfinite(row["absrel"])]
         if outside:
+            nothing = dict.fromkeys(METRICS, float("nan"))
             out[method] = {
-                "inside": mean_and_spread(inside) if inside else dict.fromkeys(METRICS, float("nan")),
-                "outside": mean_and_spread(outside),
-                "seeds_with_removal": len(inside),
+                "inside": mean_and_spread([inside[i] for i in removal]) if removal else nothing,
+                "outside": mean_and_spread([outside[i] for i in removal] if removal else outside),
+                "seeds_with_removal": len(removal),
             }
     return out
 
