@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 from torch.utils.data import DataLoader
@@ -128,3 +129,13 @@ def test_generator_synthesizer_from_checkpoint_keeps_metres_and_holes(tmp_path: 
     assert torch.equal(make_synthesizer("clean")(clean), clean)
     with pytest.raises(ConfigError, match="checkpoint"):
         make_synthesizer("cut")
+
+
+@pytest.mark.parametrize("method", ["dcl", "cut"])
+def test_the_metric_anchor_applies_to_dcl_and_cut_alike(method: str) -> None:
+    seed_everything(0)
+    base = _cfg(method, 1)
+    with_anchor = dataclasses.replace(base, weights=dataclasses.replace(base.weights, metric=1.0))
+    logs = SynthesisTask(with_anchor).train_step(_one_batch(), 0)
+    assert np.isfinite(logs["metric"]) and logs["metric"] >= 0.0
+    assert "metric" not in SynthesisTask(base).train_step(_one_batch(), 0)

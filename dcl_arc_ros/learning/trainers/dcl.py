@@ -8,6 +8,9 @@ Trained methods (``DCLTrainConfig.method``), sharing the generator, discriminato
 * ``cut``: L_adv + lambda (PatchNCE(d_s, G(d_s)) + PatchNCE(d_r, G(d_r))), CUT's default with NCE identity;
 * ``cyclegan``: two generators and two discriminators, cycle L1 (lambda 10) and identity L1 (0.5 lambda).
 
+``weights.metric`` > 0 adds the coarse metric anchor (:func:`metric_anchor_loss`, not in the papers) to dcl, dcl_rgb
+and cut alike.
+
 Non-trained synthesis methods behind the same :class:`Synthesizer` interface: ``clean`` (identity) and ``empirical``
 (the sensor-model registry ``dcl_arc_ros.sim.sensors.SENSORS["empirical"]``, imported lazily).
 
@@ -396,17 +399,17 @@ class SynthesisTask:
         set_requires_grad(self.discriminator, False)
         loss_adv = self.gan(self.discriminator(self._judged(fake, rays_s)), True)
         logs: dict[str, float] = {}
+        # "output": every term sees the holes; "depth": they see the depth channel, holes are left to L_adv.
+        seen = out if cfg.hole_losses == "output" else depth
         if cfg.method == "cut":
             src = torch.cat([d_s, d_r]) if need_idt else d_s
             with torch.no_grad():  # keys are detached anyway (as in CUT); no graph needed
                 feats_src = self.generator.encode_features(src, self.layers)
-            feats_out = self.generator.encode_features(out if cfg.hole_losses == "output" else depth, self.layers)
+            feats_out = self.generator.encode_features(seen, self.layers)
             loss_nce = patchnce_loss(feats_src, feats_out, self._project, cfg.patchnce, project_keys=self.projector)
             loss_g = w.adv * loss_adv + w.dc * loss_nce
             logs["nce"] = loss_nce.item()
         else:
-            # "output": every term sees the holes; "depth": they see the depth channel, holes are left to L_adv.
-            seen = out if cfg.hole_losses == "output" else depth
             with torch.no_grad():
                 feats_src = self.generator.encode_features(d_s, self.layers)
             feats_out = self.generator.encode_features(seen[:b], self.layers)
@@ -419,10 +422,10 @@ class SynthesisTask:
             loss_g = w.adv * loss_adv + w.dc * loss_dc + w.idt * loss_idt
             logs["dc"] = loss_dc.item()
             logs["idt"] = loss_idt.item()
-            if w.metric > 0:
-                loss_metric = metric_anchor_loss(seen[:b], d_s, hole_value, w.metric_pool)
-                loss_g = loss_g + w.metric * loss_metric
-                logs["metric"] = loss_metric.item()
+        if w.metric > 0:  # the same anchor for DCL and CUT, so that it does not decide their comparison
+            loss_metric = metric_anchor_loss(seen[:b], d_s, hole_value, w.metric_pool)
+            loss_g = loss_g + w.metric * loss_metric
+            logs["metric"] = loss_metric.item()
         if w.hole_rate > 0 and hole_logit is not None:
             self.hole_prior.observe(d_r, hole_value, rays_r)
             loss_rate = self.hole_prior.loss(hole_logit[:b], rays_s)
