@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-import importlib.util
+from collections.abc import Callable
 from pathlib import Path
+from types import ModuleType
 from typing import Any
 
 import pytest
@@ -278,11 +279,10 @@ def test_full_method_records_the_perceptual_source(tmp_path: Path) -> None:
     assert bool(final["system"]["attention_frozen"])
 
 
-def test_train_arc_cli_runs_a_method_and_resumes(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    spec = importlib.util.spec_from_file_location("train_arc_cli", REPO / "training" / "train_arc.py")
-    assert spec is not None and spec.loader is not None
-    cli = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(cli)
+def test_train_arc_cli_runs_a_method_and_resumes(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], load_script: Callable[[str], ModuleType]
+) -> None:
+    cli = load_script("training/train_arc.py")
     config = str(REPO / "training" / "configs" / "arc_tiny.yaml")
     out = tmp_path / "mix"
     assert (

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+from collections.abc import Callable
 from pathlib import Path
+from types import ModuleType
 
 import numpy as np
 import pytest
@@ -229,14 +231,10 @@ def test_a_ray_aware_generator_exports_with_the_cameras_rays_baked_in(tmp_path: 
         export_checkpoint(ckpt2, tmp_path / "p.onnx", height=32, width=48, intrinsics=k)
 
 
-def test_the_hole_probe_compares_synthesized_and_real_holes_pixel_by_pixel(tmp_path: Path) -> None:
-    import importlib.util
-
-    repo = Path(__file__).resolve().parents[2]
-    spec = importlib.util.spec_from_file_location("probe_dcl_holes", repo / "training" / "probe_dcl_holes.py")
-    assert spec is not None and spec.loader is not None
-    probe = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(probe)
+def test_the_hole_probe_compares_synthesized_and_real_holes_pixel_by_pixel(
+    tmp_path: Path, load_script: Callable[[str], ModuleType]
+) -> None:
+    probe = load_script("training/probe_dcl_holes.py")
 
     real = torch.zeros(1, 1, 4, 10, dtype=torch.bool)
     real[..., :2] = True  # the left band: 2 of 10 columns

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import math
+from collections.abc import Callable
 from pathlib import Path
+from types import ModuleType
 from typing import Any
 
 import numpy as np
@@ -40,14 +41,6 @@ STEPS = [
 ]  # fmt: skip
 
 
-def _load_script() -> Any:
-    spec = importlib.util.spec_from_file_location("evaluate_arc", REPO / "training" / "evaluate_arc.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 def _argv(tmp: Path) -> list[str]:
     argv = ["--config", str(TINY), "--out", str(tmp / "out"), "--results", str(tmp / "results"), "--test-kind", "toy",
             "--test", "", "--seeds", "0", "1", "--rho", "0.85", "0.9", "--no-middlebury", "--no-progress",
@@ -58,10 +51,12 @@ def _argv(tmp: Path) -> list[str]:
 
 
 @pytest.fixture(scope="module")
-def evaluated(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, Any], Any]:
+def evaluated(
+    tmp_path_factory: pytest.TempPathFactory, load_script: Callable[[str], ModuleType]
+) -> tuple[Path, dict[str, Any], Any]:
     torch.set_num_threads(1)
     tmp = tmp_path_factory.mktemp("arc_eval")
-    script = _load_script()
+    script = load_script("training/evaluate_arc.py")
     assert script.main(_argv(tmp)) == 0
     return tmp, json.loads((tmp / "results" / "arc.json").read_text()), script
 

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from types import ModuleType
 
@@ -15,15 +15,6 @@ from dcl_arc_ros.learning.experiments.dcl import METRICS, ROWS, FrameSet, synthe
 from dcl_arc_ros.sim.generate import main as generate
 
 torch.set_num_threads(1)
-REPO = Path(__file__).resolve().parents[2]
-
-
-def _script() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("evaluate_dcl", REPO / "training" / "evaluate_dcl.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 @pytest.fixture(scope="module")
@@ -62,8 +53,10 @@ def test_downsampling_keeps_holes_as_holes() -> None:
     assert half.depth[0, 0, 0, 0] == 0.0 and half.depth[0, 0, 1, 1] == 1.0
 
 
-def test_realism_part_reports_a_missing_module_instead_of_numbers(monkeypatch: pytest.MonkeyPatch) -> None:
-    script = _script()
+def test_realism_part_reports_a_missing_module_instead_of_numbers(
+    monkeypatch: pytest.MonkeyPatch, load_script: Callable[[str], ModuleType]
+) -> None:
+    script = load_script("training/evaluate_dcl.py")
     monkeypatch.setitem(sys.modules, "dcl_arc_ros.learning.experiments.realism", None)  # import fails
     args = script.parse_args(["--parts", "realism"])
     result = script.run_realism(args, Path("unused"))
@@ -71,8 +64,10 @@ def test_realism_part_reports_a_missing_module_instead_of_numbers(monkeypatch: p
 
 
 @pytest.mark.slow
-def test_every_row_is_produced_with_spreads_and_finished_runs_are_reused(bags: dict[str, Path], tmp_path: Path) -> None:
-    script = _script()
+def test_every_row_is_produced_with_spreads_and_finished_runs_are_reused(
+    bags: dict[str, Path], tmp_path: Path, load_script: Callable[[str], ModuleType]
+) -> None:
+    script = load_script("training/evaluate_dcl.py")
     out = tmp_path / "results" / "dcl"
     argv = ["--parts", "table", "--out", str(out), "--workdir", str(tmp_path / "work"), "--no-progress"]
     argv += [f"--set=syn_train={bags['syn']}", f"--set=real_train={bags['real']}", f"--set=real_test={bags['test']}"]

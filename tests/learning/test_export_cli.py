@@ -3,9 +3,10 @@ and exports each at its training resolution, and refuses a deploy size it would 
 
 from __future__ import annotations
 
-import importlib.util
 import json
+from collections.abc import Callable
 from pathlib import Path
+from types import ModuleType
 
 import pytest
 import torch
@@ -23,23 +24,15 @@ from dcl_arc_ros.learning.pose.trainer import PoseDataConfig, PoseTask, PoseTrai
 pytest.importorskip("onnxruntime")
 pytestmark = pytest.mark.slow  # two torch.export-based exports
 
-REPO = Path(__file__).resolve().parents[2]
-
-
-def export_cli():  # type: ignore[no-untyped-def]
-    spec = importlib.util.spec_from_file_location("export_onnx", REPO / "export" / "export_onnx.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
 
 @pytest.fixture(autouse=True)
 def _one_thread() -> None:
     torch.set_num_threads(1)
 
 
-def test_arc_stage_checkpoint_exports_at_its_resolution(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_arc_stage_checkpoint_exports_at_its_resolution(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], load_script: Callable[[str], ModuleType]
+) -> None:
     h, w = 32, 48
     config = config_from_mapping({
         "model": {"height": h, "width": w, "ngf": 8, "ndf": 8, "translator_blocks": 1, "inpainting_blocks": 1,
@@ -50,7 +43,7 @@ def test_arc_stage_checkpoint_exports_at_its_resolution(tmp_path: Path, capsys: 
     stage = run_stage(
         "pretrain_D", config, get_variant("mix"), data, tmp_path / "run", progress=False, tensorboard=False
     )
-    cli = export_cli()
+    cli = load_script("export/export_onnx.py")
     assert cli.checkpoint_family(stage.checkpoint) == "arc"
 
     out = tmp_path / "arc.onnx"
@@ -66,13 +59,13 @@ def test_arc_stage_checkpoint_exports_at_its_resolution(tmp_path: Path, capsys: 
 
 
 def test_pose_checkpoint_exports_and_missing_files_are_named(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], load_script: Callable[[str], ModuleType]
 ) -> None:
     net_cfg = POSENET_PRESETS["tiny"]
     cfg = PoseTrainConfig(network=net_cfg, data=PoseDataConfig(crop_size=net_cfg.crop_size))
     task = PoseTask(cfg)
     ckpt = save_checkpoint(tmp_path / "pose.pt", step=1, networks=task.networks(), run_config=cfg, primary="posenet")
-    cli = export_cli()
+    cli = load_script("export/export_onnx.py")
     assert cli.checkpoint_family(ckpt) == "pose"
     out = tmp_path / "pose.onnx"
     assert cli.main(["--checkpoint", str(ckpt), "--out", str(out)]) == 0

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import argparse
-import importlib.util
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from types import ModuleType
 
 import pytest
 
@@ -97,12 +98,9 @@ def test_load_run_config_fills_defaults_and_names_the_file(tmp_path: Path) -> No
 
 
 def test_train_grasp_cli_trains_refuses_to_overwrite_and_resumes(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], load_script: Callable[[str], ModuleType]
 ) -> None:
-    spec = importlib.util.spec_from_file_location("train_grasp_cli", REPO / "training" / "train_grasp.py")
-    assert spec is not None and spec.loader is not None
-    train_grasp = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(train_grasp)
+    train_grasp = load_script("training/train_grasp.py")
     config = str(REPO / "training" / "configs" / "grasp_tiny.yaml")
     out = str(tmp_path / "run")
     first = [
