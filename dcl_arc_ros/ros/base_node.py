@@ -49,7 +49,6 @@ from rclpy.node import Node
 from rclpy.publisher import Publisher
 from rclpy.qos import QoSProfile
 from rclpy.subscription import Subscription
-from sensor_msgs.msg import Image
 
 from dcl_arc_ros.core.errors import CoreError
 from dcl_arc_ros.core.stats import NodeStats, ReportThrottle, StatsSnapshot
@@ -59,7 +58,6 @@ from dcl_arc_ros.ros.conversions import header_stamp_ns
 from dcl_arc_ros.ros.errors import BadInputError, NodeStartupError, ParameterError
 from dcl_arc_ros.ros.params import NodeSchema, declare_parameters
 from dcl_arc_ros.ros.qos import describe_qos, incompatibility, is_best_effort, qos_profile
-from dcl_arc_ros.ros.serialized_image import image_from_serialized
 
 DIAGNOSTICS_TOPIC = "/diagnostics"
 _DIGITS = re.compile(r"\d+")
@@ -73,9 +71,6 @@ class InputSpec:
     key: str
     topic: str
     msg_type: type
-    #: Take the message in serialized form and read it with ``ros.serialized_image`` (sensor_msgs/Image only):
-    #: no rclpy conversion, and the process gets a ``SerializedImage`` whose data is a view of the received bytes.
-    serialized: bool = False
 
 
 @dataclass(frozen=True)
@@ -153,15 +148,8 @@ class PerceptionNode(Node):
         self._sync = ApproximateTimeSync([spec.key for spec in inputs], slop_ns=slop_ns)
         qos = self.input_qos
         for spec in inputs:
-            if spec.serialized and spec.msg_type is not Image:
-                raise ValueError(f"{self.get_name()}: input {spec.key!r} is {spec.msg_type}; only Image is serialized")
-            callback = self._on_serialized if spec.serialized else self._on_message
             subscription = self.create_subscription(
-                spec.msg_type,
-                spec.topic,
-                lambda msg, key=spec.key, callback=callback: callback(key, msg),
-                qos,
-                raw=spec.serialized,
+                spec.msg_type, spec.topic, lambda msg, key=spec.key: self._on_message(key, msg), qos
             )
             self._inputs[spec.key] = _InputState(spec=spec, subscription=subscription, qos=qos)
         self._worker = threading.Thread(target=self._work, name=f"{self.get_name()}-worker", daemon=True)
@@ -237,17 +225,6 @@ class PerceptionNode(Node):
                 self.stats.dropped_stale += 1
             self._pending.append(frame)
             self._wake.notify()
-
-    def _on_serialized(self, key: str, data: bytes) -> None:
-        try:
-            msg = image_from_serialized(data)
-        except BadInputError as exc:
-            with self._lock:
-                self.stats.bad_inputs += 1
-                self._inputs[key].last_received = time.monotonic()
-            self.report_input_problem(f"bad input on {self.input_topic(key)}: {exc}")
-            return
-        self._on_message(key, msg)
 
     def _work(self) -> None:
         while not self._stop.is_set():

@@ -27,7 +27,6 @@ from dcl_arc_ros.core.image_codec import (
 )
 from dcl_arc_ros.core.sync import stamp_to_ns
 from dcl_arc_ros.ros.errors import BadInputError
-from dcl_arc_ros.ros.serialized_image import SerializedImage
 
 DEPTH_INPUT_ENCODINGS: tuple[str, ...] = ("16UC1", "32FC1")
 
@@ -41,8 +40,8 @@ def header_stamp_ns(header: Header) -> int:
     return stamp_to_ns(header.stamp.sec, header.stamp.nanosec)
 
 
-def fields_from_image_msg(msg: Image | SerializedImage) -> ImageFields:
-    """The fields of a sensor_msgs/Image (or a serialized one); ``data`` is a zero-copy memoryview of its buffer."""
+def fields_from_image_msg(msg: Image) -> ImageFields:
+    """The fields of a sensor_msgs/Image; ``data`` is a zero-copy memoryview of the message buffer."""
     return ImageFields(
         height=int(msg.height),
         width=int(msg.width),
@@ -79,7 +78,7 @@ DepthReading = DecodedDepth
 
 
 def depth_from_msg(
-    msg: Image | SerializedImage,
+    msg: Image,
     *,
     encodings: tuple[str, ...] = DEPTH_INPUT_ENCODINGS,
     copy: bool = True,

@@ -27,11 +27,6 @@ from dcl_arc_ros.ros.conversions import DepthImageBuffer, depth_from_msg, depth_
 from dcl_arc_ros.ros.errors import BadInputError, NodeStartupError
 from dcl_arc_ros.ros.model_loading import load_model_file, load_node_model
 from dcl_arc_ros.ros.params import DEPTH_CLEANER
-from dcl_arc_ros.ros.serialized_image import (
-    SerializedDepthImageBuffer,
-    SerializedImage,
-    serialized_images_unavailable,
-)
 
 DEPTH_TOPIC = "/camera/depth/image_rect_raw"
 CAMERA_INFO_TOPIC = "/camera/depth/camera_info"
@@ -72,34 +67,21 @@ class DepthCleanerNode(PerceptionNode):
                 synthesis_model, self.synthesis_path, "synthesis", fill_holes=False, raw_output=True
             )
         self.cleaned_pub = self.create_output(Image, CLEANED_TOPIC)
-        # The cleaned depth is written straight into the outgoing message's bytes, reused frame after frame: the
-        # serialized message itself when serialized_io is on, else the typed message's data.
-        self.serialized_io = bool(p["serialized_io"]) and self._serialized_io_works()
+        # The cleaned depth is written straight into the outgoing message's bytes, reused frame after frame.
         self._cleaned = DepthImageBuffer()
-        self._cleaned_serialized = SerializedDepthImageBuffer()
         self.synthesized_pub = self.create_output(Image, SYNTHESIZED_TOPIC) if self.synthesis else None
-        inputs = [InputSpec("depth", DEPTH_TOPIC, Image, serialized=self.serialized_io)]
+        inputs = [InputSpec("depth", DEPTH_TOPIC, Image)]
         if p["use_camera_info"]:
             inputs.append(InputSpec("camera_info", CAMERA_INFO_TOPIC, CameraInfo))
         self.get_logger().info(
             f"model {self.model_path} ({model.sidecar.name} v{model.sidecar.model_version}) on {self.provider}; "
             f"publishing {self.cleaned_pub.topic_name}"
             + (f" and {self.synthesized_pub.topic_name}" if self.synthesized_pub else "")
-            + ("; serialized depth in and out" if self.serialized_io else "; typed messages")
         )
         self.start_inputs(inputs)
 
-    def _serialized_io_works(self) -> bool:
-        reason = serialized_images_unavailable()
-        if reason is not None:
-            self.get_logger().warning(
-                f"serialized_io is on but this middleware's serialized Image is not plain CDR ({reason}); "
-                "using typed messages (about 1.2 ms more per 640x480 frame)"
-            )
-        return reason is None
-
     def process(self, frame: Frame) -> None:
-        msg: Image | SerializedImage = frame.msgs["depth"]
+        msg: Image = frame.msgs["depth"]
         topic = frame.topics["depth"]
         info: CameraInfo | None = frame.msgs.get("camera_info")
         if info is not None and (info.width, info.height) != (msg.width, msg.height):
@@ -115,22 +97,13 @@ class DepthCleanerNode(PerceptionNode):
             )
         for problem in reading.problems():
             self.report_input_problem(f"input on {topic}: {problem}")
-        shape = reading.depth_m.shape
-        if self.serialized_io:
-            self.pipeline(reading.depth_m, out=self._cleaned_serialized.array(shape, msg.header))
-            self.cleaned_pub.publish(self._cleaned_serialized.serialized())
-        else:
-            self.pipeline(reading.depth_m, out=self._cleaned.array(shape))
-            self.cleaned_pub.publish(self._cleaned.message(msg.header))
+        self.pipeline(reading.depth_m, out=self._cleaned.array(reading.depth_m.shape))
+        self.cleaned_pub.publish(self._cleaned.message(msg.header))
         if self.synthesis is not None and self.synthesized_pub is not None:
             self.synthesized_pub.publish(depth_to_msg(self.synthesis(reading.depth_m), msg.header))
 
     def diagnostic_values(self) -> list[tuple[str, str]]:
-        values = [
-            ("model", str(self.model_path)),
-            ("backend", self.params["backend"]),
-            ("serialized io", "on" if self.serialized_io else "off"),
-        ]
+        values = [("model", str(self.model_path)), ("backend", self.params["backend"])]
         if self.synthesis_path is not None:
             values.append(("synthesis model", str(self.synthesis_path)))
         return values

@@ -245,14 +245,6 @@ DEPTH_CLEANER = NodeSchema(
         *MODEL_PARAMS,
         ParamSpec("fill_holes", bool, True, "Fill holes (NaN) in the cleaned depth"),
         ParamSpec(
-            "serialized_io",
-            bool,
-            True,
-            "Take the depth image and publish the cleaned depth in serialized (CDR) form, skipping rclpy's message "
-            "conversion (about 0.6 ms each way for 640x480 32FC1); falls back to typed messages, with a warning, "
-            "when a start-up check finds the middleware's wire format different",
-        ),
-        ParamSpec(
             "use_camera_info",
             bool,
             False,

@@ -15,13 +15,12 @@ from rclpy.context import Context
 from rclpy.executors import SingleThreadedExecutor
 from rclpy.node import Node
 from rclpy.qos import QoSProfile, ReliabilityPolicy
-from rclpy.serialization import serialize_message
 from sensor_msgs.msg import CameraInfo, Image
 from std_msgs.msg import Header
 
 from dcl_arc_ros.inference.backends import BACKENDS
 from dcl_arc_ros.inference.reference_models import write_affine_depth_model
-from dcl_arc_ros.ros import depth_cleaner, model_loading
+from dcl_arc_ros.ros import model_loading
 from dcl_arc_ros.ros.conversions import depth_from_msg, depth_to_msg
 from dcl_arc_ros.ros.depth_cleaner import DepthCleanerNode
 from dcl_arc_ros.ros.errors import NodeStartupError
@@ -93,14 +92,11 @@ def scene_depth() -> np.ndarray:
 HEADER = Header(stamp=Time(sec=42, nanosec=7), frame_id="camera_depth_optical_frame")
 
 
-@pytest.mark.parametrize("serialized_io", [True, False])
 @pytest.mark.parametrize("encoding", ["32FC1", "16UC1"])
 def test_cleaned_depth_is_the_models_function_with_the_input_header(
-    context: Context, models: dict[str, Path], encoding: str, serialized_io: bool
+    context: Context, models: dict[str, Path], encoding: str
 ) -> None:
-    node = make_node(context, models["affine"], "-p", f"serialized_io:={str(serialized_io).lower()}")
-    assert node.serialized_io is serialized_io  # on: the start-up check passed on this middleware
-    driver = Driver(context, node)
+    driver = Driver(context, make_node(context, models["affine"]))
     try:
         depth = scene_depth()
         driver.depth_pub.publish(depth_to_msg(depth, HEADER, encoding))
@@ -206,36 +202,3 @@ def test_an_empty_model_parameter_means_the_shipped_default(
         assert node.model_path == tmp_path / "depth_cleaner.onnx"
     finally:
         node.destroy_node()
-
-
-def test_a_middleware_with_another_wire_format_falls_back_to_typed_messages(
-    context: Context, models: dict[str, Path], monkeypatch: pytest.MonkeyPatch
-) -> None:
-    monkeypatch.setattr(depth_cleaner, "serialized_images_unavailable", lambda: "XCDR2 only")
-    node = make_node(context, models["affine"])
-    assert node.serialized_io is False
-    assert ("serialized io", "off") in node.diagnostic_values()
-    driver = Driver(context, node)
-    try:
-        driver.depth_pub.publish(depth_to_msg(scene_depth(), HEADER))
-        wait_for(lambda: driver.cleaned, "the cleaned depth")
-        np.testing.assert_allclose(depth_from_msg(driver.cleaned[0]).depth_m, SCALE * scene_depth() + OFFSET, rtol=1e-6)
-    finally:
-        driver.close()
-
-
-def test_a_corrupt_serialized_frame_is_reported_and_the_node_recovers(
-    context: Context, models: dict[str, Path]
-) -> None:
-    driver = Driver(context, make_node(context, models["affine"]))
-    try:
-        whole = serialize_message(depth_to_msg(scene_depth(), HEADER))
-        driver.depth_pub.publish(whole[: len(whole) // 2])  # a serialized Image cut in half
-        wait_for(lambda: driver.node.stats_snapshot().bad_inputs == 1, "the cut frame to be rejected")
-        assert "/camera/depth/image_rect_raw" in driver.node.last_problem
-        assert "truncated or corrupt: data needs" in driver.node.last_problem
-        driver.depth_pub.publish(depth_to_msg(scene_depth(), HEADER))
-        wait_for(lambda: driver.cleaned, "a cleaned frame after the bad one")
-        assert len(driver.cleaned) == 1
-    finally:
-        driver.close()
