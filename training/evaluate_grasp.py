@@ -1,7 +1,7 @@
 """The grasp experiment (DCL Table IV): GG-CNN trained on clean, empirical and DCL-synthesized depth (+ fine-tuned on
 10% of real-like frames), tested on held-out real-like SENSOR depth, seen vs novel objects, over seeds.
 
-    python training/evaluate_grasp.py --out-dir outputs/experiments/grasp/v2 --results docs/results/grasp \
+    python training/evaluate_grasp.py --out-dir outputs/experiments/grasp/v3 --results docs/results/grasp \
         --dcl-wait 3600
 
 Writes <results>.json ({"rows": {method: {metric: mean, metric_std: spread}}, timings, config, ...}),

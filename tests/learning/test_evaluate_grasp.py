@@ -162,11 +162,10 @@ def test_missing_dcl_generator_leaves_its_rows_out(data: Path, tmp_path: Path) -
         GraspExperimentConfig(methods=("clean", "dcl_finetuned"))
 
 
-def test_deploy_config_is_the_experiments_dcl_seed_0_run() -> None:
-    from dcl_arc_ros.learning.config import apply_overrides, from_dict, load_yaml, to_dict
+def test_deploy_config_is_the_experiments_clean_seed_0_run() -> None:
+    from dcl_arc_ros.learning.config import from_dict, load_yaml, to_dict
     from dcl_arc_ros.learning.grasp.trainer import GraspTrainConfig
 
     repo = Path(__file__).resolve().parents[2]
-    raw = apply_overrides(load_yaml(repo / "training/configs/grasp_deploy.yaml"), ["data.synthesis_checkpoint=g.pt"])
-    shipped = from_dict(GraspTrainConfig, raw, source="grasp_deploy.yaml")
-    assert to_dict(shipped) == to_dict(GraspExperimentConfig().train_config("dcl", 0, checkpoint="g.pt"))
+    shipped = from_dict(GraspTrainConfig, load_yaml(repo / "training/configs/grasp_deploy.yaml"), source="deploy")
+    assert to_dict(shipped) == to_dict(GraspExperimentConfig().train_config("clean", 0))
