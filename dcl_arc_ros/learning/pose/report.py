@@ -300,8 +300,9 @@ def markdown(report: Mapping[str, Any]) -> list[str]:
         "flip are equivalent), and spheres have no rotation error (excluded from the rotation columns, kept for "
         "class accuracy). Other objects are treated as asymmetric. The plain geodesic median, which ignores "
         "symmetry, is in `pose.json` (`details.rows_full.*.rot_plain_median_deg`) for comparison. The training loss "
-        "itself is symmetry-unaware (MSE on the 6D form, as the issue asks), which is one reason box and cylinder "
-        "rotations are hard to learn.",
+        "is plain MSE on the 6D form (as the issue asks); with `symmetric_targets` its target for a symmetric "
+        "primitive is one canonical member of the symmetry group, which jumps where equivalent rotations swap "
+        "places: one reason box and cylinder rotations are hard to learn.",
         "",
         "## Time",
         "",
