@@ -60,9 +60,6 @@ from dcl_arc_ros.ros.params import NodeSchema, declare_parameters
 from dcl_arc_ros.ros.qos import describe_qos, incompatibility, is_best_effort, qos_profile
 
 DIAGNOSTICS_TOPIC = "/diagnostics"
-_INLINE = os.environ.get("XP_INLINE") == "1"
-if os.environ.get("XP_SWITCH"):
-    sys.setswitchinterval(float(os.environ["XP_SWITCH"]))
 _DIGITS = re.compile(r"\d+")
 BAD_INPUT_REPORT_PERIOD_S = 5.0
 
@@ -226,13 +223,8 @@ class PerceptionNode(Node):
             self._last_emitted_at = now
             if len(self._pending) == self._pending.maxlen:
                 self.stats.dropped_stale += 1
-            if _INLINE:
-                pass
-            else:
-                self._pending.append(frame)
-                self._wake.notify()
-        if _INLINE:
-            self._process_one(frame)
+            self._pending.append(frame)
+            self._wake.notify()
 
     def _work(self) -> None:
         while not self._stop.is_set():
