@@ -57,9 +57,7 @@ def train(args: argparse.Namespace) -> int:
     if not samples:
         raise DatasetError(f"no object crops in {cfg.data.source} {list(cfg.data.paths)}: check the filters")
     task = PoseTask(cfg, device=args.device)
-    dataset = PoseCropDataset(
-        samples, num_classes=cfg.network.num_classes, symmetric_targets=cfg.data.symmetric_targets
-    )
+    dataset = PoseCropDataset.for_training(samples, cfg, num_classes=cfg.network.num_classes)
     result = run_training(
         task, {"train": dataset}, cfg.loop, args.out, run_config=cfg, resume=args.resume, dist_env=env
     )

@@ -13,7 +13,13 @@ import torch
 
 from dcl_arc_ros.learning.errors import ConfigError
 from dcl_arc_ros.learning.experiments.pose import PoseExperimentConfig, run_pose_experiment
-from dcl_arc_ros.learning.pose.metrics import canonical_rotation, rotation_summary, symmetric_rotation_error
+from dcl_arc_ros.learning.pose.metrics import (
+    canonical_rotation,
+    equivalent_rotations,
+    rotation_summary,
+    symmetric_rotation_error,
+    symmetry_group,
+)
 from dcl_arc_ros.learning.pose.posenet import PoseNetConfig
 from dcl_arc_ros.learning.pose.report import TABLE_METRICS, verdict
 from dcl_arc_ros.learning.pose.toy_data import ToyPoseFrames
@@ -75,6 +81,33 @@ def test_canonical_targets_are_equivalent_and_shared_by_the_whole_class(kind: st
             assert np.allclose(canonical_rotation(v, kind), canon, atol=1e-6)
     other = _random_rotation(rng)
     assert np.array_equal(canonical_rotation(other, "none"), other)
+
+
+@pytest.mark.parametrize(("kind", "members"), [("none", 1), ("sphere", 1), ("box", 4), ("cylinder", 48)])
+def test_equivalent_rotations_are_exactly_the_symmetry_class(kind: str, members: int) -> None:
+    group = symmetry_group(kind, axial_steps=24)
+    assert group.shape == (members, 3, 3)
+    assert np.allclose(group[0], np.eye(3))
+    rng = np.random.default_rng(2)
+    gt = _random_rotation(rng)
+    targets = equivalent_rotations(gt, kind, size=48)
+    assert targets.shape == (48, 3, 3)
+    for r in targets:  # proper rotations, each a right answer by the metric's own definition
+        assert np.allclose(r.T @ r, np.eye(3), atol=1e-9) and np.linalg.det(r) == pytest.approx(1.0)
+        if kind != "sphere":
+            assert symmetric_rotation_error(r, gt, kind)[0] == pytest.approx(0.0, abs=1e-6)
+    distinct = {tuple(np.round(r, 6).ravel()) for r in targets}
+    assert len(distinct) == members  # the padding repeats members, adds no new rotation
+    if kind == "cylinder":  # any turn about the axis, flipped or not, is within half a step (7.5 deg) of a member
+        for angle in rng.uniform(0.0, 2 * math.pi, size=10):
+            for flip in (np.eye(3), _rot("x", math.pi)):
+                variant = gt @ flip @ _rot("z", float(angle))
+                nearest = symmetric_rotation_error(targets, np.stack([variant] * 48), "none").min()
+                assert math.degrees(nearest) <= 7.5 + 1e-6
+    with pytest.raises(ValueError, match="more than size"):
+        equivalent_rotations(gt, "box", size=3)
+    with pytest.raises(ValueError, match="unknown symmetry"):
+        symmetry_group("cone")
 
 
 def test_rotation_summary_ignores_spheres() -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -9,16 +10,19 @@ import numpy as np
 import pytest
 import torch
 
-from dcl_arc_ros.core.pose_pipeline import egocentric_to_allocentric, rotation_from_6d
+from dcl_arc_ros.core.pose_pipeline import egocentric_to_allocentric, rotation_from_6d, rotation_to_6d
 from dcl_arc_ros.learning.checkpoint import build_from_checkpoint
 from dcl_arc_ros.learning.pose import POSENET_PRESETS, PoseNet
 from dcl_arc_ros.learning.pose.posenet import geodesic_angle, rotation_6d_to_matrix
 from dcl_arc_ros.learning.pose.toy_data import TOY_INTRINSICS, ToyPoseFrames
 from dcl_arc_ros.learning.pose.trainer import (
+    SYMMETRY_SET_SIZE,
     PoseCropDataset,
     PoseDataConfig,
+    PoseSample,
     PoseTask,
     PoseTrainConfig,
+    _symmetric_min_mse,
     build_pose_samples,
     pose_samples_from_frame,
 )
@@ -77,17 +81,19 @@ def test_samples_from_frame_use_allocentric_targets() -> None:
     assert pose_samples_from_frame(depth, instances, occluded, K, cfg) == []
 
 
-def test_a_few_training_steps_lower_the_loss(tmp_path: Path) -> None:
+@pytest.mark.parametrize("rotation_loss", ["mse", "symmetric_min_mse"])
+def test_a_few_training_steps_lower_the_loss(tmp_path: Path, rotation_loss: str) -> None:
     torch.manual_seed(0)
     net_cfg = POSENET_PRESETS["tiny"]
     cfg = PoseTrainConfig(
         network=net_cfg,
+        rotation_loss=rotation_loss,  # type: ignore[arg-type]
         loop=LoopConfig(
             max_steps=40, batch_size=8, log_every=10, image_every=1000, checkpoint_every=40, progress=False
         ),
         data=PoseDataConfig(crop_size=net_cfg.crop_size, min_pixels=20),
     )
-    data = PoseCropDataset(build_pose_samples(ToyPoseFrames(8), cfg.data, progress=False))
+    data = PoseCropDataset.for_training(build_pose_samples(ToyPoseFrames(8), cfg.data, progress=False), cfg)
     assert len(data) == 16
     task = PoseTask(cfg)
     batch = torch.utils.data.default_collate([data[i] for i in range(len(data))])
@@ -103,6 +109,46 @@ def test_a_few_training_steps_lower_the_loss(tmp_path: Path) -> None:
     rebuilt = build_from_checkpoint(tmp_path / "checkpoints" / "latest.pt")
     with torch.no_grad():
         torch.testing.assert_close(rebuilt(batch["input"])[1], task.net(batch["input"])[1])
+
+
+def _primitive(sample_rotation: np.ndarray, catalogue_id: int) -> PoseSample:
+    image = np.zeros((1, 8, 8), np.float32)
+    return PoseSample(1, image, 0, sample_rotation, sample_rotation, np.zeros(3), False, catalogue_id)
+
+
+def test_symmetric_min_mse_accepts_any_equivalent_rotation_and_ignores_spheres() -> None:
+    gt = rotation_from_6d(np.random.default_rng(3).normal(size=6))
+    half_turn = np.diag([-1.0, 1.0, -1.0])  # 180 degrees about y: the same box
+    data = PoseCropDataset([_primitive(gt, 1000), _primitive(gt, 1000), _primitive(gt, 1002)], symmetry_sets=True)
+    batch = torch.utils.data.default_collate([data[i] for i in range(3)])
+    assert batch["rot6d_set"].shape == (3, SYMMETRY_SET_SIZE, 6)
+    assert batch["rot_weight"].tolist() == [1.0, 1.0, 0.0]
+    turned = torch.from_numpy(rotation_to_6d(gt @ half_turn)).float()
+    far = torch.from_numpy(rotation_to_6d(gt @ _rot_x(0.5))).float()
+    sphere_anything = torch.randn(6)
+    sets, weights = batch["rot6d_set"], batch["rot_weight"]
+    loss, err = _symmetric_min_mse(torch.stack([turned, turned, sphere_anything]), sets, weights)
+    assert float(loss) == pytest.approx(0.0, abs=1e-10) and float(err) < 1e-3
+    # The plain MSE would punish the same correct answer against the one ground truth.
+    assert float(torch.nn.functional.mse_loss(turned, batch["rot6d"][0])) > 0.1
+    # A wrong answer costs the same as its plain MSE to the nearest member; the sphere still adds nothing.
+    loss, err = _symmetric_min_mse(torch.stack([far, far, sphere_anything]), sets, weights)
+    nearest = float(torch.nn.functional.mse_loss(far, batch["rot6d"][0]))
+    assert float(loss) == pytest.approx(nearest, rel=1e-5) and math.degrees(float(err)) == pytest.approx(
+        math.degrees(0.5), abs=1e-3
+    )
+
+
+def _rot_x(angle: float) -> np.ndarray:
+    c, s = math.cos(angle), math.sin(angle)
+    return np.array([[1.0, 0.0, 0.0], [0.0, c, -s], [0.0, s, c]])
+
+
+def test_config_rejects_unknown_rotation_loss() -> None:
+    from dcl_arc_ros.learning.errors import ConfigError
+
+    with pytest.raises(ConfigError, match=r"rotation_loss.*'l1'"):
+        PoseTrainConfig(rotation_loss="l1")  # type: ignore[arg-type]
 
 
 def test_config_rejects_mismatched_crop_sizes() -> None:

@@ -53,6 +53,7 @@ from dcl_arc_ros.learning.pose.trainer import (
     PoseSample,
     PoseTask,
     PoseTrainConfig,
+    RotationLoss,
     build_pose_samples,
     open_pose_frames,
 )
@@ -96,6 +97,7 @@ class PoseExperimentConfig:
     batch_size: int = 32
     lr: float = 0.002
     rotation_weight: float = 1.0
+    rotation_loss: RotationLoss = "mse"  # PoseTrainConfig.rotation_loss
     finetune_fraction: float = 0.1
     finetune_steps: int = 150
     finetune_lr: float = 0.0005
@@ -251,6 +253,7 @@ def _train(
     train_cfg = PoseTrainConfig(
         network=cfg.network,
         rotation_weight=cfg.rotation_weight,
+        rotation_loss=cfg.rotation_loss,
         init_from=init_from,
         optim=OptimConfig(lr=lr, beta1=0.9, beta2=0.999),
         loop=LoopConfig(
@@ -267,7 +270,7 @@ def _train(
     )
     seed_everything(seed)
     task = PoseTask(train_cfg)
-    dataset = PoseCropDataset(samples, num_classes=cfg.network.num_classes, symmetric_targets=data.symmetric_targets)
+    dataset = PoseCropDataset.for_training(samples, train_cfg, num_classes=cfg.network.num_classes)
     result = run_training(task, {"train": dataset}, train_cfg.loop, out_dir, run_config=train_cfg)
     if result.last_checkpoint is None:
         raise DatasetError(f"pose training in {out_dir} wrote no checkpoint")

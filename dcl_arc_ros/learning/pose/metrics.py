@@ -22,6 +22,13 @@ therefore replace the target by a *canonical* member of its symmetry class (:fun
 of what the crop shows: the identity for spheres, the rotation that takes +z onto the axis (chosen in the half-space
 pointing away from the camera) for cylinders, and the D2 member closest to the identity for boxes. The loss stays an
 MSE on the 6D form; the symmetry-aware error does not depend on which member is predicted.
+
+A canonical member still jumps where two equivalent rotations swap places as the closest to the identity, so nearby
+views can get far-apart targets. The alternative loss (``rotation_loss: symmetric_min_mse``) compares the prediction
+with *every* equivalent rotation and keeps the smallest MSE, like the error above. :func:`equivalent_rotations` gives
+those targets: ``R_gt S`` over :func:`symmetry_group` (D2 for boxes; for cylinders, turns about the axis in
+``axial_steps`` steps, each with and without the flip, since the continuous group has no finite list; identity
+otherwise). Spheres have no rotation to learn.
 """
 
 from __future__ import annotations
@@ -35,8 +42,10 @@ __all__ = [
     "SYMMETRY_BY_CLASS",
     "Symmetry",
     "canonical_rotation",
+    "equivalent_rotations",
     "rotation_summary",
     "symmetric_rotation_error",
+    "symmetry_group",
     "symmetry_of",
 ]
 
@@ -75,6 +84,42 @@ def canonical_rotation(rotation: np.ndarray, symmetry: str) -> np.ndarray:
         members = r[None] @ _D2
         return members[int(np.argmax(np.trace(members, axis1=1, axis2=2)))]
     raise ValueError(f"unknown symmetry {symmetry!r}; expected none, box, cylinder or sphere")
+
+
+def _rot_z(angle: float) -> np.ndarray:
+    c, s = np.cos(angle), np.sin(angle)
+    return np.array([[c, -s, 0.0], [s, c, 0.0], [0.0, 0.0, 1.0]])
+
+
+def symmetry_group(symmetry: str, axial_steps: int = 24) -> np.ndarray:
+    """(K, 3, 3) proper symmetries S of an object (``R`` and ``R S`` look the same); identity first.
+
+    ``cylinder`` has a continuous group: its turns about z are sampled every ``360 / axial_steps`` degrees, each also
+    composed with the 180-degree flip about x, so K = 2 ``axial_steps``. ``sphere`` and ``none``: the identity only
+    (a sphere's rotation is not learned at all; see :func:`equivalent_rotations`).
+    """
+    if symmetry in ("none", "sphere"):
+        return np.eye(3)[None]
+    if symmetry == "box":
+        return _D2.copy()
+    if symmetry == "cylinder":
+        if axial_steps < 1:
+            raise ValueError(f"axial_steps must be >= 1, got {axial_steps}")
+        turns = np.stack([_rot_z(2.0 * np.pi * k / axial_steps) for k in range(axial_steps)])
+        return np.concatenate([turns, turns @ np.diag([1.0, -1.0, -1.0])])
+    raise ValueError(f"unknown symmetry {symmetry!r}; expected none, box, cylinder or sphere")
+
+
+def equivalent_rotations(rotation: np.ndarray, symmetry: str, size: int, axial_steps: int = 24) -> np.ndarray:
+    """(size, 3, 3): every ``rotation @ S`` of :func:`symmetry_group`, padded to ``size`` by repeating the first.
+
+    The padding lets a batch stack objects of different symmetries; repeats do not change a minimum over the set.
+    """
+    group = symmetry_group(symmetry, axial_steps)
+    if len(group) > size:
+        raise ValueError(f"the {symmetry} group has {len(group)} members, more than size={size}")
+    members = np.asarray(rotation, dtype=np.float64)[None] @ group
+    return np.concatenate([members, np.repeat(members[:1], size - len(members), axis=0)])
 
 
 def _geodesic(r1: np.ndarray, r2: np.ndarray) -> np.ndarray:

@@ -6,7 +6,13 @@ the same functions the deployed pipeline runs on proposals. The rotation target 
 :mod:`dcl_arc_ros.core.pose_pipeline`) about the ray the pipeline itself will use, in the 6D representation.
 
 Loss: cross-entropy on the class + ``rotation_weight`` x MSE on the 6D rotation (the DCL paper's pose set-up, with a
-continuous rotation representation).
+continuous rotation representation). ``rotation_loss`` says what the MSE is taken against:
+
+- ``mse``: one target per object: the ground truth, or with ``data.symmetric_targets`` a canonical member of a
+  symmetric primitive's symmetry class;
+- ``symmetric_min_mse``: the smallest MSE over every rotation equivalent under the object's symmetries
+  (:func:`~dcl_arc_ros.learning.pose.metrics.equivalent_rotations`), so no target jumps between nearby views; spheres
+  add no rotation loss.
 
 Input depth (``PoseDataConfig``, the :class:`~dcl_arc_ros.learning.frame_source.FrameSourceConfig` fields): the frames'
 ``depth_from`` depth, or depth *synthesized* from the clean depth (``synthesis`` + ``synthesis_checkpoint``, the DCL
@@ -55,6 +61,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "POSE_TOPICS",
+    "ROTATION_LOSSES",
     "FrameRecordLike",
     "ObjectWindowSynthesis",
     "PoseCropDataset",
@@ -62,6 +69,7 @@ __all__ = [
     "PoseSample",
     "PoseTask",
     "PoseTrainConfig",
+    "RotationLoss",
     "build_pose_samples",
     "open_pose_frames",
     "pose_samples_from_frame",
@@ -95,10 +103,19 @@ class PoseDataConfig(FrameSourceConfig):
         return PoseCropParams(crop_size=self.crop_size, margin=self.margin, depth_scale_m=self.depth_scale_m)
 
 
+#: Members of the largest symmetry set (a cylinder: ``2 x CYLINDER_AXIAL_STEPS``); smaller sets are padded to it.
+CYLINDER_AXIAL_STEPS = 24
+SYMMETRY_SET_SIZE = 2 * CYLINDER_AXIAL_STEPS
+
+RotationLoss = Literal["mse", "symmetric_min_mse"]
+ROTATION_LOSSES: tuple[str, ...] = ("mse", "symmetric_min_mse")
+
+
 @dataclass(frozen=True)
 class PoseTrainConfig:
     network: PoseNetConfig = field(default_factory=PoseNetConfig)
     rotation_weight: float = 1.0
+    rotation_loss: RotationLoss = "mse"  # see the module docstring
     init_from: str = ""  # checkpoint whose posenet weights start the run (fine-tuning); empty = random init
     optim: OptimConfig = field(default_factory=lambda: OptimConfig(lr=1e-3, beta1=0.9, beta2=0.999))
     loop: LoopConfig = field(default_factory=LoopConfig)
@@ -107,6 +124,10 @@ class PoseTrainConfig:
     def __post_init__(self) -> None:
         if self.rotation_weight < 0:
             raise ConfigError(f"PoseTrainConfig.rotation_weight must be >= 0, got {self.rotation_weight}")
+        if self.rotation_loss not in ROTATION_LOSSES:
+            raise ConfigError(
+                f"PoseTrainConfig.rotation_loss must be one of {list(ROTATION_LOSSES)}, got {self.rotation_loss!r}"
+            )
         if self.data.class_ids and len(self.data.class_ids) != self.network.num_classes:
             raise ConfigError(
                 f"data.class_ids lists {len(self.data.class_ids)} classes but network.num_classes is "
@@ -470,18 +491,35 @@ class PoseCropDataset(Dataset[dict[str, torch.Tensor]]):
 
     With ``symmetric_targets`` the rotation targets of symmetric primitives are canonical members of their symmetry
     class (:func:`dcl_arc_ros.learning.pose.metrics.canonical_rotation`, by the sample's catalogue id).
+    With ``symmetry_sets`` (for ``rotation_loss: symmetric_min_mse``) each item also carries ``rot6d_set``, the 6D
+    forms of every equivalent rotation (``SYMMETRY_SET_SIZE`` rows, padded), and ``rot_weight``, 0 for spheres.
     """
 
     def __init__(
-        self, samples: Sequence[PoseSample], *, num_classes: int | None = None, symmetric_targets: bool = False
+        self,
+        samples: Sequence[PoseSample],
+        *,
+        num_classes: int | None = None,
+        symmetric_targets: bool = False,
+        symmetry_sets: bool = False,
     ) -> None:
-        from dcl_arc_ros.learning.pose.metrics import canonical_rotation, symmetry_of
+        from dcl_arc_ros.learning.pose.metrics import canonical_rotation, equivalent_rotations, symmetry_of
 
         self.samples = list(samples)
+        kinds = [symmetry_of(s.catalogue_id) for s in self.samples]
         self.targets = [
-            canonical_rotation(s.rotation_allo, symmetry_of(s.catalogue_id)) if symmetric_targets else s.rotation_allo
-            for s in self.samples
+            canonical_rotation(s.rotation_allo, kind) if symmetric_targets else s.rotation_allo
+            for s, kind in zip(self.samples, kinds, strict=True)
         ]
+        self.sets: list[np.ndarray] | None = None
+        self.weights: list[float] = [0.0 if kind == "sphere" else 1.0 for kind in kinds]
+        if symmetry_sets:
+            self.sets = [
+                rotation_to_6d(
+                    equivalent_rotations(s.rotation_allo, kind, SYMMETRY_SET_SIZE, CYLINDER_AXIAL_STEPS)
+                ).astype(np.float32)
+                for s, kind in zip(self.samples, kinds, strict=True)
+            ]
         if num_classes is not None:
             bad = sorted({s.class_id for s in self.samples if not 0 <= s.class_id < num_classes})
             if bad:
@@ -495,12 +533,28 @@ class PoseCropDataset(Dataset[dict[str, torch.Tensor]]):
 
     def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
         s = self.samples[index]
-        return {
+        item = {
             "input": torch.from_numpy(np.ascontiguousarray(s.image, dtype=np.float32)),
             "class_id": torch.tensor(s.class_id, dtype=torch.long),
             "rot6d": torch.from_numpy(rotation_to_6d(self.targets[index]).astype(np.float32)),
             "rotation": torch.from_numpy(self.targets[index].astype(np.float32)),
         }
+        if self.sets is not None:
+            item["rot6d_set"] = torch.from_numpy(self.sets[index])
+            item["rot_weight"] = torch.tensor(self.weights[index], dtype=torch.float32)
+        return item
+
+    @classmethod
+    def for_training(
+        cls, samples: Sequence[PoseSample], cfg: PoseTrainConfig, *, num_classes: int | None = None
+    ) -> PoseCropDataset:
+        """The dataset ``cfg`` trains on: its target kind (``data.symmetric_targets``) and ``rotation_loss``."""
+        return cls(
+            samples,
+            num_classes=num_classes,
+            symmetric_targets=cfg.data.symmetric_targets,
+            symmetry_sets=cfg.rotation_loss == "symmetric_min_mse",
+        )
 
 
 class PoseTask(SingleNetworkTask):
@@ -532,10 +586,17 @@ class PoseTask(SingleNetworkTask):
         rot6d = batch["rot6d"].to(self.device)
         logits, pred6d = self._forward(x)
         ce = F.cross_entropy(logits, cls)
-        mse = F.mse_loss(pred6d, rot6d)
+        if self.cfg.rotation_loss == "symmetric_min_mse":
+            if "rot6d_set" not in batch:
+                raise ConfigError("rotation_loss symmetric_min_mse needs a PoseCropDataset built with symmetry_sets")
+            targets, weights = batch["rot6d_set"].to(self.device), batch["rot_weight"].to(self.device)
+            mse, err = _symmetric_min_mse(pred6d, targets, weights)
+        else:
+            mse = F.mse_loss(pred6d, rot6d)
+            with torch.no_grad():
+                err = geodesic_angle(rotation_6d_to_matrix(pred6d), batch["rotation"].to(self.device)).mean()
         with torch.no_grad():
             acc = (logits.argmax(dim=1) == cls).float().mean()
-            err = geodesic_angle(rotation_6d_to_matrix(pred6d), batch["rotation"].to(self.device)).mean()
         logs = {
             "loss_ce": float(ce.detach()),
             "loss_rot": float(mse.detach()),
@@ -546,3 +607,23 @@ class PoseTask(SingleNetworkTask):
 
     def image_grids(self, batch: Mapping[str, Mapping[str, Any]]) -> dict[str, torch.Tensor]:
         return {"crops": (batch["train"]["input"].float() + 1) / 2}
+
+
+def _symmetric_min_mse(
+    pred6d: torch.Tensor, targets: torch.Tensor, weights: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """(B, 6) predictions, (B, K, 6) equivalent targets, (B,) weights -> (loss, mean symmetry-aware error, rad).
+
+    The loss is the weighted mean over objects of the smallest 6D MSE over each object's set (the plain MSE when every
+    set has one member); objects of weight 0 (spheres) add nothing. The error is the smallest geodesic angle to a
+    member of the set, over the weighted objects (0 when none).
+    """
+    per_member = ((pred6d[:, None, :] - targets) ** 2).mean(dim=-1)  # (B, K)
+    per_object = per_member.min(dim=1).values
+    total = weights.sum()
+    loss = (per_object * weights).sum() / total.clamp_min(1.0)
+    with torch.no_grad():
+        angles = geodesic_angle(rotation_6d_to_matrix(pred6d)[:, None], rotation_6d_to_matrix(targets))
+        angles = angles.min(dim=1).values
+        err = (angles * weights).sum() / total.clamp_min(1.0)
+    return loss, err
