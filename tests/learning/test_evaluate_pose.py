@@ -248,6 +248,12 @@ def test_tiny_experiment_writes_the_results_table(bags_and_generator: tuple[Path
     assert (tmp_path / "results" / "pose_metrics.png").stat().st_size > 0
     md = (tmp_path / "results" / "pose.md").read_text(encoding="utf-8")
     assert "| dcl_finetuned |" in md
+    # The by-symmetry split covers exactly the trained-class objects that have a rotation error (all but spheres).
+    for method, kinds in data["by_symmetry"].items():
+        assert set(kinds) == {"box", "cylinder", "none"}
+        full = data["details"]["rows_full"][method]
+        assert sum(k["n_objects"] for k in kinds.values()) == pytest.approx(full["n_rot"])
+    assert "## Split by symmetry" in md and "`rotation_loss: mse`" in md
     # the fine-tuned run started from the dcl weights of the same seed
     from dcl_arc_ros.learning.checkpoint import load_checkpoint
 

@@ -71,6 +71,8 @@ METHODS: tuple[str, ...] = ("clean", "empirical", "dcl", "dcl_finetuned")
 METRICS: tuple[str, ...] = ("rot_mean_deg", "rot_median_deg", "rot_15", "rot_30", "class_acc")
 #: Object groups of the split table: in the training vocabulary, seen split but never drawn in training, novel split.
 GROUPS: tuple[str, ...] = ("trained", "seen_untrained", "novel")
+#: Symmetries of the by-symmetry table (trained classes; spheres have no rotation error).
+SYMMETRY_KINDS: tuple[str, ...] = ("box", "cylinder", "none")
 
 
 @dataclass(frozen=True)
@@ -310,14 +312,17 @@ def evaluate_samples(net: PoseNet, samples: Sequence[PoseSample], trained: set[i
         "correct": correct,
         "in_vocab": labels >= 0,
         "group": group,
+        "symmetry": np.array(kinds, dtype=object),
         "pred_rot": r_pred,
         "pred_class": logits.argmax(axis=1) if samples else labels,
     }
 
 
-def summarise(res: Mapping[str, np.ndarray], group: str = "trained") -> dict[str, float]:
-    """The table's metrics on one object group: symmetry-aware rotation statistics and class accuracy."""
+def summarise(res: Mapping[str, np.ndarray], group: str = "trained", symmetry: str | None = None) -> dict[str, float]:
+    """The table's metrics on one object group (and one symmetry, if given): rotation statistics, class accuracy."""
     sel = res["group"] == group
+    if symmetry is not None:
+        sel &= res["symmetry"] == symmetry
     out = dict(rotation_summary(res["rot_sym_deg"][sel]))
     out["rot_plain_median_deg"] = float(np.median(res["rot_plain_deg"][sel])) if sel.any() else float("nan")
     voc = sel & res["in_vocab"]
@@ -469,6 +474,10 @@ def run_pose_experiment(cfg: PoseExperimentConfig, *, write: bool = True) -> dic
     report: dict[str, Any] = {
         "rows": {m: _aggregate([summarise(r) for r in rs]) for m, rs in results.items()},
         "groups": {m: {g: _aggregate([summarise(r, g) for r in rs]) for g in GROUPS} for m, rs in results.items()},
+        "by_symmetry": {
+            m: {k: _aggregate([summarise(r, symmetry=k) for r in rs]) for k in SYMMETRY_KINDS}
+            for m, rs in results.items()
+        },
         "end_to_end": {m: _aggregate([summarise(r) for r in rs]) for m, rs in e2e_results.items()},
         "proposal_stats": e2e_stats,
         "runs": runs,
