@@ -13,9 +13,10 @@ Representations in Neural Networks", CVPR 2019). Why this one:
   is a few lines of differentiable arithmetic (no SVD) that exports to ONNX if needed;
 - the MSE loss on the 6 numbers that the DCL paper's "MSE rotation regression" asks for is then well posed.
 
-Object symmetries are not modelled by the loss or by :func:`geodesic_distance` (a symmetric object has several correct
-6D targets, so the plain geodesic error is an upper bound for it). Training maps each symmetric primitive's target to
-one canonical equivalent pose, and the evaluation uses the symmetry-aware error of ``learning/pose/metrics.py``.
+Object symmetries are not modelled by :func:`geodesic_distance` (a symmetric object has several correct 6D targets, so
+the plain geodesic error is an upper bound for it). Training either maps each symmetric primitive's target to one
+canonical equivalent pose or takes the smallest loss over its equivalent poses, and the evaluation uses the
+symmetry-aware error of ``learning/pose/metrics.py``.
 
 Allocentric rotation. A crop hides where in the image the object was, and an object translated sideways at a fixed
 camera-frame rotation looks rotated. The network therefore predicts the *allocentric* rotation: the rotation relative
@@ -171,6 +172,31 @@ def prepare_pose_input(crop: ObjectCrop, params: PoseCropParams | None = None) -
     image = cv2.resize(canvas, (p.crop_size, p.crop_size), interpolation=interp)[None]
     centre = (float(cols.mean() + x0b), float(rows.mean() + y0b))
     return PoseInput(image=image.astype(np.float32), window=(x0, y0, side), centre_uv=centre, depth_m=median)
+
+
+def turn_pose_crop(image: np.ndarray, angle_deg: float, background: float = 1.0) -> tuple[np.ndarray, np.ndarray]:
+    """Turn a pose crop in the image plane: the new image and the rotation ``R_turn`` the turn applies to the object.
+
+    ``image`` is a (1, S, S) or (S, S) network input (:func:`prepare_pose_input`); it is turned by ``angle_deg``
+    about its centre, counter-clockwise as displayed (rows down), and uncovered corners get ``background``. Seen by a
+    camera looking straight at the object, that is the object turned about the viewing ray (the allocentric z axis)
+    by ``-angle_deg``, so its allocentric rotation becomes ``R_turn @ R_allocentric``. Training uses it to show the
+    network every in-plane orientation of an object it saw once; the crop is square and centred, so the turn is exact
+    up to resampling and the perspective of off-centre objects.
+    """
+    img = np.asarray(image, dtype=np.float32)
+    plane = img[0] if img.ndim == 3 else img
+    if plane.ndim != 2 or plane.shape[0] != plane.shape[1]:
+        raise PipelineError(f"a pose crop is (1, S, S) or (S, S), got shape {img.shape}")
+    size = plane.shape[0]
+    centre = ((size - 1) / 2.0, (size - 1) / 2.0)
+    matrix = cv2.getRotationMatrix2D(centre, float(angle_deg), 1.0)
+    turned = cv2.warpAffine(
+        plane, matrix, (size, size), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT, borderValue=background
+    )
+    a = -np.radians(float(angle_deg))
+    r_turn = np.array([[np.cos(a), -np.sin(a), 0.0], [np.sin(a), np.cos(a), 0.0], [0.0, 0.0, 1.0]])
+    return (turned[None] if img.ndim == 3 else turned).astype(np.float32), r_turn
 
 
 def translation_from_depth(

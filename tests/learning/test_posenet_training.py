@@ -10,8 +10,14 @@ import numpy as np
 import pytest
 import torch
 
-from dcl_arc_ros.core.pose_pipeline import egocentric_to_allocentric, rotation_from_6d, rotation_to_6d
+from dcl_arc_ros.core.pose_pipeline import (
+    egocentric_to_allocentric,
+    rotation_from_6d,
+    rotation_to_6d,
+    turn_pose_crop,
+)
 from dcl_arc_ros.learning.checkpoint import build_from_checkpoint
+from dcl_arc_ros.learning.errors import ConfigError
 from dcl_arc_ros.learning.pose import POSENET_PRESETS, PoseNet
 from dcl_arc_ros.learning.pose.posenet import geodesic_angle, rotation_6d_to_matrix
 from dcl_arc_ros.learning.pose.toy_data import TOY_INTRINSICS, ToyPoseFrames
@@ -137,6 +143,30 @@ def test_symmetric_min_mse_accepts_any_equivalent_rotation_and_ignores_spheres()
     assert float(loss) == pytest.approx(nearest, rel=1e-5) and math.degrees(float(err)) == pytest.approx(
         math.degrees(0.5), abs=1e-3
     )
+
+
+def test_turned_items_turn_the_crop_and_every_target_together() -> None:
+    gt = rotation_from_6d(np.random.default_rng(4).normal(size=6))
+    image = np.random.default_rng(5).uniform(-1, 1, size=(1, 16, 16)).astype(np.float32)
+    sample = PoseSample(1, image, 0, gt, gt, np.zeros(3), False, 1000)  # a box
+    data = PoseCropDataset([sample], symmetry_sets=True, turn_deg=180.0)
+    torch.manual_seed(0)
+    angles = []
+    for _ in range(6):
+        item = data[0]
+        r_turn = item["rot6d_set"].double().numpy()[0]  # member 0 is the turned rotation itself
+        turned = rotation_from_6d(r_turn)
+        rel = turned @ gt.T
+        assert rel[2, 2] == pytest.approx(1.0, abs=1e-5)  # a turn about the viewing ray only
+        angle = -math.degrees(math.atan2(rel[1, 0], rel[0, 0]))
+        angles.append(angle)
+        expected, _ = turn_pose_crop(image, angle)
+        np.testing.assert_allclose(item["input"].numpy(), expected, atol=2e-3)
+        # the single target (not canonical here) turned too
+        np.testing.assert_allclose(item["rotation"].double().numpy(), turned, atol=1e-5)
+    assert np.ptp(angles) > 30.0  # different draws, not one fixed angle
+    with pytest.raises(ConfigError, match="180"):
+        PoseCropDataset([sample], turn_deg=200.0)
 
 
 def _rot_x(angle: float) -> np.ndarray:

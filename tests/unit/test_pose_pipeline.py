@@ -22,6 +22,7 @@ from dcl_arc_ros.core.pose_pipeline import (
     rotation_to_6d,
     rotation_to_quaternion,
     translation_from_depth,
+    turn_pose_crop,
 )
 from dcl_arc_ros.core.proposals import ObjectCrop
 from dcl_arc_ros.core.sidecar import ModelSidecar, TensorSpec
@@ -72,6 +73,47 @@ def test_geodesic_distance() -> None:
     a, b = r[:10], r[10:]
     g = _random_rotations(1, seed=9)[0]
     np.testing.assert_allclose(geodesic_distance(g @ a, g @ b), geodesic_distance(a, b), atol=1e-9)
+
+
+def _bar_crop(size: int, yaw: float) -> np.ndarray:
+    """A crop of a bar from the centre towards image direction (cos yaw, sin yaw) (u right, v down), background +1.
+
+    Seen on the optical axis, that is an object whose x axis is Rz(yaw)[:, 0] in the camera frame.
+    """
+    v, u = np.mgrid[0:size, 0:size] - (size - 1) / 2.0
+    along = u * math.cos(yaw) + v * math.sin(yaw)
+    across = -u * math.sin(yaw) + v * math.cos(yaw)
+    image = np.ones((1, size, size), np.float32)
+    image[0][(along > 2) & (along < size / 2 - 3) & (np.abs(across) < 3)] = -0.5
+    return image
+
+
+def _bar_direction(image: np.ndarray) -> np.ndarray:
+    v, u = np.nonzero(image[0] < 0.25)
+    c = (image.shape[-1] - 1) / 2.0
+    d = np.array([u.mean() - c, v.mean() - c])
+    return d / np.linalg.norm(d)
+
+
+@pytest.mark.parametrize("angle_deg", [90.0, -37.0, 150.0])
+def test_turning_a_crop_turns_the_object_by_the_returned_rotation(angle_deg: float) -> None:
+    yaw = 0.4
+    rotation = _rot_z(yaw)  # the object's allocentric rotation (on the optical axis: the egocentric one)
+    turned, r_turn = turn_pose_crop(_bar_crop(33, yaw), angle_deg)
+    assert turned.shape == (1, 33, 33) and turned.dtype == np.float32
+    np.testing.assert_allclose(r_turn.T @ r_turn, np.eye(3), atol=1e-12)
+    # The bar in the turned image points where the turned rotation says the object's x axis now projects to.
+    x_axis = (r_turn @ rotation)[:2, 0]
+    np.testing.assert_allclose(_bar_direction(turned), x_axis / np.linalg.norm(x_axis), atol=0.03)
+    # ... which is the crop of the same object drawn at the turned rotation.
+    redrawn = _bar_crop(33, math.atan2(x_axis[1], x_axis[0]))
+    a, b = turned[0] < 0.25, redrawn[0] < 0.25
+    assert (a & b).sum() / (a | b).sum() > 0.7  # the same bar, up to resampling at its edges
+    # Uncovered corners are background; (S, S) input gives (S, S) output.
+    assert turned[0, 0, 0] == pytest.approx(1.0)
+    assert turn_pose_crop(_bar_crop(33, yaw)[0], angle_deg)[0].shape == (33, 33)
+    with pytest.raises(PipelineError, match="pose crop"):
+        turn_pose_crop(np.zeros((2, 8, 9), np.float32), 10.0)
 
 
 def test_ray_rotation_and_allocentric_round_trip() -> None:

@@ -100,6 +100,7 @@ class PoseExperimentConfig:
     lr: float = 0.002
     rotation_weight: float = 1.0
     rotation_loss: RotationLoss = "mse"  # PoseTrainConfig.rotation_loss
+    augment_turn_deg: float = 0.0  # PoseTrainConfig.augment_turn_deg
     finetune_fraction: float = 0.1
     finetune_steps: int = 150
     finetune_lr: float = 0.0005
@@ -256,6 +257,7 @@ def _train(
         network=cfg.network,
         rotation_weight=cfg.rotation_weight,
         rotation_loss=cfg.rotation_loss,
+        augment_turn_deg=cfg.augment_turn_deg,
         init_from=init_from,
         optim=OptimConfig(lr=lr, beta1=0.9, beta2=0.999),
         loop=LoopConfig(

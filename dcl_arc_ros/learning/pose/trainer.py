@@ -46,6 +46,7 @@ from dcl_arc_ros.core.pose_pipeline import (
     prepare_pose_input,
     rotation_to_6d,
     translation_from_depth,
+    turn_pose_crop,
 )
 from dcl_arc_ros.core.proposals import ProposalParams, crops_from_labels
 from dcl_arc_ros.learning.config import OptimConfig
@@ -116,6 +117,9 @@ class PoseTrainConfig:
     network: PoseNetConfig = field(default_factory=PoseNetConfig)
     rotation_weight: float = 1.0
     rotation_loss: RotationLoss = "mse"  # see the module docstring
+    # Turn each training crop in the image plane by a random angle in +-augment_turn_deg (its targets turn with it):
+    # 0 = off, 180 = any orientation. See core.pose_pipeline.turn_pose_crop.
+    augment_turn_deg: float = 0.0
     init_from: str = ""  # checkpoint whose posenet weights start the run (fine-tuning); empty = random init
     optim: OptimConfig = field(default_factory=lambda: OptimConfig(lr=1e-3, beta1=0.9, beta2=0.999))
     loop: LoopConfig = field(default_factory=LoopConfig)
@@ -124,6 +128,8 @@ class PoseTrainConfig:
     def __post_init__(self) -> None:
         if self.rotation_weight < 0:
             raise ConfigError(f"PoseTrainConfig.rotation_weight must be >= 0, got {self.rotation_weight}")
+        if not 0.0 <= self.augment_turn_deg <= 180.0:
+            raise ConfigError(f"PoseTrainConfig.augment_turn_deg must be in [0, 180], got {self.augment_turn_deg}")
         if self.rotation_loss not in ROTATION_LOSSES:
             raise ConfigError(
                 f"PoseTrainConfig.rotation_loss must be one of {list(ROTATION_LOSSES)}, got {self.rotation_loss!r}"
@@ -493,6 +499,9 @@ class PoseCropDataset(Dataset[dict[str, torch.Tensor]]):
     class (:func:`dcl_arc_ros.learning.pose.metrics.canonical_rotation`, by the sample's catalogue id).
     With ``symmetry_sets`` (for ``rotation_loss: symmetric_min_mse``) each item also carries ``rot6d_set``, the 6D
     forms of every equivalent rotation (``SYMMETRY_SET_SIZE`` rows, padded), and ``rot_weight``, 0 for spheres.
+    With ``turn_deg`` > 0 every item is turned in the image plane by a random angle, uniform in +-``turn_deg``
+    (:func:`~dcl_arc_ros.core.pose_pipeline.turn_pose_crop`, drawn from torch's seeded generator), and its targets
+    turn with it.
     """
 
     def __init__(
@@ -502,24 +511,17 @@ class PoseCropDataset(Dataset[dict[str, torch.Tensor]]):
         num_classes: int | None = None,
         symmetric_targets: bool = False,
         symmetry_sets: bool = False,
+        turn_deg: float = 0.0,
+        background: float = 1.0,
     ) -> None:
-        from dcl_arc_ros.learning.pose.metrics import canonical_rotation, equivalent_rotations, symmetry_of
+        from dcl_arc_ros.learning.pose.metrics import symmetry_of
 
+        if not 0.0 <= turn_deg <= 180.0:
+            raise ConfigError(f"the in-plane turn of pose crops must be in [0, 180] degrees, got {turn_deg}")
         self.samples = list(samples)
-        kinds = [symmetry_of(s.catalogue_id) for s in self.samples]
-        self.targets = [
-            canonical_rotation(s.rotation_allo, kind) if symmetric_targets else s.rotation_allo
-            for s, kind in zip(self.samples, kinds, strict=True)
-        ]
-        self.sets: list[np.ndarray] | None = None
-        self.weights: list[float] = [0.0 if kind == "sphere" else 1.0 for kind in kinds]
-        if symmetry_sets:
-            self.sets = [
-                rotation_to_6d(
-                    equivalent_rotations(s.rotation_allo, kind, SYMMETRY_SET_SIZE, CYLINDER_AXIAL_STEPS)
-                ).astype(np.float32)
-                for s, kind in zip(self.samples, kinds, strict=True)
-            ]
+        self.kinds = [symmetry_of(s.catalogue_id) for s in self.samples]
+        self.symmetric_targets, self.symmetry_sets = symmetric_targets, symmetry_sets
+        self.turn_deg, self.background = float(turn_deg), float(background)
         if num_classes is not None:
             bad = sorted({s.class_id for s in self.samples if not 0 <= s.class_id < num_classes})
             if bad:
@@ -532,28 +534,39 @@ class PoseCropDataset(Dataset[dict[str, torch.Tensor]]):
         return len(self.samples)
 
     def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
-        s = self.samples[index]
+        from dcl_arc_ros.learning.pose.metrics import canonical_rotation, equivalent_rotations
+
+        s, kind = self.samples[index], self.kinds[index]
+        image, rotation = s.image, s.rotation_allo
+        if self.turn_deg > 0.0:
+            angle = (2.0 * float(torch.rand(())) - 1.0) * self.turn_deg
+            image, r_turn = turn_pose_crop(image, angle, self.background)
+            rotation = r_turn @ rotation
+        target = canonical_rotation(rotation, kind) if self.symmetric_targets else rotation
         item = {
-            "input": torch.from_numpy(np.ascontiguousarray(s.image, dtype=np.float32)),
+            "input": torch.from_numpy(np.ascontiguousarray(image, dtype=np.float32)),
             "class_id": torch.tensor(s.class_id, dtype=torch.long),
-            "rot6d": torch.from_numpy(rotation_to_6d(self.targets[index]).astype(np.float32)),
-            "rotation": torch.from_numpy(self.targets[index].astype(np.float32)),
+            "rot6d": torch.from_numpy(rotation_to_6d(target).astype(np.float32)),
+            "rotation": torch.from_numpy(target.astype(np.float32)),
         }
-        if self.sets is not None:
-            item["rot6d_set"] = torch.from_numpy(self.sets[index])
-            item["rot_weight"] = torch.tensor(self.weights[index], dtype=torch.float32)
+        if self.symmetry_sets:
+            members = equivalent_rotations(rotation, kind, SYMMETRY_SET_SIZE, CYLINDER_AXIAL_STEPS)
+            item["rot6d_set"] = torch.from_numpy(rotation_to_6d(members).astype(np.float32))
+            item["rot_weight"] = torch.tensor(0.0 if kind == "sphere" else 1.0, dtype=torch.float32)
         return item
 
     @classmethod
     def for_training(
         cls, samples: Sequence[PoseSample], cfg: PoseTrainConfig, *, num_classes: int | None = None
     ) -> PoseCropDataset:
-        """The dataset ``cfg`` trains on: its target kind (``data.symmetric_targets``) and ``rotation_loss``."""
+        """The dataset ``cfg`` trains on: its targets (``data.symmetric_targets``, ``rotation_loss``) and turns."""
         return cls(
             samples,
             num_classes=num_classes,
             symmetric_targets=cfg.data.symmetric_targets,
             symmetry_sets=cfg.rotation_loss == "symmetric_min_mse",
+            turn_deg=cfg.augment_turn_deg,
+            background=cfg.data.crop_params().background,
         )
 
 
