@@ -16,6 +16,7 @@ from dcl_arc_ros.learning.experiments.pose import PoseExperimentConfig, run_pose
 from dcl_arc_ros.learning.pose.metrics import (
     canonical_rotation,
     equivalent_rotations,
+    order_box_axes,
     rotation_summary,
     symmetric_rotation_error,
     symmetry_group,
@@ -108,6 +109,33 @@ def test_equivalent_rotations_are_exactly_the_symmetry_class(kind: str, members:
         equivalent_rotations(gt, "box", size=3)
     with pytest.raises(ValueError, match="unknown symmetry"):
         symmetry_group("cone")
+
+
+def _box_surface(half: np.ndarray, rotation: np.ndarray, t: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """Camera-frame points on the faces of a box with half-extents ``half`` placed at (rotation, t)."""
+    local = rng.uniform(-1.0, 1.0, size=(3000, 3)) * half
+    face = rng.integers(0, 3, size=len(local))
+    local[np.arange(len(local)), face] = np.sign(rng.uniform(-1, 1, size=len(local))) * half[face]
+    return local @ rotation.T + t
+
+
+def test_box_axes_ordered_by_extent_make_relabelled_boxes_agree() -> None:
+    rng = np.random.default_rng(7)
+    t = np.array([0.05, -0.02, 0.7])
+    for _ in range(10):
+        r = _random_rotation(rng)
+        # The same physical box, labelled two ways: (3, 5, 8) cm at R, and (5, 3, 8) cm at R turned 90 deg about z.
+        a = order_box_axes(r, t, _box_surface(np.array([0.015, 0.025, 0.04]), r, t, rng))
+        r2 = r @ _rot("z", math.pi / 2)
+        b = order_box_axes(r2, t, _box_surface(np.array([0.025, 0.015, 0.04]), r2, t, rng))
+        # as labelled they are 90 degrees apart even with D2; ordered by extent they are one answer
+        assert math.degrees(symmetric_rotation_error(r2, r, "box")[0]) == pytest.approx(90.0, abs=1e-6)
+        assert symmetric_rotation_error(a, b, "box")[0] == pytest.approx(0.0, abs=1e-6)
+        assert np.linalg.det(a) == pytest.approx(1.0)
+        # x is the longest edge (8 cm, the labelled z axis), z the shortest (3 cm, the labelled x axis)
+        assert abs(float(a[:, 0] @ r[:, 2])) == pytest.approx(1.0)
+        assert abs(float(a[:, 2] @ r[:, 0])) == pytest.approx(1.0)
+    assert np.array_equal(order_box_axes(r, t, np.zeros((0, 3))), r)  # no points: unchanged
 
 
 def test_rotation_summary_ignores_spheres() -> None:

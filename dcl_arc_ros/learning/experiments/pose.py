@@ -55,6 +55,7 @@ from dcl_arc_ros.learning.pose.trainer import (
     PoseTrainConfig,
     RotationLoss,
     build_pose_samples,
+    labelled_rotation,
     open_pose_frames,
 )
 from dcl_arc_ros.learning.trainers.loop import LoopConfig, run_training, seed_everything
@@ -211,8 +212,16 @@ def proposal_samples(
             n_matched += 1
             row = rows[best]
             t = translation_from_depth(prepared.centre_uv, prepared.depth_m, k)
-            r_cam = np.asarray(poses[best], dtype=np.float64)[:3, :3]
             cat = int(row[1])
+            r_cam = labelled_rotation(
+                poses[best],
+                cat,
+                cfg,
+                depth_m=rec.depth_clean if rec.depth_clean is not None else rec.depth,
+                instances=rec.instances,
+                instance_id=best,
+                intrinsics=k,
+            )
             out.append(
                 PoseSample(
                     best,
@@ -404,7 +413,7 @@ def run_pose_experiment(cfg: PoseExperimentConfig, *, write: bool = True) -> dic
     clean_crops = _relabel(clean_crops, vocab, unknown=None)
 
     test_data = cfg.data(cfg.test_paths, class_ids=tuple(vocab))
-    test_frames = open_pose_frames(test_data)
+    test_frames = open_pose_frames(test_data, extra_topics=[bags.GT_DEPTH])  # clean depth: box-axis labels
     with timer("crops_test"):
         test = build_pose_samples(test_frames, test_data, unknown_class=-1, progress=cfg.progress)
     e2e: list[PoseSample] = []

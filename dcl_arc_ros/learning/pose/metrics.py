@@ -16,6 +16,14 @@ over the object's proper symmetry group S (the usual symmetry-aware rotation err
 
 The plain geodesic error is kept next to it, so the table can show what ignoring symmetry would report.
 
+Box axes. The catalogue draws a box's three half-extents independently, so which edge the mesh calls x is arbitrary:
+a 3 x 5 x 8 cm box at R and a 5 x 3 x 8 cm box at R turned 90 degrees about z are the same thing in every image, with
+different labels. No network can tell them apart, so the labelled rotation of a box is not learnable and the D2 error
+against it is noise. :func:`order_box_axes` relabels a box's axes by the extent seen along them (x the longest, z
+the shortest), from the object's visible points in the object frame; with that order D2 is exactly the box's
+symmetry (up to near-equal sides). Samples are relabelled this way for training and evaluation alike
+(``PoseDataConfig.order_box_axes``).
+
 Training targets. An MSE on the 6D form of a symmetric object's rotation asks the network for one of several equally
 right answers that look the same in the crop, so it learns their average, which is none of them. The trainer can
 therefore replace the target by a *canonical* member of its symmetry class (:func:`canonical_rotation`), a function
@@ -43,6 +51,7 @@ __all__ = [
     "Symmetry",
     "canonical_rotation",
     "equivalent_rotations",
+    "order_box_axes",
     "rotation_summary",
     "symmetric_rotation_error",
     "symmetry_group",
@@ -84,6 +93,28 @@ def canonical_rotation(rotation: np.ndarray, symmetry: str) -> np.ndarray:
         members = r[None] @ _D2
         return members[int(np.argmax(np.trace(members, axis1=1, axis2=2)))]
     raise ValueError(f"unknown symmetry {symmetry!r}; expected none, box, cylinder or sphere")
+
+
+def order_box_axes(rotation: np.ndarray, translation: np.ndarray, points: np.ndarray) -> np.ndarray:
+    """A box's camera-frame rotation with its axes relabelled by extent: x the longest, z the shortest.
+
+    ``rotation`` (3, 3) and ``translation`` (3,) place the box's frame (origin at its centre) in the camera frame;
+    ``points`` (N, 3) are visible surface points in the camera frame. The extent along each axis is the 98th
+    percentile of the points' absolute coordinate along it (what the visible part shows). The columns are permuted
+    in that order and, where the permutation is odd, the last one is negated, so the result stays a proper
+    rotation. With no points the rotation is returned unchanged.
+    """
+    r = np.asarray(rotation, dtype=np.float64)
+    pts = np.asarray(points, dtype=np.float64).reshape(-1, 3)
+    pts = pts[np.all(np.isfinite(pts), axis=1)]
+    if len(pts) == 0:
+        return r.copy()
+    local = (pts - np.asarray(translation, dtype=np.float64)) @ r  # object-frame coordinates
+    extent = np.percentile(np.abs(local), 98.0, axis=0)
+    ordered = r[:, np.argsort(-extent, kind="stable")]
+    if np.linalg.det(ordered) < 0:
+        ordered[:, 2] = -ordered[:, 2]
+    return ordered
 
 
 def _rot_z(angle: float) -> np.ndarray:

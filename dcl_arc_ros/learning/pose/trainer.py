@@ -72,6 +72,8 @@ __all__ = [
     "PoseTrainConfig",
     "RotationLoss",
     "build_pose_samples",
+    "labelled_rotation",
+    "object_points",
     "open_pose_frames",
     "pose_samples_from_frame",
     "pose_samples_from_record",
@@ -88,6 +90,10 @@ class PoseDataConfig(FrameSourceConfig):
     # Train symmetric primitives (box, cylinder, sphere) on a canonical member of their symmetry class (see
     # dcl_arc_ros.learning.pose.metrics); False regresses the raw ground-truth rotation of every object.
     symmetric_targets: bool = True
+    # Relabel each box's axes by the extent seen along them (x longest), for training and evaluation: the catalogue's
+    # box axes are arbitrary (see dcl_arc_ros.learning.pose.metrics.order_box_axes). Uses the clean depth when the
+    # frame has it.
+    order_box_axes: bool = True
     # Catalogue class ids the network classifies, in output order (empty: the class id is the output index). Objects
     # of other classes are skipped. The exporter records this list so the pipeline reports catalogue ids.
     class_ids: tuple[int, ...] = ()
@@ -184,12 +190,15 @@ def pose_samples_from_frame(
     unknown_class: int | None = None,
     offset: tuple[int, int] = (0, 0),
     frame: int = -1,
+    label_depth: np.ndarray | None = None,
 ) -> list[PoseSample]:
     """One sample per sufficiently visible object of one frame (``sim.frame.Frame`` fields).
 
     Objects whose class is not in ``cfg.class_ids`` are skipped, or kept with ``class_id = unknown_class`` when that
     is given (evaluation: their rotation is still scored). ``offset`` is the (x, y) of ``depth_m`` in the full frame
     when it is a window of it (``intrinsics`` must then be the window's), so boxes come out in full-frame pixels.
+    ``label_depth`` (same size as ``depth_m``, e.g. the clean depth) is what box axes are ordered from
+    (``cfg.order_box_axes``); by default ``depth_m``.
     """
     by_id = {int(o.instance_id): o for o in objects if o.visible_fraction >= cfg.min_visible_fraction}
     class_index = {int(c): i for i, c in enumerate(cfg.class_ids)}
@@ -214,7 +223,15 @@ def pose_samples_from_frame(
         if prepared is None:
             continue
         t = translation_from_depth(prepared.centre_uv, prepared.depth_m, intrinsics)
-        r_cam = np.asarray(obj.cam_T_obj, dtype=np.float64)[:3, :3]
+        r_cam = labelled_rotation(
+            obj.cam_T_obj,
+            int(obj.class_id),
+            cfg,
+            depth_m=label_depth if label_depth is not None else depth_m,
+            instances=instances,
+            instance_id=crop.label,
+            intrinsics=intrinsics,
+        )
         r_allo = egocentric_to_allocentric(r_cam, t)
         x0, y0, x1, y1 = crop.box
         box = (x0 + offset[0], y0 + offset[1], x1 + offset[0], y1 + offset[1])
@@ -224,6 +241,34 @@ def pose_samples_from_frame(
             )
         )
     return out
+
+
+def object_points(depth_m: np.ndarray, instances: np.ndarray, instance_id: int, intrinsics: Intrinsics) -> np.ndarray:
+    """(N, 3) camera-frame points of one instance's valid depth pixels."""
+    rows, cols = np.nonzero((instances == instance_id) & np.isfinite(depth_m) & (depth_m > 0))
+    z = depth_m[rows, cols].astype(np.float64)
+    return intrinsics.deproject(cols.astype(np.float64), rows.astype(np.float64), z)
+
+
+def labelled_rotation(
+    cam_T_obj: np.ndarray,
+    catalogue_id: int,
+    cfg: PoseDataConfig,
+    *,
+    depth_m: np.ndarray,
+    instances: np.ndarray,
+    instance_id: int,
+    intrinsics: Intrinsics,
+) -> np.ndarray:
+    """The camera-frame rotation a sample is labelled with: the ground truth, with a box's axes ordered by extent
+    when ``cfg.order_box_axes``, from the instance's points in ``depth_m`` (see ``metrics.order_box_axes``)."""
+    from dcl_arc_ros.learning.pose.metrics import order_box_axes, symmetry_of
+
+    pose = np.asarray(cam_T_obj, dtype=np.float64)
+    if cfg.order_box_axes and symmetry_of(catalogue_id) == "box":
+        points = object_points(depth_m, instances, instance_id, intrinsics)
+        return order_box_axes(pose[:3, :3], pose[:3, 3], points)
+    return pose[:3, :3].copy()
 
 
 @dataclass(frozen=True, eq=False)  # holds arrays: compare fields explicitly
@@ -289,8 +334,16 @@ def pose_samples_from_record(
     depth = record.depth if use_depth else record.depth_clean
     objects = _record_objects(record, depth, "depth" if use_depth else "depth_clean")
     assert depth is not None and record.instances is not None and record.intrinsics is not None
+    clean = getattr(record, "depth_clean", None)
     return pose_samples_from_frame(
-        depth, record.instances, objects, record.intrinsics, cfg, unknown_class=unknown_class, frame=frame
+        depth,
+        record.instances,
+        objects,
+        record.intrinsics,
+        cfg,
+        unknown_class=unknown_class,
+        frame=frame,
+        label_depth=clean if clean is not None and clean.shape == depth.shape else None,
     )
 
 
@@ -384,6 +437,7 @@ def _window_samples(
                 unknown_class=unknown_class,
                 offset=(x0, y0),
                 frame=frame,
+                label_depth=record.depth_clean[y0:y1, x0:x1],
             )
         )
     return out
