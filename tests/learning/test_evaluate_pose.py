@@ -15,6 +15,7 @@ from dcl_arc_ros.learning.errors import ConfigError
 from dcl_arc_ros.learning.experiments.pose import PoseExperimentConfig, run_pose_experiment
 from dcl_arc_ros.learning.pose.metrics import (
     canonical_rotation,
+    chance_rotation_error,
     equivalent_rotations,
     order_box_axes,
     rotation_summary,
@@ -136,6 +137,16 @@ def test_box_axes_ordered_by_extent_make_relabelled_boxes_agree() -> None:
         assert abs(float(a[:, 0] @ r[:, 2])) == pytest.approx(1.0)
         assert abs(float(a[:, 2] @ r[:, 0])) == pytest.approx(1.0)
     assert np.array_equal(order_box_axes(r, t, np.zeros((0, 3))), r)  # no points: unchanged
+
+
+def test_chance_levels_follow_the_symmetry() -> None:
+    # Analytic anchors: a random axis line is within 60 deg of another half the time (|cos| is uniform); without
+    # symmetry the median geodesic angle of uniform rotations is about 2.3 rad; D2 lies in between.
+    assert chance_rotation_error("cylinder") == pytest.approx(60.0, abs=2.0)
+    assert chance_rotation_error("none") == pytest.approx(131.8, abs=3.0)
+    assert chance_rotation_error("cylinder") < chance_rotation_error("box") < chance_rotation_error("none")
+    assert math.isnan(chance_rotation_error("sphere"))
+    assert chance_rotation_error("box") == chance_rotation_error("box")  # seeded: the same number every time
 
 
 def test_rotation_summary_ignores_spheres() -> None:
@@ -281,7 +292,7 @@ def test_tiny_experiment_writes_the_results_table(bags_and_generator: tuple[Path
         assert set(kinds) == {"box", "cylinder", "none"}
         full = data["details"]["rows_full"][method]
         assert sum(k["n_objects"] for k in kinds.values()) == pytest.approx(full["n_rot"])
-    assert "## Split by symmetry" in md and "`rotation_loss: mse`" in md
+    assert "## Split by symmetry" in md and "`rotation_loss: mse`" in md and "learned nothing" in md
     # the fine-tuned run started from the dcl weights of the same seed
     from dcl_arc_ros.learning.checkpoint import load_checkpoint
 

@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 
 from dcl_arc_ros.core.pose_pipeline import allocentric_to_egocentric
+from dcl_arc_ros.learning.pose.metrics import chance_rotation_error
 from dcl_arc_ros.learning.pose.trainer import PoseSample
 
 __all__ = ["TABLE_METRICS", "verdict", "write_pose_report"]
@@ -299,7 +300,10 @@ def markdown(report: Mapping[str, Any]) -> list[str]:
             "## Split by symmetry (objects of trained classes)",
             "",
             "`box` and `cylinder` are the symmetric primitives (errors symmetry-aware, see below); `none` is every "
-            "other object, scored with the plain geodesic error.",
+            "other object, scored with the plain geodesic error. A network that learned nothing (random rotations) "
+            "has a median error of "
+            + ", ".join(f"{chance_rotation_error(k):.0f} deg ({k})" for k in ("box", "cylinder", "none"))
+            + ".",
             "",
             "| method | symmetry | objects | rot. mean (deg) | rot. median (deg) | < 15 deg | < 30 deg | class acc. |",
             "| --- | --- | --- | --- | --- | --- | --- | --- |",
