@@ -5,7 +5,9 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
+from collections.abc import Callable
 from pathlib import Path
+from types import ModuleType
 
 import numpy as np
 import pytest
@@ -327,3 +329,36 @@ def test_shipped_pose_model_runs_through_onnxruntime_in_the_pipeline() -> None:
         assert pose.class_id in sc.extra["class_ids"]
         assert 0.0 < pose.confidence <= 1.0
         assert np.allclose(pose.rotation.T @ pose.rotation, np.eye(3), atol=1e-6)
+
+
+@pytest.mark.slow
+def test_primitives_probe_reports_test_train_fit_and_references(
+    tmp_path: Path, load_script: Callable[[str], ModuleType]
+) -> None:
+    bags = {}
+    for name, seed, sensor in (("train", 3, "empirical"), ("test", 5, "active_stereo")):
+        bags[name] = tmp_path / name
+        args = ["--out", str(bags[name]), "--scenes", "4", "--frames-per-scene", "1", "--sensor", sensor]
+        assert generate([*args, "--seed", str(seed), "--width", "160", "--height", "120", "--no-progress"]) == 0
+    config = tmp_path / "pose.yaml"
+    config.write_text(
+        "network: {crop_size: 16, stem_channels: 4, stage_channels: [4, 8]}\nmin_pixels: 20\n"
+        "min_visible_fraction: 0.0\nbatch_size: 4\n",
+        encoding="utf-8",
+    )
+    probe = load_script("training/probe_pose_primitives.py")
+    out = tmp_path / "probe.json"
+    args = ["--config", str(config), "--train", str(bags["train"]), "--test", str(bags["test"]), "--steps", "3"]
+    assert probe.main([*args, "--out-dir", str(tmp_path / "run"), "--out", str(out), "--no-progress"]) == 0
+    result = json.loads(out.read_text(encoding="utf-8"))
+    assert result["settings"]["train_crops"] > 0 and result["settings"]["rotation_loss"] == "symmetric_min_mse"
+    assert set(result["test"]) == set(result["train_fit"]) == {"box", "cylinder"}
+    assert result["train_fit"]["box"]["n_objects"] > 0  # seed 3 draws boxes
+    assert result["chance_median_deg"]["cylinder"] == pytest.approx(60.0, abs=2.0)
+    # the depth alone reveals a box's axes: the geometric reference beats chance
+    assert result["geometric_box"]["n"] > 0
+    assert result["geometric_box"]["median_deg"] < result["chance_median_deg"]["box"]
+    assert (tmp_path / "run" / "checkpoints" / "latest.pt").is_file()
+    # training data without any primitive is a clear error naming the folder, not a traceback
+    empty = ["--config", str(config), "--train", str(tmp_path / "nowhere"), "--no-progress"]
+    assert probe.main([*empty, "--out-dir", str(tmp_path / "run2")]) == 2
