@@ -95,6 +95,7 @@ class PoseExperimentConfig:
     min_visible_fraction: float = 0.3
     min_pixels: int = 60
     symmetric_targets: bool = True
+    order_box_axes: bool = True  # PoseDataConfig.order_box_axes
     synthesis_context_px: int = 32
     steps: int = 600
     batch_size: int = 32
@@ -129,6 +130,7 @@ class PoseExperimentConfig:
             min_visible_fraction=self.min_visible_fraction,
             min_pixels=self.min_pixels,
             symmetric_targets=self.symmetric_targets,
+            order_box_axes=self.order_box_axes,
             synthesis_context_px=self.synthesis_context_px,
             in_memory=True,
         )

@@ -214,21 +214,34 @@ def write_pose_report(
 
 
 def _loss_text(cfg: Mapping[str, Any]) -> list[str]:
-    """What the rotation loss of this run was, in words."""
+    """What the rotation labels, loss and augmentation of this run were, in words."""
     if cfg.get("rotation_loss", "mse") == "symmetric_min_mse":
-        return [
+        text = (
             "The rotation loss (`rotation_loss: symmetric_min_mse`) is MSE on the 6D form against the closest of "
             "the object's equivalent rotations, the same minimum the error takes (cylinders: turns about the axis "
             "every 15 deg, with and without the flip); spheres add no rotation loss. No target jumps between nearby "
             "views, unlike a single canonical target."
-        ]
-    if cfg.get("symmetric_targets", False):
-        return [
+        )
+    elif cfg.get("symmetric_targets", False):
+        text = (
             "The rotation loss (`rotation_loss: mse`) is plain MSE on the 6D form; with `symmetric_targets` its "
             "target for a symmetric primitive is one canonical member of the symmetry group, which jumps where "
             "equivalent rotations swap places: one reason box and cylinder rotations are hard to learn."
-        ]
-    return ["The rotation loss (`rotation_loss: mse`) is plain MSE on the 6D form against the raw ground truth."]
+        )
+    else:
+        text = "The rotation loss (`rotation_loss: mse`) is plain MSE on the 6D form against the raw ground truth."
+    if cfg.get("order_box_axes", False):
+        text += (
+            " Box axes are ordered by the extent seen along them (`order_box_axes`: x the longest), in training and "
+            "test labels alike: the catalogue draws a box's three sides independently, so its own axis labels are "
+            "arbitrary and cannot be learned."
+        )
+    if cfg.get("augment_turn_deg", 0.0) > 0.0:
+        text += (
+            f" Each training crop is turned in the image plane by a random angle within "
+            f"+-{cfg['augment_turn_deg']:g} deg, its targets with it (`augment_turn_deg`)."
+        )
+    return [text]
 
 
 def markdown(report: Mapping[str, Any]) -> list[str]:
