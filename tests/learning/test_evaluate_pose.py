@@ -314,7 +314,7 @@ def test_shipped_pose_model_runs_through_onnxruntime_in_the_pipeline() -> None:
 
     model = load_model(SHIPPED)
     sc = model.sidecar
-    assert sc.task == "pose" and sc.model_version == "0.2.0"
+    assert sc.task == "pose" and sc.model_version == "0.3.0"
     logits_width = next(t for t in sc.outputs if t.semantic == "class_logits").shape[-1]
     assert sc.extra["num_classes"] == logits_width == len(sc.extra["class_ids"]) == len(sc.extra["class_names"])
     assert {1000, 1001, 1002} <= set(sc.extra["class_ids"])  # the primitives are in the vocabulary
