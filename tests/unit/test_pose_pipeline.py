@@ -17,6 +17,7 @@ from dcl_arc_ros.core.pose_pipeline import (
     egocentric_to_allocentric,
     geodesic_distance,
     prepare_pose_input,
+    random_rotations,
     ray_rotation,
     rotation_from_6d,
     rotation_to_6d,
@@ -29,17 +30,7 @@ from dcl_arc_ros.core.sidecar import ModelSidecar, TensorSpec
 
 
 def _random_rotations(n: int, seed: int = 0) -> np.ndarray:
-    q = np.random.default_rng(seed).normal(size=(n, 4))
-    q /= np.linalg.norm(q, axis=1, keepdims=True)
-    x, y, z, w = q.T
-    return np.stack(
-        [
-            np.stack([1 - 2 * (y * y + z * z), 2 * (x * y - z * w), 2 * (x * z + y * w)], -1),
-            np.stack([2 * (x * y + z * w), 1 - 2 * (x * x + z * z), 2 * (y * z - x * w)], -1),
-            np.stack([2 * (x * z - y * w), 2 * (y * z + x * w), 1 - 2 * (x * x + y * y)], -1),
-        ],
-        axis=1,
-    )
+    return random_rotations(n, np.random.default_rng(seed))
 
 
 def _rot_z(a: float) -> np.ndarray:

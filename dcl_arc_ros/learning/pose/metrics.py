@@ -46,6 +46,8 @@ from typing import Literal
 
 import numpy as np
 
+from dcl_arc_ros.core.pose_pipeline import random_rotations
+
 __all__ = [
     "SYMMETRY_BY_CLASS",
     "Symmetry",
@@ -193,21 +195,7 @@ def chance_rotation_error(symmetry: str, samples: int = 4000, seed: int = 0) -> 
     cylinders (nan for spheres). Seeded, so a report shows the same number every time.
     """
     rng = np.random.default_rng(seed)
-
-    def uniform(n: int) -> np.ndarray:
-        q = rng.normal(size=(n, 4))
-        q /= np.linalg.norm(q, axis=1, keepdims=True)
-        x, y, z, w = q.T
-        return np.stack(
-            [
-                np.stack([1 - 2 * (y * y + z * z), 2 * (x * y - z * w), 2 * (x * z + y * w)], -1),
-                np.stack([2 * (x * y + z * w), 1 - 2 * (x * x + z * z), 2 * (y * z - x * w)], -1),
-                np.stack([2 * (x * z - y * w), 2 * (y * z + x * w), 1 - 2 * (x * x + y * y)], -1),
-            ],
-            axis=1,
-        )
-
-    errors = symmetric_rotation_error(uniform(samples), uniform(samples), symmetry)
+    errors = symmetric_rotation_error(random_rotations(samples, rng), random_rotations(samples, rng), symmetry)
     return float(np.degrees(np.median(errors))) if symmetry != "sphere" else float("nan")
 
 
