@@ -31,7 +31,10 @@ from typing import Any
 
 import numpy as np
 
-PRIMITIVES = (1000, 1001, 1002)  # box, cylinder, sphere (dcl_arc_ros.sim.objects.PRIMITIVE_CLASS_IDS)
+from dcl_arc_ros.sim.objects import PRIMITIVE_CLASS_IDS
+
+PRIMITIVES = tuple(PRIMITIVE_CLASS_IDS.values())  # box, cylinder, sphere
+BOX = PRIMITIVE_CLASS_IDS["box"]
 KINDS = ("box", "cylinder")
 
 
@@ -45,13 +48,15 @@ def geometric_box_errors(frames: Any, cfg: Any) -> list[float]:
         rec = frames[i]
         depth = rec.depth_clean if rec.depth_clean is not None else rec.depth
         for row, pose in zip(rec.object_info, rec.object_poses, strict=True):
-            if int(row[1]) != PRIMITIVES[0] or row[3] < cfg.min_visible_fraction:
+            if int(row[1]) != BOX or row[3] < cfg.min_visible_fraction:
                 continue
-            where = {"depth_m": depth, "instances": rec.instances, "instance_id": int(row[0])}
-            points = object_points(depth, rec.instances, int(row[0]), rec.intrinsics)
+            instance = int(row[0])
+            points = object_points(depth, rec.instances, instance, rec.intrinsics)
             if len(points) < cfg.min_pixels:
                 continue
-            label = labelled_rotation(pose, PRIMITIVES[0], cfg, intrinsics=rec.intrinsics, **where)
+            label = labelled_rotation(
+                pose, BOX, cfg, depth_m=depth, instances=rec.instances, instance_id=instance, intrinsics=rec.intrinsics
+            )
             _, _, vt = np.linalg.svd(points - points.mean(axis=0), full_matrices=False)
             axes = vt.T * np.sign(np.linalg.det(vt.T))  # a proper rotation
             estimate = order_box_axes(axes, np.asarray(pose)[:3, 3], points)

@@ -32,7 +32,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Literal, Protocol
+from typing import TYPE_CHECKING, Any, Literal, Protocol, get_args
 
 import numpy as np
 import torch
@@ -115,7 +115,7 @@ CYLINDER_AXIAL_STEPS = 24
 SYMMETRY_SET_SIZE = 2 * CYLINDER_AXIAL_STEPS
 
 RotationLoss = Literal["mse", "symmetric_min_mse"]
-ROTATION_LOSSES: tuple[str, ...] = ("mse", "symmetric_min_mse")
+ROTATION_LOSSES: tuple[str, ...] = get_args(RotationLoss)
 
 
 @dataclass(frozen=True)
@@ -334,7 +334,7 @@ def pose_samples_from_record(
     depth = record.depth if use_depth else record.depth_clean
     objects = _record_objects(record, depth, "depth" if use_depth else "depth_clean")
     assert depth is not None and record.instances is not None and record.intrinsics is not None
-    clean = getattr(record, "depth_clean", None)
+    clean = record.depth_clean
     return pose_samples_from_frame(
         depth,
         record.instances,
