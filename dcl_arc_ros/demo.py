@@ -28,6 +28,7 @@ from typing import Any
 import numpy as np
 
 from dcl_arc_ros.bag_player import BagPlayer
+from dcl_arc_ros.bags import bag_topics
 from dcl_arc_ros.core.camera import Intrinsics
 from dcl_arc_ros.core.metrics import monocular_depth_metrics
 from dcl_arc_ros.dds import apply_dds_profile, dds_environment
@@ -395,17 +396,22 @@ def main(argv: Sequence[str] | None = None) -> int:
         replay.start()
         deadline = time.monotonic() + args.timeout
         wanted = [NODE_OUTPUTS[name] for name in names]
+        # Count the frames from the bag, not from what has arrived: the last frame may still be on its way when the
+        # replay thread ends, and the nodes may still be working on it.
+        frames = bag_topics(bag)["/ground_truth/depth"][1]
         last_count, last_change = -1, time.monotonic()
         while time.monotonic() < deadline:
             collector.spin_for(0.5)
             count = collector.received()
             if count != last_count:
                 last_count, last_change = count, time.monotonic()
-            frames = len(collector.messages["/ground_truth/depth"])
-            complete = frames > 0 and all(len(collector.messages[t]) >= frames for t in wanted)
+            complete = all(len(collector.messages[t]) >= frames for t in [*wanted, "/ground_truth/depth"])
             quiet = time.monotonic() - last_change > QUIET_S
             if not replay.is_alive() and (complete or quiet):
                 break
+        # Every output is in: stop the graph before the figures, which take seconds to draw, so that the nodes do
+        # not warn about a camera that has (deliberately) gone quiet.
+        _stop(graph)
         for line in save_figures(collector.paired(), args.out):
             print(f"demo: {line}")
         missing = [t for t in wanted if not collector.messages[t]]

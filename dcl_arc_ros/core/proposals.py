@@ -2,8 +2,9 @@
 
 Pure numpy + OpenCV. Two entry points share one code path:
 
-- :func:`propose_objects` segments a depth frame (plane fit, height threshold, connected components) and hands the
-  label image to :func:`crops_from_labels`;
+- :func:`propose_objects` segments a depth frame (plane fit, height threshold, cuts along depth jumps and concave
+  creases so that touching objects come apart, connected components) and hands the label image to
+  :func:`crops_from_labels`;
 - ground-truth instance masks go straight to :func:`crops_from_labels`, so a test can check that both give the same
   crops when the segmentation is right.
 """
@@ -11,6 +12,7 @@ Pure numpy + OpenCV. Two entry points share one code path:
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import cv2
 import numpy as np
@@ -30,6 +32,17 @@ class ProposalParams:
     min_height_m: float = 0.012  # a pixel belongs to an object when it is this far above the plane, towards the camera
     max_height_m: float = 0.5
     opening_px: int = 3  # morphological opening of the above-plane mask (cuts 1-2 pixel bridges); 0 disables it
+    # Touching objects (see surface_boundaries): cut between pixels edge_step_px apart (at 1/edge_downsample of the
+    # image) across a depth jump larger than max(jump_min_m, jump_rel * depth), or across a concave crease where the
+    # surface normals turn towards each other by more than crease (|n_q - n_p| along the step; 0.6 is about 35 deg).
+    split_touching: bool = True
+    edge_downsample: int = 2
+    edge_step_px: int = 2
+    normal_window_px: int = 5  # box window over which points are averaged before the normals are taken
+    jump_rel: float = 0.03
+    jump_min_m: float = 0.01
+    crease: float = 0.6
+    min_top_height_m: float = 0.025  # a component's top (95th percentile height) must reach this; 0 disables it
     min_pixels: int = 150
     max_pixels: int = 80_000
     min_extent_m: float = 0.02  # largest side of the 3D bounding box of the visible points
@@ -46,6 +59,12 @@ class ProposalParams:
             raise PipelineError(f"need 0 < min_pixels <= max_pixels, got {self.min_pixels}, {self.max_pixels}")
         if not 0 <= self.min_extent_m <= self.max_extent_m:
             raise PipelineError(f"need 0 <= min_extent_m <= max_extent_m, got {self.min_extent_m}, {self.max_extent_m}")
+        for name in ("edge_downsample", "edge_step_px", "normal_window_px"):
+            if getattr(self, name) < 1:
+                raise PipelineError(f"{name} must be >= 1, got {getattr(self, name)}")
+        for name in ("jump_rel", "jump_min_m", "crease", "min_top_height_m"):
+            if not getattr(self, name) >= 0:
+                raise PipelineError(f"{name} must be >= 0, got {getattr(self, name)}")
 
 
 @dataclass(frozen=True, eq=False)  # holds arrays: compare fields explicitly
@@ -137,30 +156,128 @@ def segment_above_plane(
     plane = fit_support_plane(points, p)
     height = plane.signed_height(points)
     above = np.isfinite(height) & (height > p.min_height_m) & (height < p.max_height_m)
-    mask = above.astype(np.uint8)
+    seeds = above & ~surface_boundaries(points, p) if p.split_touching else above
+    mask = seeds.astype(np.uint8)
     if p.opening_px > 0:
         # Open to cut thin bridges and specks, label, then give back to each component the above-plane pixels the
-        # opening shaved off its border (so a component's mask is every above-plane pixel connected to it).
+        # opening (and the cuts) shaved off its border (so a component's mask is every above-plane pixel next to it).
         kernel = cv2.getStructuringElement(cv2.MORPH_RECT, (p.opening_px, p.opening_px))
-        _, labels = cv2.connectedComponents(
-            cv2.morphologyEx(mask, cv2.MORPH_OPEN, kernel), connectivity=8, ltype=cv2.CV_32S
-        )
-        labels = _regrow_labels(labels, above, kernel, max_steps=4 * p.opening_px)
+        mask = cv2.morphologyEx(mask, cv2.MORPH_OPEN, kernel)
     else:
-        _, labels = cv2.connectedComponents(mask, connectivity=8, ltype=cv2.CV_32S)
+        kernel = cv2.getStructuringElement(cv2.MORPH_RECT, (3, 3))
+    _, labels = cv2.connectedComponents(mask, connectivity=8, ltype=cv2.CV_32S)
+    cut_width = 2 * p.edge_downsample * (p.edge_step_px + 1) if p.split_touching else 0
+    if p.opening_px > 0 or cut_width:
+        labels = _regrow_labels(labels, above, kernel, max_steps=4 * p.opening_px + cut_width)
+    if p.min_top_height_m > 0:
+        labels = _drop_low_components(labels, height, p.min_top_height_m)
     return labels.astype(np.int32, copy=False), plane
 
 
+def _pair_slices(shape: tuple[int, int], dy: int, dx: int) -> tuple[tuple[slice, slice], tuple[slice, slice]]:
+    """Slices of the pixels p and of their partners q = p + (dy, dx) that both lie inside an (H, W) image."""
+    h, w = shape
+    rows_p, rows_q = slice(0, h - dy), slice(dy, h)  # dy >= 0
+    cols_p, cols_q = (slice(0, w - dx), slice(dx, w)) if dx >= 0 else (slice(-dx, w), slice(0, w + dx))
+    return (rows_p, cols_p), (rows_q, cols_q)
+
+
+def surface_boundaries(points: np.ndarray, params: ProposalParams | None = None) -> np.ndarray:
+    """(H, W) bool: the pixels where one object's surface ends, so that touching objects can be told apart.
+
+    On the organised cloud ``points`` (NaN = invalid), subsampled by ``edge_downsample`` and box-averaged over
+    ``normal_window_px`` for the normals, every pixel p is compared with its partner q ``edge_step_px`` away in four
+    directions (right, down and both diagonals). Both are marked when
+    - their depths differ by more than ``max(jump_min_m, jump_rel * depth)``: an occlusion boundary, one object in
+      front of another; or
+    - the surface folds towards itself between them, ``(n_q - n_p) . (x_q - x_p) / |x_q - x_p| < -crease`` with the
+      normals towards the camera: a concave crease, where two objects touch or one stands on another. A convex edge
+      (a box's own corners) folds the other way and is not cut.
+    """
+    p = params or ProposalParams()
+    full_h, full_w = points.shape[:2]
+    ds, step = p.edge_downsample, p.edge_step_px
+    pts = np.ascontiguousarray(points[::ds, ::ds], dtype=np.float32)
+    h, w = pts.shape[:2]
+    z = pts[..., 2]
+    valid = np.isfinite(z) & (z > 0)
+    weight = valid.astype(np.float32)
+    win = (p.normal_window_px, p.normal_window_px)
+    total = cv2.boxFilter(weight, -1, win, normalize=False, borderType=cv2.BORDER_CONSTANT)
+    smooth = np.empty_like(pts)
+    for c in range(3):
+        channel = np.where(valid, pts[..., c], np.float32(0.0))
+        smooth[..., c] = cv2.boxFilter(channel, -1, win, normalize=False, borderType=cv2.BORDER_CONSTANT)
+    smooth /= np.maximum(total, 1.0)[..., None]
+    # Normals from central differences: (x(u+s) - x(u-s)) x (x(v+s) - x(v-s)), turned towards the camera.
+    du = np.zeros_like(smooth)
+    dv = np.zeros_like(smooth)
+    du[:, step : w - step] = smooth[:, 2 * step :] - smooth[:, : w - 2 * step]
+    dv[step : h - step] = smooth[2 * step :] - smooth[: h - 2 * step]
+    normal = np.stack(
+        [
+            du[..., 1] * dv[..., 2] - du[..., 2] * dv[..., 1],
+            du[..., 2] * dv[..., 0] - du[..., 0] * dv[..., 2],
+            du[..., 0] * dv[..., 1] - du[..., 1] * dv[..., 0],
+        ],
+        axis=-1,
+    )
+    length = np.sqrt(_dot3(normal, normal))
+    has_normal = valid & (total >= 0.5 * win[0] * win[1]) & (length > 0)
+    normal /= np.maximum(length, np.float32(1e-12))[..., None]
+    normal[_dot3(normal, smooth) > 0] *= -1.0
+    depth = np.where(valid, z, np.float32(0.0))
+    jumps = np.zeros((h, w), dtype=bool)
+    creases = np.zeros((h, w), dtype=bool)
+    for dy, dx in ((0, step), (step, 0), (step, step), (step, -step)):
+        sp, sq = _pair_slices((h, w), dy, dx)
+        both = valid[sp] & valid[sq]
+        jump = both & (np.abs(depth[sq] - depth[sp]) > np.maximum(p.jump_min_m, p.jump_rel * depth[sp]))
+        delta = smooth[sq] - smooth[sp]
+        folds = _dot3(normal[sq] - normal[sp], delta) / np.maximum(np.sqrt(_dot3(delta, delta)), np.float32(1e-9))
+        crease = has_normal[sp] & has_normal[sq] & ~jump & (folds < -p.crease)
+        for marks, found in ((jumps, jump), (creases, crease)):
+            marks[sp] |= found
+            marks[sq] |= found
+    # Lengthen the creases by a pixel, so that one reaches the jump at the objects' outline: the normals are blurred
+    # there, and the gap would bridge the two objects.
+    cut = jumps | (cv2.dilate(creases.astype(np.uint8), np.ones((3, 3), np.uint8)) > 0)
+    if ds > 1:
+        cut = np.repeat(np.repeat(cut, ds, axis=0), ds, axis=1)[:full_h, :full_w]
+    return cut
+
+
+def _drop_low_components(labels: np.ndarray, height: np.ndarray, min_top_m: float) -> np.ndarray:
+    """Labels with every component whose top stays below ``min_top_m`` set to background: the cut-up pieces of a
+    mat, a tray floor or a rim, not objects. The top is the 95th percentile of the height above the plane of the
+    component's valid pixels, i.e. a component is low when under 5 % of them reach ``min_top_m``."""
+    valid = np.isfinite(height)
+    total = np.bincount(labels[valid], minlength=int(labels.max(initial=0)) + 1)
+    reaching = np.bincount(labels[valid & (height >= min_top_m)], minlength=total.size)
+    low = reaching < 0.05 * total
+    low[0] = False
+    if not low.any():
+        return labels
+    return np.where(low[labels], 0, labels)
+
+
 def _regrow_labels(labels: np.ndarray, allowed: np.ndarray, kernel: np.ndarray, *, max_steps: int) -> np.ndarray:
-    """Grow labels into unlabelled ``allowed`` pixels by repeated dilation (a bounded morphological reconstruction)."""
-    out = labels
+    """Grow labels into unlabelled ``allowed`` pixels by repeated dilation (a bounded morphological reconstruction).
+
+    Where two labels reach a pixel in the same step the larger id wins. Works in uint16 when the ids fit (OpenCV
+    dilates that natively), and touches only the pixels still to be filled.
+    """
+    dtype = np.uint16 if int(labels.max(initial=0)) <= np.iinfo(np.uint16).max else np.float32
+    work: np.ndarray[Any, np.dtype[np.uint16 | np.float32]] = labels.astype(dtype)
+    todo = allowed & (work == 0)
     for _ in range(max_steps):
-        grown = cv2.dilate(out.astype(np.float32), kernel).astype(np.int32)
-        nxt = np.where(allowed & (out == 0), grown, out)
-        if np.array_equal(nxt, out):
+        grown = cv2.dilate(work, kernel)
+        take = todo & (grown > 0)
+        if not take.any():
             break
-        out = nxt
-    return out
+        work[take] = grown[take]
+        todo &= ~take
+    return work.astype(np.int32)
 
 
 def crops_from_labels(
@@ -229,3 +346,30 @@ def _check_depth(depth_m: np.ndarray, intrinsics: Intrinsics) -> np.ndarray:
             f"depth of shape {depth.shape} does not match the intrinsics ({intrinsics.height}x{intrinsics.width})"
         )
     return depth
+
+
+def mask_iou(crop: ObjectCrop, instances: np.ndarray, instance_id: int) -> float:
+    """Intersection over union of a crop's mask and one instance of a full-image label image."""
+    x0, y0, x1, y1 = crop.box
+    truth = instances == instance_id
+    inter = int(np.count_nonzero(crop.mask & truth[y0:y1, x0:x1]))
+    union = crop.pixels + int(np.count_nonzero(truth)) - inter
+    return inter / union if union else 0.0
+
+
+def match_to_instances(
+    crops: list[ObjectCrop], instances: np.ndarray, targets: set[int], *, iou: float = 0.5
+) -> dict[int, int]:
+    """``{crop index: instance id}``: each crop goes to the instance its mask overlaps most, when that instance is
+    one of ``targets``, is not taken by an earlier crop, and the mask IoU is at least ``iou``."""
+    matched: dict[int, int] = {}
+    for index, crop in enumerate(crops):
+        x0, y0, x1, y1 = crop.box
+        ids = np.unique(instances[y0:y1, x0:x1][crop.mask])
+        scores = {int(i): mask_iou(crop, instances, int(i)) for i in ids[ids > 0]}
+        if not scores:
+            continue
+        best = max(scores, key=scores.__getitem__)
+        if best in targets and best not in matched.values() and scores[best] >= iou:
+            matched[index] = best
+    return matched

@@ -246,6 +246,10 @@ class PerceptionNode(Node):
             self.report_input_problem(f"bad input on {topics}: {exc}")
             return
         except Exception as exc:  # keep the node alive; the traceback goes to the log
+            if not self.context.ok():
+                # Ctrl-C / SIGTERM shut the context down under the worker: the frame in flight could not be
+                # published, and neither could a warning about it. That is the shutdown, not a processing error.
+                return
             with self._lock:
                 self.stats.errors += 1
             detail = "".join(traceback.format_exception_only(type(exc), exc)).strip()

@@ -405,6 +405,26 @@ POSE_ESTIMATOR = NodeSchema(
             "Morphological opening (pixels) that cuts thin bridges between objects; 0 disables it",
             range=(0, 50),
         ),
+        ParamSpec(
+            "split_touching",
+            bool,
+            True,
+            "Cut the above-plane region along depth jumps and concave creases, so that touching objects come apart",
+        ),
+        ParamSpec(
+            "crease",
+            float,
+            0.6,
+            "How sharply the surface must fold inwards to be cut (|n_q - n_p| along the step; 0.6 is about 35 deg)",
+            range=(0.0, 2.0),
+        ),
+        ParamSpec(
+            "min_top_height_m",
+            float,
+            0.025,
+            "An object's top (95th percentile of its height above the plane) must reach this (m); 0 disables it",
+            range=(0.0, 10.0),
+        ),
         ParamSpec("min_pixels", int, 150, "Smallest object, in pixels", range=(1, 100_000_000)),
         ParamSpec("max_pixels", int, 80_000, "Largest object, in pixels", range=(1, 100_000_000)),
         ParamSpec(

@@ -3,6 +3,7 @@ diagnostics and the no-input warning. One rclpy context per module; each test sp
 
 from __future__ import annotations
 
+import contextlib
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -11,11 +12,12 @@ from typing import Any, TypeVar
 
 import numpy as np
 import pytest
+import rclpy
 from builtin_interfaces.msg import Time
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus
 from rcl_interfaces.msg import Log
 from rclpy.context import Context
-from rclpy.executors import SingleThreadedExecutor
+from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
 from rclpy.node import Node
 from rclpy.qos import QoSProfile, ReliabilityPolicy
 from sensor_msgs.msg import CameraInfo, Image
@@ -268,3 +270,60 @@ def test_silence_with_a_best_effort_publisher_hints_at_the_dds_profile(
     assert "best effort but this subscription is reliable" in warning
     assert "FASTDDS_DEFAULT_PROFILES_FILE" in warning
     assert node.stats_snapshot().received == 0
+
+
+class PublishingNode(RecordingNode):
+    """Publishes one image per processed frame, so that a shutdown in the middle of ``process`` makes publish fail."""
+
+    def __init__(self, inputs: list[InputSpec], **kwargs: Any) -> None:
+        super().__init__(inputs, **kwargs)
+        self.output = self.create_publisher(Image, "/in_flight/out", 10)
+        self.left = threading.Event()
+
+    def process(self, frame: Frame) -> None:
+        try:
+            super().process(frame)
+            self.output.publish(frame.msgs["depth"])
+        finally:
+            self.left.set()
+
+
+def test_a_frame_in_flight_at_shutdown_is_dropped_without_an_error(wait_for: Callable[..., None]) -> None:
+    context = Context()  # its own: the test shuts it down, as Ctrl-C does
+    rclpy.init(context=context)
+    node = PublishingNode(
+        [InputSpec("depth", "/in_flight/depth", Image)],
+        hold=True,
+        context=context,
+        cli_args=["--ros-args", "-p", "input_qos:=reliable"],
+    )
+    driver = Node("in_flight_driver", context=context)
+    executor = SingleThreadedExecutor(context=context)
+    executor.add_node(node)
+
+    def spin() -> None:
+        with contextlib.suppress(ExternalShutdownException):  # how spin ends when the context is shut down
+            executor.spin()
+
+    spinner = threading.Thread(target=spin, daemon=True)
+    spinner.start()
+    try:
+        pub = driver.create_publisher(
+            Image, "/in_flight/depth", QoSProfile(depth=5, reliability=ReliabilityPolicy.RELIABLE)
+        )
+        wait_for(lambda: pub.get_subscription_count() > 0, "the node's subscription")
+        pub.publish(depth_msg(1))
+        wait_for(node.entered.is_set, "the worker to start on the frame")
+        rclpy.shutdown(context=context)
+        node.release.set()
+        wait_for(node.left.is_set, "the worker to leave process()")
+        time.sleep(0.2)  # the base class's handling of the failed publish runs after process() returns
+        snapshot = node.stats_snapshot()
+        assert len(node.processed) == 1  # process() got as far as the publish, which the shutdown made fail
+        assert (snapshot.errors, snapshot.bad_inputs, snapshot.published) == (0, 0, 0)
+        assert node.last_problem == ""
+    finally:
+        executor.shutdown()
+        node.destroy_node()
+        driver.destroy_node()
+        rclpy.try_shutdown(context=context)

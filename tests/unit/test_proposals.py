@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from dcl_arc_ros.core.camera import Intrinsics
-from dcl_arc_ros.core.errors import DepthError
+from dcl_arc_ros.core.errors import DepthError, PipelineError
 from dcl_arc_ros.core.proposals import (
     ProposalParams,
     crops_from_labels,
@@ -103,3 +103,77 @@ def test_empty_table_gives_no_crops_and_no_depth_raises() -> None:
     assert propose_objects(flat, K) == []
     with pytest.raises(DepthError):
         propose_objects(np.full_like(depth, np.nan), K)
+
+
+def _depth_from_height(height: np.ndarray) -> np.ndarray:
+    """Depth of the tilted table with every pixel raised by ``height`` (metres) along the plane normal."""
+    v, u = np.mgrid[0 : K.height, 0 : K.width].astype(np.float64)
+    rays = np.stack([(u - K.cx) / K.fx, (v - K.cy) / K.fy, np.ones_like(u)], axis=-1)
+    return ((height - OFFSET) / (rays @ NORMAL)).astype(np.float32)
+
+
+def _components(depth: np.ndarray, **changes: object) -> list[set[int]]:
+    """For each proposal, the parts (ids of PARTS, 0 = neither) that make up at least 10 % of its pixels.
+
+    A cut band is shared out between the objects on either side by distance, so its middle, not the jump inside
+    it, becomes the boundary: a few pixel columns can go to the other object (9 % of it in the first test).
+    """
+    crops = propose_objects(depth, K, ProposalParams(**changes))  # type: ignore[arg-type]
+    out = []
+    for c in crops:
+        x0, y0, x1, y1 = c.box
+        ids, counts = np.unique(PARTS[y0:y1, x0:x1][c.mask], return_counts=True)
+        out.append({int(i) for i, n in zip(ids, counts, strict=True) if n >= 0.10 * c.pixels})
+    return out
+
+
+PARTS = np.zeros((K.height, K.width), np.int32)  # which part of the test scenes below a pixel belongs to
+PARTS[30:90, 30:70] = 1
+PARTS[30:90, 70:110] = 2
+
+
+def test_touching_boxes_of_different_heights_are_cut_apart_at_the_depth_jump() -> None:
+    height = np.zeros((K.height, K.width))
+    height[PARTS == 1] = 0.05
+    height[PARTS == 2] = 0.09  # side by side, touching: one component above the plane
+    depth = _depth_from_height(height)
+    assert _components(depth, split_touching=False) == [{1, 2}]
+    assert sorted(map(sorted, _components(depth))) == [[1], [2]]
+
+
+def test_a_concave_crease_is_cut_and_a_convex_ridge_is_not() -> None:
+    u = np.arange(K.width, dtype=np.float64)[None, :].repeat(K.height, axis=0)
+    inside = PARTS > 0
+    # Two wedges whose tops slope down towards x = 70 at 45 deg: a valley between two objects (no depth jump).
+    valley = np.where(inside, 0.03 + np.abs(u - 69.5) * 0.7 / K.fx, 0.0)
+    # One roof: the same slopes the other way round, a ridge along x = 70, which is one object's convex edge.
+    ridge = np.where(inside, 0.03 + (40.0 - np.abs(u - 69.5)) * 0.7 / K.fx, 0.0)
+    assert sorted(map(sorted, _components(_depth_from_height(valley)))) == [[1], [2]]
+    assert _components(_depth_from_height(valley), crease=2.0) == [{1, 2}]  # 2.0: nothing folds that far
+    assert _components(_depth_from_height(ridge)) == [{1, 2}]
+
+
+def test_a_low_mat_under_an_object_is_dropped_and_the_object_kept() -> None:
+    height = np.zeros((K.height, K.width))
+    height[25:95, 20:125] = 0.015  # a mat 1.5 cm thick, larger than any object (the table still dominates)
+    height[PARTS == 1] = 0.06  # a box standing on it
+    depth = _depth_from_height(height)
+    box_pixels = int((PARTS == 1).sum())
+    (merged,) = propose_objects(depth, K, ProposalParams(split_touching=False))  # without the cuts: box + mat
+    assert merged.pixels > 2 * box_pixels
+    (crop,) = propose_objects(depth, K)  # the box, with at most a thin ring of the mat from the cut band
+    x0, y0, x1, y1 = crop.box
+    assert box_pixels <= crop.pixels < 1.3 * box_pixels
+    assert max(abs(x0 - 30), abs(y0 - 30), abs(x1 - 70), abs(y1 - 90)) <= 5
+    assert np.count_nonzero(PARTS[y0:y1, x0:x1][crop.mask] == 1) == box_pixels
+    # The mat comes apart from the box, but its pieces are too low to be objects.
+    assert {0} in _components(depth, min_top_height_m=0.0)
+
+
+@pytest.mark.parametrize(
+    "change, name",
+    [({"edge_step_px": 0}, "edge_step_px"), ({"crease": -0.1}, "crease"), ({"min_top_height_m": -1.0}, "min_top")],
+)
+def test_bad_split_parameters_name_the_parameter(change: dict[str, float], name: str) -> None:
+    with pytest.raises(PipelineError, match=name):
+        ProposalParams(**change)  # type: ignore[arg-type]

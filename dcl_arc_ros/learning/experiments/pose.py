@@ -42,7 +42,7 @@ from dcl_arc_ros.core.pose_pipeline import (
     rotation_from_6d,
     translation_from_depth,
 )
-from dcl_arc_ros.core.proposals import ObjectCrop, ProposalParams, propose_objects
+from dcl_arc_ros.core.proposals import ProposalParams, match_to_instances, propose_objects
 from dcl_arc_ros.learning.config import OptimConfig, to_dict
 from dcl_arc_ros.learning.errors import ConfigError, DatasetError
 from dcl_arc_ros.learning.pose.metrics import rotation_summary, symmetric_rotation_error, symmetry_of
@@ -168,14 +168,6 @@ def dcl_checkpoint(cfg: PoseExperimentConfig, seed: int) -> Path | None:
         return path
 
 
-def _mask_iou(crop: ObjectCrop, instances: np.ndarray, instance_id: int) -> float:
-    x0, y0, x1, y1 = crop.box
-    gt = instances == instance_id
-    inter = int(np.count_nonzero(crop.mask & gt[y0:y1, x0:x1]))
-    union = crop.pixels + int(np.count_nonzero(gt)) - inter
-    return inter / union if union else 0.0
-
-
 def proposal_samples(
     frames: Any, cfg: PoseDataConfig, vocab: Sequence[int], *, iou: float, params: ProposalParams | None = None
 ) -> tuple[list[PoseSample], dict[str, float]]:
@@ -197,20 +189,10 @@ def proposal_samples(
         except DepthError:  # a frame without enough depth for a plane has no proposals; its objects still count
             crops = []
         n_props += len(crops)
-        taken: set[int] = set()
-        for crop in crops:
-            ids = np.unique(rec.instances[crop.box[1] : crop.box[3], crop.box[0] : crop.box[2]][crop.mask])
-            best, best_iou = -1, 0.0
-            for inst in ids[ids > 0]:
-                score = _mask_iou(crop, rec.instances, int(inst))
-                if score > best_iou:
-                    best, best_iou = int(inst), score
-            if best not in targets or best in taken or best_iou < iou:
-                continue
-            prepared = prepare_pose_input(crop, cfg.crop_params())
+        for c, best in match_to_instances(crops, rec.instances, targets, iou=iou).items():
+            prepared = prepare_pose_input(crops[c], cfg.crop_params())
             if prepared is None:
                 continue
-            taken.add(best)
             n_matched += 1
             row = rows[best]
             t = translation_from_depth(prepared.centre_uv, prepared.depth_m, k)
@@ -234,7 +216,7 @@ def proposal_samples(
                     t,
                     bool(row[2]),
                     cat,
-                    crop.box,
+                    crops[c].box,
                     f,
                 )
             )
