@@ -301,6 +301,17 @@ def test_tiny_experiment_writes_the_results_table(bags_and_generator: tuple[Path
     ft = load_checkpoint(report["runs"]["dcl_finetuned"][0]["checkpoint"])
     assert ft.run_config["init_from"] == report["runs"]["dcl"][0]["checkpoint"]
 
+    # A second call into the same out_dir (say after a change to the evaluation) reuses every finished network
+    # and scores them the same; a changed training setting trains again.
+    stamps = {p: p.stat().st_mtime_ns for p in Path(cfg.out_dir).rglob("step_*.pt")}
+    again = run_pose_experiment(dataclasses.replace(cfg, results_dir=str(tmp_path / "again")), write=False)
+    assert sum("reused the finished run" in n for n in again["notes"]) == 8  # 4 methods x 2 seeds
+    assert {p: p.stat().st_mtime_ns for p in Path(cfg.out_dir).rglob("step_*.pt")} == stamps
+    assert again["rows"]["dcl"]["rot_median_deg"] == pytest.approx(report["rows"]["dcl"]["rot_median_deg"])
+    changed = run_pose_experiment(dataclasses.replace(cfg, steps=4, methods=("clean",), seeds=(0,)), write=False)
+    assert not any("reused" in n for n in changed["notes"])
+    assert load_checkpoint(changed["runs"]["clean"][0]["checkpoint"]).step == 4
+
 
 SHIPPED = Path(__file__).resolve().parents[2] / "models" / "pose_estimator.onnx"
 

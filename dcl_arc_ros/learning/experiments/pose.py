@@ -14,7 +14,9 @@ Protocol (each piece is timed and the times go into the JSON):
    the rotation of out-of-vocabulary objects (whose mesh frame the network has never seen) is reported separately;
 3. training: one run per method and seed with the shared loop (checkpoints, TensorBoard); ``dcl_finetuned`` starts
    from that seed's ``dcl`` weights and trains on the sensor-depth crops of ``finetune_fraction`` of the real-like
-   training frames (a seeded choice of frames);
+   training frames (a seeded choice of frames). A finished run of the same training config in ``out_dir`` is
+   reused, not trained again (:func:`finished_run`; the report's notes say so), so a rerun after a change to the
+   evaluation only scores the networks again;
 4. evaluation on the test frames' sensor depth: (a) ground-truth-mask crops, the main table; (b) end to end, the
    depth-only RANSAC proposals of :func:`dcl_arc_ros.core.proposals.propose_objects` matched to ground-truth objects
    by mask IoU, with the proposals' recall and precision;
@@ -235,6 +237,32 @@ def proposal_samples(
 # ----------------------------------------------------------------------------------------------------------------------
 
 
+def _comparable(run_config: Mapping[str, Any]) -> dict[str, Any]:
+    """A run config without the settings that do not change the result (progress bars)."""
+    out = dict(run_config)
+    out["loop"] = {k: v for k, v in dict(out.get("loop", {})).items() if k != "progress"}
+    return out
+
+
+def finished_run(out_dir: Path, train_cfg: PoseTrainConfig) -> Path | None:
+    """The final checkpoint of a finished run of exactly ``train_cfg`` in ``out_dir``, or None.
+
+    This is how a rerun of the experiment (say, after a change to the evaluation or the proposals) reuses the
+    networks it trained before. A run left by another config is not reused; it is trained again over it. A change
+    to the training code is not detected: delete ``out_dir`` to retrain after one.
+    """
+    from dcl_arc_ros.learning.checkpoint import load_checkpoint
+
+    latest = out_dir / "checkpoints" / "latest.pt"
+    if not latest.is_file():
+        return None
+    ckpt = load_checkpoint(latest)
+    if ckpt.step < train_cfg.loop.max_steps or _comparable(ckpt.run_config) != _comparable(to_dict(train_cfg)):
+        return None
+    final = out_dir / "checkpoints" / f"step_{ckpt.step:08d}.pt"
+    return final if final.is_file() else latest
+
+
 def _train(
     samples: Sequence[PoseSample],
     data: PoseDataConfig,
@@ -245,7 +273,9 @@ def _train(
     steps: int,
     lr: float,
     init_from: str = "",
-) -> Path:
+) -> tuple[Path, bool]:
+    """Train one network (or reuse the finished run of the same config in ``out_dir``): its checkpoint, and whether
+    it was reused."""
     train_cfg = PoseTrainConfig(
         network=cfg.network,
         rotation_weight=cfg.rotation_weight,
@@ -265,13 +295,16 @@ def _train(
         ),
         data=data,
     )
+    finished = finished_run(out_dir, train_cfg)
+    if finished is not None:
+        return finished, True
     seed_everything(seed)
     task = PoseTask(train_cfg)
     dataset = PoseCropDataset.for_training(samples, train_cfg, num_classes=cfg.network.num_classes)
     result = run_training(task, {"train": dataset}, train_cfg.loop, out_dir, run_config=train_cfg)
     if result.last_checkpoint is None:
         raise DatasetError(f"pose training in {out_dir} wrote no checkpoint")
-    return result.last_checkpoint
+    return result.last_checkpoint, False
 
 
 @torch.no_grad()
@@ -453,7 +486,9 @@ def run_pose_experiment(cfg: PoseExperimentConfig, *, write: bool = True) -> dic
                     dataset[f"train_crops_dcl_seed{seed}"] = len(samples)
             crops[(method, seed)] = samples
             with timer(f"train_{method}_seed{seed}"):
-                ckpt_path = _train(samples, data, cfg, run_dir, seed=seed, steps=steps, lr=lr, init_from=init)
+                ckpt_path, reused = _train(samples, data, cfg, run_dir, seed=seed, steps=steps, lr=lr, init_from=init)
+            if reused:
+                notes.append(f"{method} seed {seed}: reused the finished run in {run_dir}")
             checkpoints[method] = ckpt_path
             net = load_checkpoint(ckpt_path).build("posenet", eval_mode=True)
             assert isinstance(net, PoseNet)
