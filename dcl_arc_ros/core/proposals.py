@@ -12,7 +12,6 @@ Pure numpy + OpenCV. Two entry points share one code path:
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
 
 import cv2
 import numpy as np
@@ -163,12 +162,10 @@ def segment_above_plane(
         # opening (and the cuts) shaved off its border (so a component's mask is every above-plane pixel next to it).
         kernel = cv2.getStructuringElement(cv2.MORPH_RECT, (p.opening_px, p.opening_px))
         mask = cv2.morphologyEx(mask, cv2.MORPH_OPEN, kernel)
-    else:
-        kernel = cv2.getStructuringElement(cv2.MORPH_RECT, (3, 3))
     _, labels = cv2.connectedComponents(mask, connectivity=8, ltype=cv2.CV_32S)
     cut_width = 2 * p.edge_downsample * (p.edge_step_px + 1) if p.split_touching else 0
     if p.opening_px > 0 or cut_width:
-        labels = _regrow_labels(labels, above, kernel, max_steps=4 * p.opening_px + cut_width)
+        labels = _regrow_labels(labels, above, depth, p, max_steps=2 * p.opening_px + cut_width)
     if p.min_top_height_m > 0:
         labels = _drop_low_components(labels, height, p.min_top_height_m)
     return labels.astype(np.int32, copy=False), plane
@@ -261,23 +258,49 @@ def _drop_low_components(labels: np.ndarray, height: np.ndarray, min_top_m: floa
     return np.where(low[labels], 0, labels)
 
 
-def _regrow_labels(labels: np.ndarray, allowed: np.ndarray, kernel: np.ndarray, *, max_steps: int) -> np.ndarray:
-    """Grow labels into unlabelled ``allowed`` pixels by repeated dilation (a bounded morphological reconstruction).
+def _regrow_labels(
+    labels: np.ndarray, allowed: np.ndarray, depth: np.ndarray, params: ProposalParams, *, max_steps: int
+) -> np.ndarray:
+    """Grow labels into unlabelled ``allowed`` pixels, one pixel (4-neighbourhood) per step, up to ``max_steps``.
 
-    Where two labels reach a pixel in the same step the larger id wins. Works in uint16 when the ids fit (OpenCV
-    dilates that natively), and touches only the pixels still to be filled.
+    A breadth-first search from the labelled pixels that border an unlabelled one. A pixel joins a neighbour's label
+    only across a continuous surface (a depth step within the cut's jump threshold), so a cut band goes back to the
+    object each of its pixels lies on, not to whichever is nearer in the image; pixels no surface reaches (flying
+    pixels at an occlusion) stay background. When two labels reach a pixel in the same step, the first wins.
     """
-    dtype = np.uint16 if int(labels.max(initial=0)) <= np.iinfo(np.uint16).max else np.float32
-    work: np.ndarray[Any, np.dtype[np.uint16 | np.float32]] = labels.astype(dtype)
-    todo = allowed & (work == 0)
+    height, width = labels.shape
+    work = labels.astype(np.int32).reshape(-1)
+    z = np.nan_to_num(np.asarray(depth, dtype=np.float32), nan=0.0).reshape(-1)
+    open_ = allowed.reshape(-1) & (work == 0)
+    if not open_.any():
+        return work.reshape(height, width)
+    limit = np.maximum(np.float32(params.jump_min_m), np.float32(params.jump_rel) * z)
+    near_open = cv2.dilate(open_.reshape(height, width).astype(np.uint8), np.ones((3, 3), np.uint8)).reshape(-1) > 0
+    frontier = np.flatnonzero((work > 0) & near_open)
     for _ in range(max_steps):
-        grown = cv2.dilate(work, kernel)
-        take = todo & (grown > 0)
-        if not take.any():
+        if frontier.size == 0:
             break
-        work[take] = grown[take]
-        todo &= ~take
-    return work.astype(np.int32)
+        rows, cols = np.divmod(frontier, width)
+        reached, sources = [], []
+        for dy, dx, inside in (
+            (0, -1, cols > 0),
+            (0, 1, cols < width - 1),
+            (-1, 0, rows > 0),
+            (1, 0, rows < height - 1),
+        ):
+            src = frontier[inside]
+            dst = src + dy * width + dx
+            ok = open_[dst] & (np.abs(z[dst] - z[src]) <= limit[dst])
+            reached.append(dst[ok])
+            sources.append(src[ok])
+        dst = np.concatenate(reached)
+        if dst.size == 0:
+            break
+        dst, first = np.unique(dst, return_index=True)
+        work[dst] = work[np.concatenate(sources)[first]]
+        open_[dst] = False
+        frontier = dst
+    return work.reshape(height, width)
 
 
 def crops_from_labels(
