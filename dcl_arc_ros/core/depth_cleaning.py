@@ -17,7 +17,10 @@ Per frame (``__call__``), for a depth image in metres of any size:
    at the smaller of the two resolutions, which is where it is cheapest;
 5. normalise (``range``: [min_m, max_m] -> [-1, 1], holes -> -1; ``metres``: unchanged, holes -> 0);
 6. run, denormalise, resize back to the input size (INTER_LINEAR);
-7. NaN wherever the result is non-finite or outside (min_m, max_m].
+7. NaN wherever the result is non-finite or outside (min_m, max_m];
+8. with ``max_fill_px`` > 0, NaN wherever the nearest measured input pixel is farther than that: a cleaner that
+   fills every hole also paints a made-up surface over regions the sensor never saw (a stereo camera's blind band,
+   the sky), and REP 118 consumers should see those as unknown.
 
 At the deploy resolution (the usual case: a cleaner's ONNX input is the camera resolution, and a deploy-sized
 network downsamples inside the graph), steps 1, 4 and 5 are fused: validity is a boolean mask, holes take their
@@ -137,9 +140,12 @@ class DepthCleaningPipeline:
         fill_holes: bool = True,
         raw_output: bool = False,
         fill_grid_pixels: int = FILL_GRID_PIXELS,
+        max_fill_px: float = 0.0,
     ) -> None:
         sidecar = model.sidecar
         name = sidecar.name
+        if not (math.isfinite(max_fill_px) and max_fill_px >= 0):
+            raise PipelineError(f"max_fill_px must be a finite number >= 0 (0 = fill every hole), got {max_fill_px!r}")
         if sidecar.task != TASK:
             raise PipelineError(f"model {name!r} has task {sidecar.task!r}; the depth pipeline needs {TASK!r}")
         depth_inputs = sidecar.inputs_with_semantic(DEPTH_SEMANTIC)
@@ -164,6 +170,7 @@ class DepthCleaningPipeline:
         self.fill_holes = bool(fill_holes) and not self.model_fills_holes
         self.raw_output = bool(raw_output)
         self.fill_grid_pixels = int(fill_grid_pixels)
+        self.max_fill_px = float(max_fill_px)
         self.deploy_resolution: tuple[int, int] = sidecar.deploy_resolution
         self._depth_spec = depth_inputs[0]
         self._mask_spec = mask_inputs[0] if mask_inputs else None
@@ -321,4 +328,17 @@ class DepthCleaningPipeline:
         self._prepare(depth_m)
         shape = np.shape(depth_m)
         result = self._result_array(out, shape)
-        return self._finish(self._infer(result), shape, raw, result)
+        self._finish(self._infer(result), shape, raw, result)
+        if self.max_fill_px > 0 and not raw:
+            self._unknown_far_from_data(np.asarray(depth_m), result)
+        return result
+
+    def _unknown_far_from_data(self, depth: np.ndarray, result: np.ndarray) -> None:
+        """NaN in ``result`` wherever the nearest measured pixel of ``depth`` is more than ``max_fill_px`` away."""
+        with np.errstate(invalid="ignore"):
+            unmeasured = ~(depth > 0) | ~np.isfinite(depth)
+        if not unmeasured.any():
+            return
+        # distanceTransform measures to the nearest zero: measured pixels are the zeros here.
+        distance = cv2.distanceTransform(unmeasured.astype(np.uint8), cv2.DIST_L2, cv2.DIST_MASK_PRECISE)
+        result[distance > self.max_fill_px] = np.nan

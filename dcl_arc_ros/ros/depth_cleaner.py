@@ -34,7 +34,7 @@ CLEANED_TOPIC = "/dcl_arc/depth/cleaned"
 SYNTHESIZED_TOPIC = "/dcl_arc/depth/synthesized"
 
 
-def _pipeline(model: Model, path: Path, role: str, **options: bool) -> DepthCleaningPipeline:
+def _pipeline(model: Model, path: Path, role: str, **options: Any) -> DepthCleaningPipeline:
     try:
         return DepthCleaningPipeline(model, **options)
     except CoreError as exc:
@@ -49,7 +49,9 @@ class DepthCleanerNode(PerceptionNode):
         p = self.params
         self.model_path, model = load_node_model(DEPTH_CLEANER, p, self.get_name())
         self.provider = model.provider
-        self.pipeline = _pipeline(model, self.model_path, "depth cleaner", fill_holes=p["fill_holes"])
+        self.pipeline = _pipeline(
+            model, self.model_path, "depth cleaner", fill_holes=p["fill_holes"], max_fill_px=p["max_fill_px"]
+        )
         self.synthesis: DepthCleaningPipeline | None = None
         self.synthesis_path: Path | None = None
         if p["publish_synthesized"]:

@@ -245,6 +245,14 @@ DEPTH_CLEANER = NodeSchema(
         *MODEL_PARAMS,
         ParamSpec("fill_holes", bool, True, "Fill holes (NaN) in the cleaned depth"),
         ParamSpec(
+            "max_fill_px",
+            float,
+            0.0,
+            "Publish NaN where the nearest measured input pixel is farther than this (pixels): regions the sensor "
+            "never saw stay unknown instead of taking made-up depth; 0 = keep every filled value",
+            range=(0.0, 10_000.0),
+        ),
+        ParamSpec(
             "use_camera_info",
             bool,
             False,

@@ -111,6 +111,20 @@ def test_cleaned_depth_is_the_models_function_with_the_input_header(
         driver.close()
 
 
+def test_max_fill_px_leaves_the_unseen_band_unknown(context: Context, models: dict[str, Path]) -> None:
+    driver = Driver(context, make_node(context, models["affine"], "-p", "max_fill_px:=4.0"))
+    try:
+        depth = scene_depth()
+        depth[:, :12] = np.nan  # no reading in the first 12 columns
+        driver.depth_pub.publish(depth_to_msg(depth, HEADER, "32FC1"))
+        wait_for(lambda: driver.cleaned, "the cleaned depth")
+        out = depth_from_msg(driver.cleaned[0]).depth_m
+        assert np.isnan(out[:, :8]).all()  # more than 4 px from column 12
+        assert np.isfinite(out[:, 8:]).all()  # filled within 4 px, and measured
+    finally:
+        driver.close()
+
+
 def test_thread_count_reaches_the_backend(
     context: Context, models: dict[str, Path], monkeypatch: pytest.MonkeyPatch
 ) -> None:

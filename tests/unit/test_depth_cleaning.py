@@ -208,3 +208,20 @@ def test_growing_to_a_larger_deploy_resolution(tmp_path: Path) -> None:
     holes = ~(np.isfinite(depth) & (depth > 0))
     np.testing.assert_array_equal(np.isnan(kept), holes)  # nearest both ways: holes map exactly back
     np.testing.assert_allclose(kept[~holes], depth[~holes], rtol=1e-6)
+
+
+def test_max_fill_px_leaves_regions_far_from_any_reading_unknown(tmp_path: Path) -> None:
+    depth = scene()
+    depth[:, :20] = np.nan  # a blind band 20 px wide, like a stereo camera's left edge
+    full = DepthCleaningPipeline(affine(tmp_path, height=48, width=64))(depth)
+    limited = DepthCleaningPipeline(affine(tmp_path, height=48, width=64), max_fill_px=5)(depth)
+    assert np.isfinite(full).all()
+    columns_unknown = np.isnan(limited).all(axis=0)
+    # Columns 0..14 are more than 5 px from the first reading (column 20); 15..19 are filled as before.
+    assert columns_unknown[:15].all() and not columns_unknown[15:].any()
+    known = np.isfinite(limited)
+    np.testing.assert_array_equal(limited[known], full[known])
+    # The small hole of the scene (at most 4 px from a reading) is still filled.
+    assert np.isfinite(limited[5:12, 20:]).all()
+    with pytest.raises(PipelineError, match="max_fill_px"):
+        DepthCleaningPipeline(affine(tmp_path, height=48, width=64), max_fill_px=-1)
