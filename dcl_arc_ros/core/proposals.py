@@ -148,7 +148,12 @@ def fit_support_plane(points: np.ndarray, params: ProposalParams | None = None) 
 def segment_above_plane(
     depth_m: np.ndarray, intrinsics: Intrinsics, params: ProposalParams | None = None
 ) -> tuple[np.ndarray, Plane]:
-    """(H, W) int32 component labels (0 = background) of the pixels above the support plane, and the plane."""
+    """(H, W) int32 component labels (0 = background) of the pixels above the support plane, and the plane.
+
+    With ``split_touching`` the above-plane pixels are first cut at :func:`surface_boundaries`; after labelling, the
+    cut (and opened) pixels go back to the component whose surface they continue (:func:`_regrow_labels`), and
+    components whose top stays under ``min_top_height_m`` are dropped.
+    """
     p = params or ProposalParams()
     depth = _check_depth(depth_m, intrinsics)
     points = intrinsics.points_from_depth(depth)
