@@ -304,8 +304,9 @@ def test_tiny_experiment_writes_the_results_table(bags_and_generator: tuple[Path
     # A second call into the same out_dir (say after a change to the evaluation) reuses every finished network
     # and scores them the same; a changed training setting trains again.
     stamps = {p: p.stat().st_mtime_ns for p in Path(cfg.out_dir).rglob("step_*.pt")}
-    again = run_pose_experiment(dataclasses.replace(cfg, results_dir=str(tmp_path / "again")), write=False)
+    again = run_pose_experiment(dataclasses.replace(cfg, results_dir=str(tmp_path / "again")))
     assert sum("reused the finished run" in n for n in again["notes"]) == 8  # 4 methods x 2 seeds
+    assert "training time of those runs is not in this total" in (tmp_path / "again" / "pose.md").read_text()
     assert {p: p.stat().st_mtime_ns for p in Path(cfg.out_dir).rglob("step_*.pt")} == stamps
     assert again["rows"]["dcl"]["rot_median_deg"] == pytest.approx(report["rows"]["dcl"]["rot_median_deg"])
     changed = run_pose_experiment(dataclasses.replace(cfg, steps=4, methods=("clean",), seeds=(0,)), write=False)
@@ -325,7 +326,7 @@ def test_shipped_pose_model_runs_through_onnxruntime_in_the_pipeline() -> None:
 
     model = load_model(SHIPPED)
     sc = model.sidecar
-    assert sc.task == "pose" and sc.model_version == "0.3.0"
+    assert sc.task == "pose" and sc.model_version == "0.4.0"
     logits_width = next(t for t in sc.outputs if t.semantic == "class_logits").shape[-1]
     assert sc.extra["num_classes"] == logits_width == len(sc.extra["class_ids"]) == len(sc.extra["class_names"])
     assert {1000, 1001, 1002} <= set(sc.extra["class_ids"])  # the primitives are in the vocabulary

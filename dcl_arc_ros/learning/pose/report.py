@@ -359,7 +359,13 @@ def markdown(report: Mapping[str, Any]) -> list[str]:
         "",
         "## Time",
         "",
-        f"One thread on a 2-core machine shared with other jobs; total **{t['total'] / 60:.1f} min**.",
+        f"One thread on a 2-core machine shared with other jobs; total **{t['total'] / 60:.1f} min**."
+        + (
+            " The networks were reused from an earlier call into the same `out_dir` (see Notes), so the training"
+            " time of those runs is not in this total."
+            if any("reused the finished run" in n for n in report.get("notes", []))
+            else ""
+        ),
         "",
         "| piece | seconds |",
         "| --- | --- |",
