@@ -43,7 +43,12 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--iou", type=float, default=0.5, help="mask IoU for a proposal to count as an object")
     parser.add_argument("--min-visible", type=float, default=0.3, help="visible fraction that makes an object a target")
     parser.add_argument("--no-progress", action="store_true")
-    return parser.parse_args(argv)
+    args = parser.parse_args(argv)
+    if not 0.0 < args.iou <= 1.0:
+        parser.error(f"--iou must be in (0, 1], got {args.iou}")
+    if not 0.0 <= args.min_visible <= 1.0:
+        parser.error(f"--min-visible must be in [0, 1], got {args.min_visible}")
+    return args
 
 
 def variants() -> dict[str, ProposalParams]:

@@ -36,7 +36,10 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--config", type=Path, default=None, help="graph config (default config/perception.yaml)")
     parser.add_argument("--data-root", type=Path, default=None, help="folder holding mbt-depth/castel")
     parser.add_argument("--no-progress", action="store_true")
-    return parser.parse_args(argv)
+    args = parser.parse_args(argv)
+    if args.frames < 0:
+        parser.error(f"--frames must be >= 0 (0 = all), got {args.frames}")
+    return args
 
 
 def _pct(value: float) -> str:

@@ -55,3 +55,12 @@ def test_a_folder_without_bags_is_a_clear_error(
     assert script.main(["--bags", str(empty), "--out", str(tmp_path / "p"), "--no-progress"]) == 2
     assert "nothing_here" in capsys.readouterr().err
     assert not (tmp_path / "p.json").exists()
+
+
+@pytest.mark.parametrize("option, value", [("--iou", "0"), ("--iou", "1.5"), ("--min-visible", "-0.1")])
+def test_bad_options_name_the_option(
+    script: ModuleType, option: str, value: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(SystemExit):
+        script.parse_args([option, value])
+    assert option in capsys.readouterr().err
