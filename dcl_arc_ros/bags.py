@@ -44,6 +44,7 @@ from dcl_arc_ros.core.image_codec import (
     image_to_array,
     rgb_from_image,
 )
+from dcl_arc_ros.core.pose_pipeline import quaternion_to_matrix
 from dcl_arc_ros.data.errors import BagError, BagFormatError
 from dcl_arc_ros.sim.frame import Frame
 
@@ -166,21 +167,6 @@ def matrix_to_quaternion(rotations: np.ndarray) -> np.ndarray:
     q /= np.linalg.norm(q, axis=1, keepdims=True)
     q[q[:, 3] < 0] *= -1.0
     return q
-
-
-def quaternion_to_matrix(quaternions: np.ndarray) -> np.ndarray:
-    """(N, 4) quaternions (x, y, z, w), normalised here -> (N, 3, 3) rotation matrices."""
-    q = np.asarray(quaternions, dtype=np.float64).reshape(-1, 4)
-    q = q / np.linalg.norm(q, axis=1, keepdims=True)
-    x, y, z, w = q.T
-    return np.stack(
-        [
-            np.stack([1 - 2 * (y * y + z * z), 2 * (x * y - z * w), 2 * (x * z + y * w)], axis=1),
-            np.stack([2 * (x * y + z * w), 1 - 2 * (x * x + z * z), 2 * (y * z - x * w)], axis=1),
-            np.stack([2 * (x * z - y * w), 2 * (y * z + x * w), 1 - 2 * (x * x + y * y)], axis=1),
-        ],
-        axis=1,
-    )
 
 
 def grasp_poses_from_rects(rects: np.ndarray, depth_m: np.ndarray, intrinsics: Intrinsics) -> np.ndarray:

@@ -195,7 +195,7 @@ def _rmse(pred: np.ndarray, truth: np.ndarray) -> tuple[float, float]:
 
 
 def _draw_axes(ax: Any, poses: Any, intr: Intrinsics, length_m: float = 0.05) -> None:
-    from dcl_arc_ros.bags import quaternion_to_matrix
+    from dcl_arc_ros.core.pose_pipeline import quaternion_to_matrix
 
     for pose in poses:
         p = np.array([pose.position.x, pose.position.y, pose.position.z])
@@ -209,7 +209,7 @@ def _draw_axes(ax: Any, poses: Any, intr: Intrinsics, length_m: float = 0.05) ->
 
 def _draw_predicted_grasps(ax: Any, poses: Any, info: Any, intr: Intrinsics) -> None:
     """Each grasp as its jaw line: centre +- half the opening along the closing direction (grasp x axis)."""
-    from dcl_arc_ros.bags import quaternion_to_matrix
+    from dcl_arc_ros.core.pose_pipeline import quaternion_to_matrix
 
     widths: np.ndarray = np.asarray(info.data, dtype=float).reshape(-1, 2)[:, 1] if info is not None else np.zeros(0)
     for rank, (pose, width) in enumerate(zip(poses, widths, strict=False)):

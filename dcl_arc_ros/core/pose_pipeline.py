@@ -102,19 +102,24 @@ def egocentric_to_allocentric(r_ego: np.ndarray, ray: np.ndarray) -> np.ndarray:
     return np.swapaxes(ray_rotation(ray), -1, -2) @ np.asarray(r_ego, dtype=np.float64)
 
 
-def random_rotations(n: int, rng: np.random.Generator) -> np.ndarray:
-    """(n, 3, 3) rotations drawn uniformly from SO(3): normalised Gaussian quaternions, as matrices."""
-    q = rng.normal(size=(n, 4))
-    q /= np.linalg.norm(q, axis=1, keepdims=True)
+def quaternion_to_matrix(quaternions: np.ndarray) -> np.ndarray:
+    """(N, 4) quaternions (x, y, z, w), normalised here -> (N, 3, 3) rotation matrices."""
+    q = np.asarray(quaternions, dtype=np.float64).reshape(-1, 4)
+    q = q / np.linalg.norm(q, axis=1, keepdims=True)
     x, y, z, w = q.T
     return np.stack(
         [
-            np.stack([1 - 2 * (y * y + z * z), 2 * (x * y - z * w), 2 * (x * z + y * w)], -1),
-            np.stack([2 * (x * y + z * w), 1 - 2 * (x * x + z * z), 2 * (y * z - x * w)], -1),
-            np.stack([2 * (x * z - y * w), 2 * (y * z + x * w), 1 - 2 * (x * x + y * y)], -1),
+            np.stack([1 - 2 * (y * y + z * z), 2 * (x * y - z * w), 2 * (x * z + y * w)], axis=1),
+            np.stack([2 * (x * y + z * w), 1 - 2 * (x * x + z * z), 2 * (y * z - x * w)], axis=1),
+            np.stack([2 * (x * z - y * w), 2 * (y * z + x * w), 1 - 2 * (x * x + y * y)], axis=1),
         ],
         axis=1,
     )
+
+
+def random_rotations(n: int, rng: np.random.Generator) -> np.ndarray:
+    """(n, 3, 3) rotations drawn uniformly from SO(3): normalised Gaussian quaternions, as matrices."""
+    return quaternion_to_matrix(rng.normal(size=(n, 4)))
 
 
 def rotation_to_quaternion(rotation: np.ndarray) -> np.ndarray:

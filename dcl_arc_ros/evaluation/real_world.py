@@ -34,30 +34,26 @@ from dcl_arc_ros.core.arc_pipeline import ARCDepthPipeline
 from dcl_arc_ros.core.depth_cleaning import DepthCleaningPipeline
 from dcl_arc_ros.core.errors import DepthError
 from dcl_arc_ros.core.grasp_pipeline import GraspPipeline
-from dcl_arc_ros.core.grasps import GraspDecodeParams
 from dcl_arc_ros.core.metrics import monocular_depth_metrics
 from dcl_arc_ros.core.pose_pipeline import PosePipeline
 from dcl_arc_ros.core.proposals import Plane, ProposalParams, fit_support_plane, propose_objects
 from dcl_arc_ros.graph import read_config
 from dcl_arc_ros.inference.backends import Model
 from dcl_arc_ros.paths import config_file
-from dcl_arc_ros.ros.model_loading import dataclass_from_params, load_node_model
-from dcl_arc_ros.ros.params import NodeSchema, schema_for, validate_value
+from dcl_arc_ros.ros.model_loading import load_node_model
+from dcl_arc_ros.ros.node_pipelines import arc_pipeline, cleaner_pipeline, grasp_pipeline, pose_pipeline
+from dcl_arc_ros.ros.params import NodeSchema, schema_for
 
 NODES: tuple[str, ...] = ("depth_cleaner", "grasp_detector", "pose_estimator", "arc_depth")
 ON_OBJECT_M = 0.01  # a grasp or pose whose centre is this far above the table plane stands on something
 
 
 def node_parameters(executable: str, config: Path | None = None) -> dict[str, Any]:
-    """The parameters a node runs with: its schema's defaults, overlaid with its section of the graph config."""
+    """The parameters a node runs with: its schema's defaults, overlaid with its section of the graph config (checked
+    by the schema, as ``graph.load_graph`` does)."""
     schema = schema_for(executable)
-    params = {spec.name: spec.default for spec in schema.params}
     section = read_config(config or config_file("perception.yaml")).get(executable, {})
-    by_name = {spec.name: spec for spec in schema.params}
-    for name, value in section.items():
-        if name in by_name:
-            params[name] = validate_value(by_name[name], value, node=executable)
-    return params
+    return {**schema.defaults(), **schema.validate(section, node=executable)}
 
 
 @dataclass
@@ -88,24 +84,13 @@ class NodeModels:
 
     def _build(self, executable: str, model: Model, p: Mapping[str, Any]) -> None:
         if executable == "depth_cleaner":
-            self.cleaner = DepthCleaningPipeline(model, fill_holes=p["fill_holes"], max_fill_px=p["max_fill_px"])
+            self.cleaner = cleaner_pipeline(model, p)
         elif executable == "grasp_detector":
-            self.grasps = GraspPipeline(
-                model,
-                crop_size=p["crop_size"],
-                decode=dataclass_from_params(GraspDecodeParams, p),
-                depth_half_window=p["depth_half_window"],
-                fill_method=p["fill_method"],
-            )
+            self.grasps = grasp_pipeline(model, p)
         elif executable == "pose_estimator":
-            self.poses = PosePipeline(
-                model,
-                proposals=dataclass_from_params(ProposalParams, p),
-                max_objects=p["max_objects"],
-                depth_offset_m=p["depth_offset_m"],
-            )
+            self.poses = pose_pipeline(model, p)
         else:
-            self.arc = ARCDepthPipeline(model)
+            self.arc = arc_pipeline(model, p)
 
 
 def _height_above(plane: Plane | None, position: np.ndarray) -> float:

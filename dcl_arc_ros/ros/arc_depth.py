@@ -33,7 +33,6 @@ from typing import Any
 from sensor_msgs.msg import CameraInfo, Image
 from std_msgs.msg import Header
 
-from dcl_arc_ros.core.arc_pipeline import ARCDepthPipeline
 from dcl_arc_ros.core.camera import Intrinsics
 from dcl_arc_ros.core.errors import CoreError
 from dcl_arc_ros.core.image_codec import array_to_image
@@ -47,6 +46,7 @@ from dcl_arc_ros.ros.conversions import (
 )
 from dcl_arc_ros.ros.errors import BadInputError, NodeStartupError
 from dcl_arc_ros.ros.model_loading import load_node_model
+from dcl_arc_ros.ros.node_pipelines import arc_pipeline
 from dcl_arc_ros.ros.params import ARC_DEPTH
 
 RGB_TOPIC = "/camera/color/image_raw"
@@ -74,7 +74,7 @@ class ARCDepthNode(PerceptionNode):
         self.model_path, model = load_node_model(ARC_DEPTH, self.params, self.get_name())
         self.provider = model.provider
         try:
-            self.pipeline = ARCDepthPipeline(model)
+            self.pipeline = arc_pipeline(model, self.params)
         except CoreError as exc:
             raise NodeStartupError(f"the model {self.model_path} cannot drive the ARC pipeline: {exc}") from exc
         spec = self.pipeline.spec

@@ -14,6 +14,7 @@ The maths is ``DepthCleaningPipeline`` in the pure core; this node converts, cal
 from __future__ import annotations
 
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -21,11 +22,11 @@ from sensor_msgs.msg import CameraInfo, Image
 
 from dcl_arc_ros.core.depth_cleaning import DepthCleaningPipeline
 from dcl_arc_ros.core.errors import CoreError
-from dcl_arc_ros.inference.backends import Model
 from dcl_arc_ros.ros.base_node import Frame, InputSpec, PerceptionNode, run_node
 from dcl_arc_ros.ros.conversions import DepthImageBuffer, depth_from_msg, depth_to_msg
 from dcl_arc_ros.ros.errors import BadInputError, NodeStartupError
 from dcl_arc_ros.ros.model_loading import load_model_file, load_node_model
+from dcl_arc_ros.ros.node_pipelines import cleaner_pipeline
 from dcl_arc_ros.ros.params import DEPTH_CLEANER
 
 DEPTH_TOPIC = "/camera/depth/image_rect_raw"
@@ -34,9 +35,9 @@ CLEANED_TOPIC = "/dcl_arc/depth/cleaned"
 SYNTHESIZED_TOPIC = "/dcl_arc/depth/synthesized"
 
 
-def _pipeline(model: Model, path: Path, role: str, **options: Any) -> DepthCleaningPipeline:
+def _pipeline(build: Callable[[], DepthCleaningPipeline], path: Path, role: str) -> DepthCleaningPipeline:
     try:
-        return DepthCleaningPipeline(model, **options)
+        return build()
     except CoreError as exc:
         raise NodeStartupError(f"the {role} model {path} cannot drive the depth pipeline: {exc}") from exc
 
@@ -49,9 +50,7 @@ class DepthCleanerNode(PerceptionNode):
         p = self.params
         self.model_path, model = load_node_model(DEPTH_CLEANER, p, self.get_name())
         self.provider = model.provider
-        self.pipeline = _pipeline(
-            model, self.model_path, "depth cleaner", fill_holes=p["fill_holes"], max_fill_px=p["max_fill_px"]
-        )
+        self.pipeline = _pipeline(lambda: cleaner_pipeline(model, p), self.model_path, "depth cleaner")
         self.synthesis: DepthCleaningPipeline | None = None
         self.synthesis_path: Path | None = None
         if p["publish_synthesized"]:
@@ -66,7 +65,9 @@ class DepthCleanerNode(PerceptionNode):
             )
             # DCL generators output realistic depth WITH holes: no hole filling, raw output (holes stay holes).
             self.synthesis = _pipeline(
-                synthesis_model, self.synthesis_path, "synthesis", fill_holes=False, raw_output=True
+                lambda: DepthCleaningPipeline(synthesis_model, fill_holes=False, raw_output=True),
+                self.synthesis_path,
+                "synthesis",
             )
         self.cleaned_pub = self.create_output(Image, CLEANED_TOPIC)
         # The cleaned depth is written straight into the outgoing message's bytes, reused frame after frame.

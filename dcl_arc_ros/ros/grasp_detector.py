@@ -32,13 +32,14 @@ from std_msgs.msg import Float32MultiArray, Header
 from visualization_msgs.msg import MarkerArray
 
 from dcl_arc_ros.core.errors import CoreError
-from dcl_arc_ros.core.grasp_pipeline import GraspDetection, GraspPipeline
-from dcl_arc_ros.core.grasps import Grasp3D, GraspDecodeParams
+from dcl_arc_ros.core.grasp_pipeline import GraspDetection
+from dcl_arc_ros.core.grasps import Grasp3D
 from dcl_arc_ros.ros import markers
 from dcl_arc_ros.ros.base_node import Frame, InputSpec, PerceptionNode, run_node
 from dcl_arc_ros.ros.depth_input import read_depth_frame
 from dcl_arc_ros.ros.errors import NodeStartupError
-from dcl_arc_ros.ros.model_loading import dataclass_from_params, load_node_model
+from dcl_arc_ros.ros.model_loading import load_node_model
+from dcl_arc_ros.ros.node_pipelines import grasp_pipeline
 from dcl_arc_ros.ros.params import GRASP_DETECTOR
 
 DEPTH_TOPIC = "/camera/depth/image_rect_raw"
@@ -47,11 +48,6 @@ GRASPS_TOPIC = "/dcl_arc/grasps"
 INFO_TOPIC = "/dcl_arc/grasps/info"
 MARKERS_TOPIC = "/dcl_arc/grasps/markers"
 QUALITY_TOPIC = "/dcl_arc/grasps/quality"
-
-
-def decode_params(params: dict[str, Any]) -> GraspDecodeParams:
-    """The peak-picking and smoothing parameters of the node as the core's dataclass."""
-    return dataclass_from_params(GraspDecodeParams, params)
 
 
 class GraspDetectorNode(PerceptionNode):
@@ -63,13 +59,7 @@ class GraspDetectorNode(PerceptionNode):
         self.model_path, model = load_node_model(GRASP_DETECTOR, p, self.get_name())
         self.provider = model.provider
         try:
-            self.pipeline = GraspPipeline(
-                model,
-                crop_size=p["crop_size"],
-                decode=decode_params(p),
-                depth_half_window=p["depth_half_window"],
-                fill_method=p["fill_method"],
-            )
+            self.pipeline = grasp_pipeline(model, p)
         except CoreError as exc:
             raise NodeStartupError(f"the model {self.model_path} cannot drive the grasp pipeline: {exc}") from exc
         self.marker_style = markers.GripperStyle(finger_length_m=p["marker_finger_length_m"])

@@ -32,13 +32,13 @@ from visualization_msgs.msg import MarkerArray
 
 from dcl_arc_ros.core.camera import Intrinsics
 from dcl_arc_ros.core.errors import CoreError, DepthError
-from dcl_arc_ros.core.pose_pipeline import ObjectPose, PosePipeline
-from dcl_arc_ros.core.proposals import ProposalParams
+from dcl_arc_ros.core.pose_pipeline import ObjectPose
 from dcl_arc_ros.ros import markers
 from dcl_arc_ros.ros.base_node import Frame, InputSpec, PerceptionNode, run_node
 from dcl_arc_ros.ros.depth_input import read_depth_frame
 from dcl_arc_ros.ros.errors import NodeStartupError
-from dcl_arc_ros.ros.model_loading import dataclass_from_params, load_node_model
+from dcl_arc_ros.ros.model_loading import load_node_model
+from dcl_arc_ros.ros.node_pipelines import pose_pipeline
 from dcl_arc_ros.ros.params import POSE_ESTIMATOR
 
 DEPTH_TOPIC = "/camera/depth/image_rect_raw"
@@ -46,11 +46,6 @@ CAMERA_INFO_TOPIC = "/camera/depth/camera_info"
 POSES_TOPIC = "/dcl_arc/poses"
 INFO_TOPIC = "/dcl_arc/poses/info"
 MARKERS_TOPIC = "/dcl_arc/poses/markers"
-
-
-def proposal_params(params: dict[str, Any]) -> ProposalParams:
-    """The node's segmentation and size-filter parameters as the core's dataclass."""
-    return dataclass_from_params(ProposalParams, params)
 
 
 class PoseEstimatorNode(PerceptionNode):
@@ -62,12 +57,7 @@ class PoseEstimatorNode(PerceptionNode):
         self.model_path, model = load_node_model(POSE_ESTIMATOR, p, self.get_name())
         self.provider = model.provider
         try:
-            self.pipeline = PosePipeline(
-                model,
-                proposals=proposal_params(p),
-                max_objects=p["max_objects"],
-                depth_offset_m=p["depth_offset_m"],
-            )
+            self.pipeline = pose_pipeline(model, p)
         except CoreError as exc:
             raise NodeStartupError(
                 f"parameters of {self.get_name()} or the model {self.model_path} do not fit the pose pipeline: {exc}"
