@@ -5,11 +5,13 @@
 
 Each proposal is matched to the ground-truth object its mask overlaps most (mask IoU >= --iou, one proposal per
 object); the targets are the objects at least --min-visible visible, as in the pose experiment. Recall is matched
-objects / targets, precision matched proposals / proposals. Two rows per depth source (the sensor depth the node
-sees, and the clean depth, which isolates the segmentation from the sensor): the shipped parameters
-(``core.proposals.ProposalParams``), and the same with ``split_touching`` off and ``min_top_height_m`` 0, which is
-the segmentation before touching objects were cut apart. Writes <out>.json, <out>.md and <out>.png (the first
-frame's masks).
+objects / targets, precision matched proposals / proposals, and "largest N" the share of each frame's N largest
+proposals (the ones pose_estimator poses, its ``max_objects``) that match an object. Three rows per depth source (the
+sensor depth the node sees, and the clean depth, which isolates the segmentation from the sensor): the shipped
+parameters (``core.proposals.ProposalParams``); the same without merging the pieces of one object
+(``merge_convex`` off); and with ``split_touching`` and ``merge_convex`` off and ``min_top_height_m`` 0, the
+segmentation before touching objects were cut apart. Writes <out>.json, <out>.md and <out>.png (the first frame's
+masks).
 """
 
 from __future__ import annotations
@@ -42,19 +44,23 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--out", type=Path, default=Path("docs/results/proposals"), help="output path, no extension")
     parser.add_argument("--iou", type=float, default=0.5, help="mask IoU for a proposal to count as an object")
     parser.add_argument("--min-visible", type=float, default=0.3, help="visible fraction that makes an object a target")
+    parser.add_argument("--largest", type=int, default=5, help="N of the 'largest N' column (the node's max_objects)")
     parser.add_argument("--no-progress", action="store_true")
     args = parser.parse_args(argv)
     if not 0.0 < args.iou <= 1.0:
         parser.error(f"--iou must be in (0, 1], got {args.iou}")
     if not 0.0 <= args.min_visible <= 1.0:
         parser.error(f"--min-visible must be in [0, 1], got {args.min_visible}")
+    if args.largest < 1:
+        parser.error(f"--largest must be >= 1, got {args.largest}")
     return args
 
 
 def variants() -> dict[str, ProposalParams]:
     shipped = ProposalParams()
-    before = dataclasses.replace(shipped, split_touching=False, min_top_height_m=0.0)
-    return {"shipped": shipped, "before (no cuts, no top filter)": before}
+    unmerged = dataclasses.replace(shipped, merge_convex=False)
+    before = dataclasses.replace(unmerged, split_touching=False, min_top_height_m=0.0)
+    return {"shipped": shipped, "without merging": unmerged, "before (no cuts, no top filter)": before}
 
 
 def _propose(depth: np.ndarray, record: Any, params: ProposalParams) -> tuple[list[ObjectCrop], float]:
@@ -68,7 +74,11 @@ def _propose(depth: np.ndarray, record: Any, params: ProposalParams) -> tuple[li
 
 def score(frames: Any, args: argparse.Namespace) -> tuple[list[dict[str, Any]], dict[str, list[ObjectCrop]]]:
     """One row per (depth source, variant); and the first frame's sensor-depth proposals per variant."""
-    counts = {(d, v): {"targets": 0, "proposals": 0, "matched": 0, "seconds": []} for d in DEPTHS for v in variants()}
+    counts = {
+        (d, v): {"targets": 0, "proposals": 0, "matched": 0, "largest": 0, "largest_matched": 0, "seconds": []}
+        for d in DEPTHS
+        for v in variants()
+    }
     first: dict[str, list[ObjectCrop]] = {}
     for f in tqdm(range(len(frames)), desc="proposals", unit="frame", disable=args.no_progress):
         record = frames[f]
@@ -85,7 +95,11 @@ def score(frames: Any, args: argparse.Namespace) -> tuple[list[dict[str, Any]], 
                 c = counts[(source, name)]
                 c["targets"] += len(targets)
                 c["proposals"] += len(crops)
-                c["matched"] += len(match_to_instances(crops, record.instances, targets, iou=args.iou))
+                matched = match_to_instances(crops, record.instances, targets, iou=args.iou)
+                largest = sorted(range(len(crops)), key=lambda i: -crops[i].pixels)[: args.largest]
+                c["matched"] += len(matched)
+                c["largest"] += len(largest)
+                c["largest_matched"] += sum(i in matched for i in largest)
                 c["seconds"].append(seconds)
     rows = []
     for (source, name), c in counts.items():
@@ -98,6 +112,8 @@ def score(frames: Any, args: argparse.Namespace) -> tuple[list[dict[str, Any]], 
                 "matched": c["matched"],
                 "recall": c["matched"] / c["targets"] if c["targets"] else float("nan"),
                 "precision": c["matched"] / c["proposals"] if c["proposals"] else float("nan"),
+                "largest": c["largest"],
+                "largest_matched": c["largest_matched"],
                 "ms_per_frame_median": 1000.0 * float(np.median(c["seconds"])),
             }
         )
@@ -110,15 +126,18 @@ def markdown(rows: list[dict[str, Any]], args: argparse.Namespace, frames: int, 
         "",
         f"Generated by `python training/evaluate_proposals.py --bags {' '.join(args.bags)}`; do not edit by hand.",
         f"{frames} frames; a proposal counts when its mask IoU with an object is at least {args.iou:g}; targets are",
-        f"the objects at least {args.min_visible:.0%} visible. Time: one call of `propose_objects` on one core.",
+        f"the objects at least {args.min_visible:.0%} visible; largest {args.largest}: of each frame's {args.largest} "
+        "largest proposals",
+        "(the ones the pose node poses), those that match an object. Time: one call of `propose_objects` on one core.",
         "",
-        "| depth | parameters | targets | proposals | recall | precision | ms per frame (median) |",
-        "| --- | --- | --- | --- | --- | --- | --- |",
+        f"| depth | parameters | targets | proposals | recall | precision | largest {args.largest} matched | "
+        "ms per frame (median) |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- |",
     ]
     for r in rows:
         lines.append(
             f"| {r['depth']} | {r['parameters']} | {r['targets']} | {r['proposals']} | {r['recall']:.1%} | "
-            f"{r['precision']:.1%} | {r['ms_per_frame_median']:.0f} |"
+            f"{r['precision']:.1%} | {r['largest_matched']} of {r['largest']} | {r['ms_per_frame_median']:.0f} |"
         )
     lines += ["", f"![first frame]({figure})", ""]
     return "\n".join(lines)
@@ -165,7 +184,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     args.out.parent.mkdir(parents=True, exist_ok=True)
     figure = args.out.with_suffix(".png")
     save_figure(frames[0], first, figure)
-    settings = {"bags": args.bags, "frames": len(frames), "iou": args.iou, "min_visible": args.min_visible}
+    settings = {
+        "bags": args.bags,
+        "frames": len(frames),
+        "iou": args.iou,
+        "min_visible": args.min_visible,
+        "largest": args.largest,
+    }
     payload = {"settings": settings, "parameters": dataclasses.asdict(ProposalParams()), "rows": rows}
     args.out.with_suffix(".json").write_text(json.dumps(payload, indent=1) + "\n", encoding="utf-8")
     text = markdown(rows, args, len(frames), figure.name)

@@ -3,7 +3,8 @@
 Pure numpy + OpenCV. Two entry points share one code path:
 
 - :func:`propose_objects` segments a depth frame (plane fit, height threshold, cuts along depth jumps and concave
-  creases so that touching objects come apart, connected components) and hands the label image to
+  creases so that touching objects come apart, connected components, then neighbours that meet across a continuous,
+  convex or flat contact merged back, since those are pieces of one object) and hands the label image to
   :func:`crops_from_labels`;
 - ground-truth instance masks go straight to :func:`crops_from_labels`, so a test can check that both give the same
   crops when the segmentation is right.
@@ -41,6 +42,13 @@ class ProposalParams:
     jump_rel: float = 0.03
     jump_min_m: float = 0.01
     crease: float = 0.6
+    # Fragments (see merge_convex_neighbours): two components that touch along at least merge_min_contact_px pixel
+    # pairs of continuous depth are merged unless the surface folds inwards between them by more than
+    # merge_concavity, measured on planes fitted to each side within merge_radius_px of the contact.
+    merge_convex: bool = True
+    merge_concavity: float = 0.1
+    merge_radius_px: int = 16
+    merge_min_contact_px: int = 10
     min_top_height_m: float = 0.025  # a component's top (95th percentile height) must reach this; 0 disables it
     min_pixels: int = 150
     max_pixels: int = 80_000
@@ -58,10 +66,10 @@ class ProposalParams:
             raise PipelineError(f"need 0 < min_pixels <= max_pixels, got {self.min_pixels}, {self.max_pixels}")
         if not 0 <= self.min_extent_m <= self.max_extent_m:
             raise PipelineError(f"need 0 <= min_extent_m <= max_extent_m, got {self.min_extent_m}, {self.max_extent_m}")
-        for name in ("edge_downsample", "edge_step_px", "normal_window_px"):
+        for name in ("edge_downsample", "edge_step_px", "normal_window_px", "merge_radius_px", "merge_min_contact_px"):
             if getattr(self, name) < 1:
                 raise PipelineError(f"{name} must be >= 1, got {getattr(self, name)}")
-        for name in ("jump_rel", "jump_min_m", "crease", "min_top_height_m"):
+        for name in ("jump_rel", "jump_min_m", "crease", "merge_concavity", "min_top_height_m"):
             if not getattr(self, name) >= 0:
                 raise PipelineError(f"{name} must be >= 0, got {getattr(self, name)}")
 
@@ -151,8 +159,9 @@ def segment_above_plane(
     """(H, W) int32 component labels (0 = background) of the pixels above the support plane, and the plane.
 
     With ``split_touching`` the above-plane pixels are first cut at :func:`surface_boundaries`; after labelling, the
-    cut (and opened) pixels go back to the component whose surface they continue (:func:`_regrow_labels`), and
-    components whose top stays under ``min_top_height_m`` are dropped.
+    cut (and opened) pixels go back to the component whose surface they continue (:func:`_regrow_labels`), with
+    ``merge_convex`` the pieces of one object are joined again (:func:`merge_convex_neighbours`), and components
+    whose top stays under ``min_top_height_m`` are dropped.
     """
     p = params or ProposalParams()
     depth = _check_depth(depth_m, intrinsics)
@@ -171,6 +180,8 @@ def segment_above_plane(
     cut_width = 2 * p.edge_downsample * (p.edge_step_px + 1) if p.split_touching else 0
     if p.opening_px > 0 or cut_width:
         labels = _regrow_labels(labels, above, depth, p, max_steps=2 * p.opening_px + cut_width)
+    if p.merge_convex:
+        labels = merge_convex_neighbours(labels, points, depth, p)
     if p.min_top_height_m > 0:
         labels = _drop_low_components(labels, height, p.min_top_height_m)
     return labels.astype(np.int32, copy=False), plane
@@ -247,6 +258,91 @@ def surface_boundaries(points: np.ndarray, params: ProposalParams | None = None)
     if ds > 1:
         cut = np.repeat(np.repeat(cut, ds, axis=0), ds, axis=1)[:full_h, :full_w]
     return cut
+
+
+def merge_convex_neighbours(
+    labels: np.ndarray, points: np.ndarray, depth: np.ndarray, params: ProposalParams | None = None
+) -> np.ndarray:
+    """Labels with the neighbours that are pieces of one object merged (the locally-convex-connection test).
+
+    The cuts of :func:`surface_boundaries` also fire inside objects (sensor noise, a handle, a hole's rim), so one
+    object can come out in pieces. Two components are neighbours when at least ``merge_min_contact_px`` of their
+    4-adjacent pixel pairs lie on a continuous surface (a depth step within the cut's jump threshold). For each such
+    pair a plane is fitted (least squares) to each side's points within ``merge_radius_px`` of the contact, with the
+    normal towards the camera; the fold between the two patches, ``(n_a - n_b) . (c_a - c_b) / |c_a - c_b|`` for
+    the centroids c, is positive across a convex edge and about zero across a flat one. Neighbours merge unless the
+    surface folds inwards, ``fold < -merge_concavity``: two objects that touch meet at a concave valley, or at a
+    depth jump, which is not a continuous contact. Merges are transitive (union-find); ids stay those of the
+    smallest label in each group.
+    """
+    p = params or ProposalParams()
+    lab = np.asarray(labels, dtype=np.int32)
+    height, width = lab.shape
+    z = np.nan_to_num(np.asarray(depth, dtype=np.float32), nan=0.0)
+    limit = np.maximum(np.float32(p.jump_min_m), np.float32(p.jump_rel) * z)
+    count = int(lab.max(initial=0)) + 1
+    keys, rows, cols = [], [], []
+    for dy, dx in ((0, 1), (1, 0)):  # each 4-adjacent pixel pair once
+        a, b = lab[: height - dy, : width - dx], lab[dy:, dx:]
+        za, zb = z[: height - dy, : width - dx], z[dy:, dx:]
+        touching = (a > 0) & (b > 0) & (a != b) & (za > 0) & (zb > 0) & (np.abs(za - zb) <= limit[dy:, dx:])
+        ys, xs = np.nonzero(touching)
+        la, lb = a[ys, xs], b[ys, xs]
+        key = np.minimum(la, lb).astype(np.int64) * count + np.maximum(la, lb)
+        for off_y, off_x in ((0, 0), (dy, dx)):  # both pixels of each pair belong to the contact
+            keys.append(key)
+            rows.append(ys + off_y)
+            cols.append(xs + off_x)
+    key = np.concatenate(keys)
+    if key.size == 0:
+        return lab
+    order = np.argsort(key, kind="stable")
+    key, row, col = key[order], np.concatenate(rows)[order], np.concatenate(cols)[order]
+    pairs, starts, sizes = np.unique(key, return_index=True, return_counts=True)
+    parent = np.arange(count)
+
+    def root(i: int) -> int:
+        while parent[i] != i:
+            parent[i] = parent[parent[i]]
+            i = int(parent[i])
+        return i
+
+    r = p.merge_radius_px
+    kernel = np.ones((2 * r + 1, 2 * r + 1), np.uint8)
+    for pair, start, size in zip(pairs, starts, sizes, strict=True):
+        if size < 2 * p.merge_min_contact_px:  # two pixels per contact pair
+            continue
+        first, second = divmod(int(pair), count)
+        cy, cx = row[start : start + size], col[start : start + size]
+        y0, y1 = max(int(cy.min()) - r, 0), min(int(cy.max()) + r + 1, height)
+        x0, x1 = max(int(cx.min()) - r, 0), min(int(cx.max()) + r + 1, width)
+        contact = np.zeros((y1 - y0, x1 - x0), np.uint8)
+        contact[cy - y0, cx - x0] = 1
+        near = cv2.dilate(contact, kernel) > 0
+        window, window_points = lab[y0:y1, x0:x1], points[y0:y1, x0:x1]
+        patch_a = _patch_plane(window_points[near & (window == first)])
+        patch_b = _patch_plane(window_points[near & (window == second)])
+        if patch_a is None or patch_b is None:
+            continue
+        (centre_a, normal_a), (centre_b, normal_b) = patch_a, patch_b
+        step = centre_a - centre_b
+        fold = float((normal_a - normal_b) @ step) / max(float(np.linalg.norm(step)), 1e-9)
+        if fold >= -p.merge_concavity:
+            ra, rb = root(first), root(second)
+            parent[max(ra, rb)] = min(ra, rb)
+    roots = np.array([root(i) for i in range(count)], dtype=np.int32)
+    return roots[lab]
+
+
+def _patch_plane(points: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
+    """Centroid and unit normal (towards the camera at the origin) of the valid (N, 3) points' least-squares plane;
+    None for fewer than 6 valid points."""
+    pts = points[np.all(np.isfinite(points), axis=1)].astype(np.float64)
+    if pts.shape[0] < 6:
+        return None
+    centre = pts.mean(axis=0)
+    normal = np.linalg.svd(pts - centre, full_matrices=False)[2][-1]
+    return centre, (-normal if normal @ centre > 0 else normal)
 
 
 def _drop_low_components(labels: np.ndarray, height: np.ndarray, min_top_m: float) -> np.ndarray:

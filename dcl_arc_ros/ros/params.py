@@ -427,6 +427,20 @@ POSE_ESTIMATOR = NodeSchema(
             range=(0.0, 2.0),
         ),
         ParamSpec(
+            "merge_convex",
+            bool,
+            True,
+            "Merge neighbouring pieces that meet across a continuous, flat or convex contact (pieces of one object)",
+        ),
+        ParamSpec(
+            "merge_concavity",
+            float,
+            0.1,
+            "Largest inward fold between two pieces' contact planes that still merges them (|n_a - n_b| along the "
+            "step between their centroids)",
+            range=(0.0, 2.0),
+        ),
+        ParamSpec(
             "min_top_height_m",
             float,
             0.025,

@@ -40,10 +40,12 @@ def test_scores_every_row_and_writes_the_page_and_figure(script: ModuleType, tin
         assert 0 <= r["matched"] <= min(r["targets"], r["proposals"])
         assert r["recall"] == pytest.approx(r["matched"] / r["targets"])
         assert r["ms_per_frame_median"] > 0
+        assert r["largest"] <= min(5 * 4, r["proposals"]) and (r["largest"] > 0) == (r["proposals"] > 0)
+        assert 0 <= r["largest_matched"] <= min(r["largest"], r["matched"])
     assert payload["settings"]["frames"] == 4
     assert payload["parameters"]["split_touching"] is True
     page = out.with_suffix(".md").read_text()
-    assert page.count("| sensor |") == 2 and "proposals.png" in page
+    assert page.count("| sensor |") == len(script.variants()) == 3 and "proposals.png" in page
     assert out.with_suffix(".png").stat().st_size > 1000
 
 
@@ -57,7 +59,9 @@ def test_a_folder_without_bags_is_a_clear_error(
     assert not (tmp_path / "p.json").exists()
 
 
-@pytest.mark.parametrize("option, value", [("--iou", "0"), ("--iou", "1.5"), ("--min-visible", "-0.1")])
+@pytest.mark.parametrize(
+    "option, value", [("--iou", "0"), ("--iou", "1.5"), ("--min-visible", "-0.1"), ("--largest", "0")]
+)
 def test_bad_options_name_the_option(
     script: ModuleType, option: str, value: str, capsys: pytest.CaptureFixture[str]
 ) -> None:

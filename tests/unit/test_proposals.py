@@ -11,6 +11,7 @@ from dcl_arc_ros.core.proposals import (
     ProposalParams,
     crops_from_labels,
     fit_support_plane,
+    merge_convex_neighbours,
     propose_objects,
     segment_above_plane,
 )
@@ -163,9 +164,56 @@ def test_a_low_mat_under_an_object_is_dropped_and_the_object_kept() -> None:
     assert any(set(parts) == {0} for parts in _components(depth, min_top_height_m=0.0))
 
 
+def _merged(height: np.ndarray, labels: np.ndarray, **changes: object) -> list[list[int]]:
+    """The groups of ``labels`` ids that merge_convex_neighbours joins on the scene of ``height``, smallest id first."""
+    depth = _depth_from_height(height)
+    out = merge_convex_neighbours(labels, K.points_from_depth(depth), depth, ProposalParams(**changes))  # type: ignore[arg-type]
+    groups: dict[int, list[int]] = {}
+    for old in np.unique(labels[labels > 0]):
+        (new,) = np.unique(out[labels == old])
+        groups.setdefault(int(new), []).append(int(old))
+    return sorted(groups.values())
+
+
+# Three vertical strips of the two-part block: ids 1 | 2 | 3 (2 straddles x = 70).
+STRIPS = np.zeros((K.height, K.width), np.int32)
+STRIPS[30:90, 30:55], STRIPS[30:90, 55:85], STRIPS[30:90, 85:110] = 1, 2, 3
+
+
+def test_pieces_of_a_flat_or_convex_surface_merge_and_keep_the_smallest_id() -> None:
+    u = np.arange(K.width, dtype=np.float64)[None, :].repeat(K.height, axis=0)
+    inside = PARTS > 0
+    flat = np.where(inside, 0.05, 0.0)
+    ridge = np.where(inside, 0.03 + (40.0 - np.abs(u - 69.5)) * 0.7 / K.fx, 0.0)  # one roof: convex at x = 70
+    assert _merged(flat, STRIPS) == [[1, 2, 3]]  # transitive: 1-2 and 2-3 make one object
+    assert _merged(ridge, PARTS) == [[1, 2]]
+
+
+def test_a_concave_valley_a_depth_jump_or_a_short_contact_keeps_the_pieces_apart() -> None:
+    u = np.arange(K.width, dtype=np.float64)[None, :].repeat(K.height, axis=0)
+    inside = PARTS > 0
+    valley = np.where(inside, 0.03 + np.abs(u - 69.5) * 0.7 / K.fx, 0.0)  # two objects meeting in a valley
+    assert _merged(valley, PARTS) == [[1], [2]]
+    assert _merged(valley, PARTS, merge_concavity=2.0) == [[1, 2]]  # a fold can be at most -2
+    steps = np.where(PARTS == 1, 0.05, np.where(PARTS == 2, 0.09, 0.0))  # touching boxes, 4 cm apart in height
+    assert _merged(steps, PARTS) == [[1], [2]]
+    flat = np.where(inside, 0.05, 0.0)
+    apart = PARTS.copy()
+    apart[:, 69] = 0
+    apart[40:45, 69] = 1  # the two halves touch along 5 pixel pairs only
+    assert _merged(flat, apart) == [[1], [2]]
+    assert _merged(flat, apart, merge_min_contact_px=5) == [[1, 2]]
+
+
 @pytest.mark.parametrize(
     "change, name",
-    [({"edge_step_px": 0}, "edge_step_px"), ({"crease": -0.1}, "crease"), ({"min_top_height_m": -1.0}, "min_top")],
+    [
+        ({"edge_step_px": 0}, "edge_step_px"),
+        ({"crease": -0.1}, "crease"),
+        ({"min_top_height_m": -1.0}, "min_top"),
+        ({"merge_concavity": -0.1}, "merge_concavity"),
+        ({"merge_radius_px": 0}, "merge_radius_px"),
+    ],
 )
 def test_bad_split_parameters_name_the_parameter(change: dict[str, float], name: str) -> None:
     with pytest.raises(PipelineError, match=name):
