@@ -277,16 +277,17 @@ def merge_convex_neighbours(
     """
     p = params or ProposalParams()
     lab = np.asarray(labels, dtype=np.int32)
+    z = np.asarray(depth, dtype=np.float32)
     height, width = lab.shape
-    z = np.nan_to_num(np.asarray(depth, dtype=np.float32), nan=0.0)
-    limit = np.maximum(np.float32(p.jump_min_m), np.float32(p.jump_rel) * z)
     count = int(lab.max(initial=0)) + 1
     keys, rows, cols = [], [], []
     for dy, dx in ((0, 1), (1, 0)):  # each 4-adjacent pixel pair once
         a, b = lab[: height - dy, : width - dx], lab[dy:, dx:]
-        za, zb = z[: height - dy, : width - dx], z[dy:, dx:]
-        touching = (a > 0) & (b > 0) & (a != b) & (za > 0) & (zb > 0) & (np.abs(za - zb) <= limit[dy:, dx:])
-        ys, xs = np.nonzero(touching)
+        ys, xs = np.nonzero((a != b) & (a > 0) & (b > 0))  # the few pixels on a border between two components
+        za, zb = z[ys, xs], z[ys + dy, xs + dx]
+        limit = np.maximum(np.float32(p.jump_min_m), np.float32(p.jump_rel) * zb)
+        continuous = (za > 0) & (zb > 0) & (np.abs(za - zb) <= limit)  # False where either depth is NaN
+        ys, xs = ys[continuous], xs[continuous]
         la, lb = a[ys, xs], b[ys, xs]
         key = np.minimum(la, lb).astype(np.int64) * count + np.maximum(la, lb)
         for off_y, off_x in ((0, 0), (dy, dx)):  # both pixels of each pair belong to the contact
@@ -341,7 +342,8 @@ def _patch_plane(points: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
     if pts.shape[0] < 6:
         return None
     centre = pts.mean(axis=0)
-    normal = np.linalg.svd(pts - centre, full_matrices=False)[2][-1]
+    offsets = pts - centre
+    normal = np.linalg.eigh(offsets.T @ offsets)[1][:, 0]  # the direction of least spread
     return centre, (-normal if normal @ centre > 0 else normal)
 
 
