@@ -135,8 +135,10 @@ def fit_support_plane(points: np.ndarray, params: ProposalParams | None = None) 
         if pts.shape[0] <= p.ransac_score_points
         else pts[rng.choice(pts.shape[0], p.ransac_score_points, replace=False)]
     )
-    dist = _dot3(score_pts[:, None, :], normals[None, :, :]) + offsets  # (S, K): every hypothesis at once
-    counts = (np.abs(dist) < p.ransac_inlier_m).sum(axis=0)
+    # (S, K): every hypothesis at once, in float32 (a third of the time; far finer than the inlier band)
+    dist = _dot3(score_pts.astype(np.float32)[:, None, :], normals.astype(np.float32)[None, :, :])
+    dist += offsets.astype(np.float32)
+    counts = np.count_nonzero(np.abs(dist, out=dist) < np.float32(p.ransac_inlier_m), axis=0)
     best = int(np.argmax(counts))
     normal, offset = normals[best], float(offsets[best])
     for _ in range(2):  # least-squares refinement on the inliers of the whole subset (twice: inliers move)
