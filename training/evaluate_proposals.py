@@ -30,6 +30,7 @@ from tqdm import tqdm
 
 from dcl_arc_ros import bags
 from dcl_arc_ros.core.errors import DepthError
+from dcl_arc_ros.core.pose_pipeline import largest_crops
 from dcl_arc_ros.core.proposals import ObjectCrop, ProposalParams, match_to_instances, propose_objects
 from dcl_arc_ros.data.bag_index import BagIndex
 from dcl_arc_ros.data.errors import DataError
@@ -96,7 +97,7 @@ def score(frames: Any, args: argparse.Namespace) -> tuple[list[dict[str, Any]], 
                 c["targets"] += len(targets)
                 c["proposals"] += len(crops)
                 matched = match_to_instances(crops, record.instances, targets, iou=args.iou)
-                largest = sorted(range(len(crops)), key=lambda i: -crops[i].pixels)[: args.largest]
+                largest = largest_crops(crops, args.largest)
                 c["matched"] += len(matched)
                 c["largest"] += len(largest)
                 c["largest_matched"] += sum(i in matched for i in largest)

@@ -26,7 +26,7 @@ to a virtual camera looking straight at the object's centre. :func:`ray_rotation
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Final, Protocol
 
@@ -120,6 +120,11 @@ def quaternion_to_matrix(quaternions: np.ndarray) -> np.ndarray:
 def random_rotations(n: int, rng: np.random.Generator) -> np.ndarray:
     """(n, 3, 3) rotations drawn uniformly from SO(3): normalised Gaussian quaternions, as matrices."""
     return quaternion_to_matrix(rng.normal(size=(n, 4)))
+
+
+def largest_crops(crops: Sequence[ObjectCrop], count: int) -> list[int]:
+    """Indices of the ``count`` largest crops (most pixels first): the ones :class:`PosePipeline` poses."""
+    return sorted(range(len(crops)), key=lambda i: -crops[i].pixels)[:count]
 
 
 def rotation_to_quaternion(rotation: np.ndarray) -> np.ndarray:
@@ -333,7 +338,7 @@ class PosePipeline:
     def poses_for_crops(self, crops: list[ObjectCrop], intrinsics: Intrinsics) -> list[ObjectPose]:
         """Poses of given crops (proposals or ground-truth masks), the ``max_objects`` largest first."""
         out: list[ObjectPose] = []
-        for crop in sorted(crops, key=lambda c: -c.pixels)[: self.max_objects]:
+        for crop in (crops[i] for i in largest_crops(crops, self.max_objects)):
             prepared = prepare_pose_input(crop, self.crop)
             if prepared is None:
                 continue

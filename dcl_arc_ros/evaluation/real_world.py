@@ -36,7 +36,7 @@ from dcl_arc_ros.core.errors import DepthError
 from dcl_arc_ros.core.grasp_pipeline import GraspPipeline
 from dcl_arc_ros.core.metrics import monocular_depth_metrics
 from dcl_arc_ros.core.pose_pipeline import PosePipeline
-from dcl_arc_ros.core.proposals import Plane, ProposalParams, fit_support_plane, propose_objects
+from dcl_arc_ros.core.proposals import Plane, ProposalParams, crops_from_labels, segment_above_plane
 from dcl_arc_ros.graph import read_config
 from dcl_arc_ros.inference.backends import Model
 from dcl_arc_ros.paths import config_file
@@ -98,17 +98,20 @@ def _height_above(plane: Plane | None, position: np.ndarray) -> float:
 
 
 def check_frame(record: FrameRecord, models: NodeModels, proposals: ProposalParams) -> dict[str, Any]:
-    """Every node's numbers on one frame (see the module docstring); ``_arrays`` holds what the figure draws."""
+    """Every node's numbers on one frame (see the module docstring); ``_arrays`` holds what the figure draws.
+
+    ``proposals`` are the pose node's segmentation parameters (``models.poses.proposals`` when it runs).
+    """
     depth = np.asarray(record.depth, dtype=np.float32)
     intr = record.intrinsics
     if intr is None:
         raise DepthError(f"{record.source}: the frame has no intrinsics")
     measured = np.isfinite(depth) & (depth > 0)
     out: dict[str, Any] = {"source": record.source, "holes": float(1.0 - measured.mean()), "_arrays": {}}
-    try:
-        plane: Plane | None = fit_support_plane(intr.points_from_depth(depth), proposals)
+    try:  # one plane fit for every check: the pose node's segmentation, and the heights of grasps and poses
+        labels, plane = segment_above_plane(depth, intr, proposals)
     except DepthError:
-        plane = None
+        labels, plane = None, None
     if models.cleaner is not None:
         start = time.perf_counter()
         cleaned = models.cleaner(depth)
@@ -127,10 +130,7 @@ def check_frame(record: FrameRecord, models: NodeModels, proposals: ProposalPara
         out["best_grasp_on_object"] = bool(heights and heights[0] > ON_OBJECT_M)
         out["_arrays"]["grasps"] = grasps
     if models.poses is not None:
-        try:
-            crops = propose_objects(depth, intr, models.poses.proposals)
-        except DepthError:
-            crops = []
+        crops = crops_from_labels(labels, depth, intr, proposals) if labels is not None else []
         poses = models.poses.poses_for_crops(crops, intr)
         out["proposals"] = len(crops)
         out["poses"] = len(poses)

@@ -498,7 +498,13 @@ def run_pose_experiment(cfg: PoseExperimentConfig, *, write: bool = True) -> dic
                     e2e_results.setdefault(method, []).append(evaluate_samples(net, e2e, trained))
             results.setdefault(method, []).append(res)
             runs.setdefault(method, []).append(
-                {"seed": seed, "checkpoint": str(ckpt_path), "train_crops": len(samples), **summarise(res)}
+                {
+                    "seed": seed,
+                    "checkpoint": str(ckpt_path),
+                    "reused": reused,
+                    "train_crops": len(samples),
+                    **summarise(res),
+                }
             )
 
     report: dict[str, Any] = {

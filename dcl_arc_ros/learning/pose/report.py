@@ -363,7 +363,7 @@ def markdown(report: Mapping[str, Any]) -> list[str]:
         + (
             " The networks were reused from an earlier call into the same `out_dir` (see Notes), so the training"
             " time of those runs is not in this total."
-            if any("reused the finished run" in n for n in report.get("notes", []))
+            if any(run.get("reused") for seeds in report.get("runs", {}).values() for run in seeds)
             else ""
         ),
         "",
