@@ -114,7 +114,11 @@ class Intrinsics:
         )
 
     def points_from_depth(self, depth_m: np.ndarray) -> np.ndarray:
-        """A depth image (H, W) in metres -> an organised float32 point cloud (H, W, 3); NaN depth gives NaN."""
+        """A depth image (H, W) in metres -> an organised float32 point cloud (H, W, 3); NaN depth gives NaN.
+
+        The cloud is stored coordinate by coordinate (a (3, H, W) array seen through a transposed view), so that
+        ``points[..., k]`` is contiguous: per-coordinate arithmetic then streams through memory.
+        """
         depth = np.asarray(depth_m)
         if depth.shape != (self.height, self.width):
             raise CameraError(
@@ -123,11 +127,11 @@ class Intrinsics:
             )
         ray_x = ((np.arange(self.width, dtype=np.float32) - np.float32(self.cx)) / np.float32(self.fx))[None, :]
         ray_y = ((np.arange(self.height, dtype=np.float32) - np.float32(self.cy)) / np.float32(self.fy))[:, None]
-        points = np.empty((self.height, self.width, 3), dtype=np.float32)
-        np.multiply(depth, ray_x, out=points[..., 0], casting="same_kind")
-        np.multiply(depth, ray_y, out=points[..., 1], casting="same_kind")
-        points[..., 2] = depth
-        return points
+        planes = np.empty((3, self.height, self.width), dtype=np.float32)
+        np.multiply(depth, ray_x, out=planes[0], casting="same_kind")
+        np.multiply(depth, ray_y, out=planes[1], casting="same_kind")
+        planes[2] = depth
+        return np.moveaxis(planes, 0, -1)
 
 
 def points_from_depth(depth_m: np.ndarray, intrinsics: Intrinsics) -> np.ndarray:

@@ -106,19 +106,25 @@ def _dot3(points: np.ndarray, normal: np.ndarray) -> np.ndarray:
     return points[..., 0] * normal[..., 0] + points[..., 1] * normal[..., 1] + points[..., 2] * normal[..., 2]
 
 
+def _dot3_planar(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """``a . b`` over the first axis of two (3, ...) arrays (coordinates stored as planes)."""
+    return a[0] * b[0] + a[1] * b[1] + a[2] * b[2]
+
+
 def fit_support_plane(points: np.ndarray, params: ProposalParams | None = None) -> Plane:
     """RANSAC plane fit on an organised (H, W, 3) or flat (N, 3) point cloud (NaN = invalid), refined by least squares.
 
-    Hypotheses come from random triples of the subsampled valid points and are all scored in one matrix product on
-    ``ransac_score_points`` random points; the best one (most inliers) is refined by least squares (SVD) on its
+    Hypotheses come from random triples of the subsampled valid points and are all scored at once on
+    ``ransac_score_points`` random points; the best one (most inliers) is refined by least squares on its
     inliers among all subsampled points.
     """
     p = params or ProposalParams()
-    pts = np.asarray(points, dtype=np.float64)
+    pts = np.asarray(points)
     if pts.ndim == 3:
         pts = pts[:: p.ransac_sample_stride, :: p.ransac_sample_stride]
-    pts = pts.reshape(-1, 3)
-    pts = pts[np.all(np.isfinite(pts), axis=1) & (pts[:, 2] > 0)]
+    pts = pts.reshape(-1, 3).astype(np.float64)  # subsample first, then convert: only the subset is copied
+    finite = np.isfinite(pts)
+    pts = pts[finite[:, 0] & finite[:, 1] & finite[:, 2] & (pts[:, 2] > 0)]
     if pts.shape[0] < 3:
         raise DepthError(f"support-plane fit needs at least 3 valid points, got {pts.shape[0]}")
     rng = np.random.default_rng(p.seed)
@@ -135,24 +141,47 @@ def fit_support_plane(points: np.ndarray, params: ProposalParams | None = None) 
         if pts.shape[0] <= p.ransac_score_points
         else pts[rng.choice(pts.shape[0], p.ransac_score_points, replace=False)]
     )
-    # (S, K): every hypothesis at once, in float32 (a third of the time; far finer than the inlier band)
-    dist = _dot3(score_pts.astype(np.float32)[:, None, :], normals.astype(np.float32)[None, :, :])
-    dist += offsets.astype(np.float32)
-    counts = np.count_nonzero(np.abs(dist, out=dist) < np.float32(p.ransac_inlier_m), axis=0)
+    counts = _count_inliers(score_pts, normals, offsets, p.ransac_inlier_m)
     best = int(np.argmax(counts))
     normal, offset = normals[best], float(offsets[best])
+    columns = np.ascontiguousarray(pts.T)  # (3, N): the refinement's distances stream through memory
     for _ in range(2):  # least-squares refinement on the inliers of the whole subset (twice: inliers move)
-        sel = pts[np.abs(_dot3(pts, normal) + offset) < p.ransac_inlier_m]
-        if sel.shape[0] < 3:
+        sel = np.compress(np.abs(_dot3_planar(columns, normal) + offset) < p.ransac_inlier_m, columns, axis=1)
+        if sel.shape[1] < 3:
             break
-        centre = sel.mean(axis=0)
-        _, _, vt = np.linalg.svd(sel - centre, full_matrices=False)
-        normal = vt[-1]
+        centre, normal = _least_squares_plane(sel)
         offset = -float(normal @ centre)
     if offset < 0:  # orient towards the camera: the origin is on the positive side
         normal, offset = -normal, -offset
-    frac = float((np.abs(_dot3(pts, normal) + offset) < p.ransac_inlier_m).mean())
+    frac = float((np.abs(_dot3_planar(columns, normal) + offset) < p.ransac_inlier_m).mean())
     return Plane(normal=normal, offset=offset, inlier_fraction=frac)
+
+
+def _count_inliers(points: np.ndarray, normals: np.ndarray, offsets: np.ndarray, band_m: float) -> np.ndarray:
+    """(K,) how many of the (S, 3) points lie within ``band_m`` of each of the K planes ``normals . p + offsets``.
+
+    In float32 (far finer than the band), one coordinate at a time, and a block of planes at a time into buffers
+    reused across blocks, so that a block's (planes x points) distances stay in cache: for 200 planes and 3000
+    points, one (K, S) array per step (2.4 MB each) took 8.9 ms here, and the blocks 1.8 ms, with the same counts.
+    """
+    block = 32
+    coords = np.ascontiguousarray(points.T, dtype=np.float32)  # (3, S)
+    normals32, offsets32 = normals.astype(np.float32), offsets.astype(np.float32)
+    band = np.float32(band_m)
+    counts = np.empty(normals.shape[0], np.int64)
+    dist = np.empty((block, coords.shape[1]), np.float32)
+    term = np.empty_like(dist)
+    inside = np.empty(dist.shape, bool)
+    for start in range(0, normals.shape[0], block):
+        n = normals32[start : start + block]
+        d, t, hit = dist[: len(n)], term[: len(n)], inside[: len(n)]
+        np.multiply.outer(n[:, 0], coords[0], out=d)
+        d += np.multiply.outer(n[:, 1], coords[1], out=t)
+        d += np.multiply.outer(n[:, 2], coords[2], out=t)
+        d += offsets32[start : start + block, None]
+        np.less(np.abs(d, out=d), band, out=hit)
+        counts[start : start + len(n)] = np.count_nonzero(hit, axis=1)
+    return counts
 
 
 def segment_above_plane(
@@ -212,35 +241,32 @@ def surface_boundaries(points: np.ndarray, params: ProposalParams | None = None)
     p = params or ProposalParams()
     full_h, full_w = points.shape[:2]
     ds, step = p.edge_downsample, p.edge_step_px
-    pts = np.ascontiguousarray(points[::ds, ::ds], dtype=np.float32)
-    h, w = pts.shape[:2]
-    z = pts[..., 2]
+    # Planar (3, h, w) layout: each coordinate is contiguous, so every step below streams through memory.
+    pts = np.moveaxis(np.asarray(points[::ds, ::ds], dtype=np.float32), -1, 0)
+    h, w = pts.shape[1:]
+    z = pts[2]
     valid = np.isfinite(z) & (z > 0)
-    weight = valid.astype(np.float32)
     win = (p.normal_window_px, p.normal_window_px)
-    total = cv2.boxFilter(weight, -1, win, normalize=False, borderType=cv2.BORDER_CONSTANT)
-    smooth = np.empty_like(pts)
+    total = cv2.boxFilter(valid.astype(np.float32), -1, win, normalize=False, borderType=cv2.BORDER_CONSTANT)
+    scale = np.maximum(total, np.float32(1.0))
+    smooth = np.empty((3, h, w), np.float32)
     for c in range(3):
-        channel = np.where(valid, pts[..., c], np.float32(0.0))
-        smooth[..., c] = cv2.boxFilter(channel, -1, win, normalize=False, borderType=cv2.BORDER_CONSTANT)
-    smooth /= np.maximum(total, 1.0)[..., None]
+        channel = np.where(valid, pts[c], np.float32(0.0))
+        smooth[c] = cv2.boxFilter(channel, -1, win, normalize=False, borderType=cv2.BORDER_CONSTANT)
+        smooth[c] /= scale
     # Normals from central differences: (x(u+s) - x(u-s)) x (x(v+s) - x(v-s)), turned towards the camera.
     du = np.zeros_like(smooth)
     dv = np.zeros_like(smooth)
-    du[:, step : w - step] = smooth[:, 2 * step :] - smooth[:, : w - 2 * step]
-    dv[step : h - step] = smooth[2 * step :] - smooth[: h - 2 * step]
-    normal = np.stack(
-        [
-            du[..., 1] * dv[..., 2] - du[..., 2] * dv[..., 1],
-            du[..., 2] * dv[..., 0] - du[..., 0] * dv[..., 2],
-            du[..., 0] * dv[..., 1] - du[..., 1] * dv[..., 0],
-        ],
-        axis=-1,
-    )
-    length = np.sqrt(_dot3(normal, normal))
+    du[:, :, step : w - step] = smooth[:, :, 2 * step :] - smooth[:, :, : w - 2 * step]
+    dv[:, step : h - step] = smooth[:, 2 * step :] - smooth[:, : h - 2 * step]
+    normal = np.empty_like(smooth)
+    normal[0] = du[1] * dv[2] - du[2] * dv[1]
+    normal[1] = du[2] * dv[0] - du[0] * dv[2]
+    normal[2] = du[0] * dv[1] - du[1] * dv[0]
+    length = np.sqrt(_dot3_planar(normal, normal))
     has_normal = valid & (total >= 0.5 * win[0] * win[1]) & (length > 0)
-    normal /= np.maximum(length, np.float32(1e-12))[..., None]
-    normal[_dot3(normal, smooth) > 0] *= -1.0
+    normal /= np.maximum(length, np.float32(1e-12))
+    np.negative(normal, out=normal, where=_dot3_planar(normal, smooth) > 0)
     depth = np.where(valid, z, np.float32(0.0))
     jumps = np.zeros((h, w), dtype=bool)
     creases = np.zeros((h, w), dtype=bool)
@@ -248,8 +274,9 @@ def surface_boundaries(points: np.ndarray, params: ProposalParams | None = None)
         sp, sq = _pair_slices((h, w), dy, dx)
         both = valid[sp] & valid[sq]
         jump = both & (np.abs(depth[sq] - depth[sp]) > np.maximum(p.jump_min_m, p.jump_rel * depth[sp]))
-        delta = smooth[sq] - smooth[sp]
-        folds = _dot3(normal[sq] - normal[sp], delta) / np.maximum(np.sqrt(_dot3(delta, delta)), np.float32(1e-9))
+        delta = smooth[(slice(None), *sq)] - smooth[(slice(None), *sp)]
+        turn = normal[(slice(None), *sq)] - normal[(slice(None), *sp)]
+        folds = _dot3_planar(turn, delta) / np.maximum(np.sqrt(_dot3_planar(delta, delta)), np.float32(1e-9))
         crease = has_normal[sp] & has_normal[sq] & ~jump & (folds < -p.crease)
         for marks, found in ((jumps, jump), (creases, crease)):
             marks[sp] |= found
@@ -285,7 +312,9 @@ def merge_convex_neighbours(
     keys, rows, cols = [], [], []
     for dy, dx in ((0, 1), (1, 0)):  # each 4-adjacent pixel pair once
         a, b = lab[: height - dy, : width - dx], lab[dy:, dx:]
-        ys, xs = np.nonzero((a != b) & (a > 0) & (b > 0))  # the few pixels on a border between two components
+        ys, xs = np.divmod(np.flatnonzero(a != b), width - dx)  # the few pixels where the label changes ...
+        inner = (a[ys, xs] > 0) & (b[ys, xs] > 0)  # ... on a border between two components
+        ys, xs = ys[inner], xs[inner]
         za, zb = z[ys, xs], z[ys + dy, xs + dx]
         limit = np.maximum(np.float32(p.jump_min_m), np.float32(p.jump_rel) * zb)
         continuous = (za > 0) & (zb > 0) & (np.abs(za - zb) <= limit)  # False where either depth is NaN
@@ -343,19 +372,26 @@ def _patch_plane(points: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
     pts = points[np.all(np.isfinite(points), axis=1)].astype(np.float64)
     if pts.shape[0] < 6:
         return None
-    centre = pts.mean(axis=0)
-    offsets = pts - centre
-    normal = np.linalg.eigh(offsets.T @ offsets)[1][:, 0]  # the direction of least spread
+    centre, normal = _least_squares_plane(pts.T)
     return centre, (-normal if normal @ centre > 0 else normal)
+
+
+def _least_squares_plane(columns: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Centroid and unit normal (either sign) of the plane that fits (3, N) float64 points best in least squares:
+    the direction of least spread, from the 3x3 scatter matrix (far cheaper than an SVD of the points)."""
+    centre = columns.mean(axis=1)
+    offsets = columns - centre[:, None]
+    return centre, np.linalg.eigh(offsets @ offsets.T)[1][:, 0]
 
 
 def _drop_low_components(labels: np.ndarray, height: np.ndarray, min_top_m: float) -> np.ndarray:
     """Labels with every component whose top stays below ``min_top_m`` set to background: the cut-up pieces of a
     mat, a tray floor or a rim, not objects. The top is the 95th percentile of the height above the plane of the
     component's valid pixels, i.e. a component is low when under 5 % of them reach ``min_top_m``."""
-    valid = np.isfinite(height)
-    total = np.bincount(labels[valid], minlength=int(labels.max(initial=0)) + 1)
-    reaching = np.bincount(labels[valid & (height >= min_top_m)], minlength=total.size)
+    pix = np.flatnonzero(labels)  # the labelled pixels only: most of the image is background
+    lab, top = labels.reshape(-1)[pix], height.reshape(-1)[pix]
+    total = np.bincount(lab[np.isfinite(top)], minlength=int(labels.max(initial=0)) + 1)
+    reaching = np.bincount(lab[top >= min_top_m], minlength=total.size)
     low = reaching < 0.05 * total
     low[0] = False
     if not low.any():
@@ -375,11 +411,12 @@ def _regrow_labels(
     """
     height, width = labels.shape
     work = labels.astype(np.int32).reshape(-1)
-    z = np.nan_to_num(np.asarray(depth, dtype=np.float32), nan=0.0).reshape(-1)
+    # Labelled and open pixels lie above the plane, so their depth is finite; a NaN elsewhere compares False.
+    z = np.asarray(depth, dtype=np.float32).reshape(-1)
     open_ = allowed.reshape(-1) & (work == 0)
     if not open_.any():
         return work.reshape(height, width)
-    limit = np.maximum(np.float32(params.jump_min_m), np.float32(params.jump_rel) * z)
+    jump_min, jump_rel = np.float32(params.jump_min_m), np.float32(params.jump_rel)
     near_open = cv2.dilate(open_.reshape(height, width).astype(np.uint8), np.ones((3, 3), np.uint8)).reshape(-1) > 0
     frontier = np.flatnonzero((work > 0) & near_open)
     for _ in range(max_steps):
@@ -395,7 +432,10 @@ def _regrow_labels(
         ):
             src = frontier[inside]
             dst = src + dy * width + dx
-            ok = open_[dst] & (np.abs(z[dst] - z[src]) <= limit[dst])
+            keep = open_[dst]
+            src, dst = src[keep], dst[keep]
+            reach = z[dst]
+            ok = np.abs(reach - z[src]) <= np.maximum(jump_min, jump_rel * reach)
             reached.append(dst[ok])
             sources.append(src[ok])
         dst = np.concatenate(reached)
@@ -434,7 +474,8 @@ def crops_from_labels(
             continue
         rows, cols = np.divmod(pix[start : start + count], width)
         pts = intrinsics.deproject(cols, rows, depth[rows, cols]).astype(np.float64)
-        extent = float(np.max(pts.max(axis=0) - pts.min(axis=0)))
+        columns = np.ascontiguousarray(pts.T)  # min and max along contiguous rows: far faster than along axis 0
+        extent = float(np.max(columns.max(axis=1) - columns.min(axis=1)))
         if not p.min_extent_m <= extent <= p.max_extent_m:
             continue
         y0, y1, x0, x1 = int(rows.min()), int(rows.max()) + 1, int(cols.min()), int(cols.max()) + 1

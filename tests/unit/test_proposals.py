@@ -9,6 +9,7 @@ from dcl_arc_ros.core.camera import Intrinsics
 from dcl_arc_ros.core.errors import DepthError, PipelineError
 from dcl_arc_ros.core.proposals import (
     ProposalParams,
+    _count_inliers,
     crops_from_labels,
     fit_support_plane,
     merge_convex_neighbours,
@@ -52,6 +53,30 @@ def test_ransac_finds_the_plane() -> None:
     assert abs(float(plane.normal @ NORMAL)) == pytest.approx(1.0, abs=2e-3)
     assert plane.offset == pytest.approx(OFFSET, abs=3e-3)
     assert 0.6 < plane.inlier_fraction < 0.95  # the boxes are off the plane
+
+
+def test_ransac_accepts_a_flat_cloud_and_finds_the_same_plane() -> None:
+    depth, _ = _scene()
+    params = ProposalParams(seed=1, ransac_sample_stride=1)
+    organised = fit_support_plane(K.points_from_depth(depth), params)
+    flat = fit_support_plane(np.ascontiguousarray(K.points_from_depth(depth)).reshape(-1, 3), params)
+    np.testing.assert_allclose(flat.normal, organised.normal, atol=1e-12)
+    assert flat.offset == pytest.approx(organised.offset, abs=1e-12)
+
+
+def test_blocked_inlier_counts_equal_the_direct_count() -> None:
+    rng = np.random.default_rng(3)
+    points = rng.uniform(-0.5, 0.5, (500, 3))
+    normals = rng.normal(size=(75, 3))  # not a multiple of the block
+    normals /= np.linalg.norm(normals, axis=1, keepdims=True)
+    offsets = rng.uniform(-0.05, 0.05, 75)
+    distance = np.abs(points.astype(np.float32) @ normals.astype(np.float32).T + offsets.astype(np.float32))
+    counts = _count_inliers(points, normals, offsets, 0.02)
+    assert counts.shape == (75,) and counts.min() > 0
+    # Float32 rounding may only move a point that lies within a hair of the band's edge.
+    near_edge = np.abs(distance - np.float32(0.02)) < 1e-6
+    expected = np.count_nonzero(distance < np.float32(0.02), axis=0)
+    assert np.all(np.abs(counts - expected) <= np.count_nonzero(near_edge, axis=0))
 
 
 def test_components_above_the_plane_are_the_boxes() -> None:
