@@ -341,6 +341,7 @@ def merge_convex_neighbours(
 
     r = p.merge_radius_px
     kernel = np.ones((2 * r + 1, 2 * r + 1), np.uint8)
+    planes = np.moveaxis(points, -1, 0)  # (3, H, W): a patch's points come out as (3, N) rows
     for pair, start, size in zip(pairs, starts, sizes, strict=True):
         if size < 2 * p.merge_min_contact_px:  # two pixels per contact pair
             continue
@@ -351,9 +352,9 @@ def merge_convex_neighbours(
         contact = np.zeros((y1 - y0, x1 - x0), np.uint8)
         contact[cy - y0, cx - x0] = 1
         near = cv2.dilate(contact, kernel) > 0
-        window, window_points = lab[y0:y1, x0:x1], points[y0:y1, x0:x1]
-        patch_a = _patch_plane(window_points[near & (window == first)])
-        patch_b = _patch_plane(window_points[near & (window == second)])
+        window, window_planes = lab[y0:y1, x0:x1], planes[:, y0:y1, x0:x1]
+        patch_a = _patch_plane(window_planes[:, near & (window == first)])
+        patch_b = _patch_plane(window_planes[:, near & (window == second)])
         if patch_a is None or patch_b is None:
             continue
         (centre_a, normal_a), (centre_b, normal_b) = patch_a, patch_b
@@ -366,13 +367,13 @@ def merge_convex_neighbours(
     return roots[lab]
 
 
-def _patch_plane(points: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
-    """Centroid and unit normal (towards the camera at the origin) of the valid (N, 3) points' least-squares plane;
-    None for fewer than 6 valid points."""
-    pts = points[np.all(np.isfinite(points), axis=1)].astype(np.float64)
-    if pts.shape[0] < 6:
+def _patch_plane(columns: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
+    """Centroid and unit normal (towards the camera at the origin) of the least-squares plane of the valid points
+    among (3, N) ``columns``; None for fewer than 6 valid points."""
+    pts = columns[:, np.isfinite(columns).all(axis=0)].astype(np.float64)
+    if pts.shape[1] < 6:
         return None
-    centre, normal = _least_squares_plane(pts.T)
+    centre, normal = _least_squares_plane(pts)
     return centre, (-normal if normal @ centre > 0 else normal)
 
 
@@ -473,8 +474,8 @@ def crops_from_labels(
         if not p.min_pixels <= count <= p.max_pixels:
             continue
         rows, cols = np.divmod(pix[start : start + count], width)
-        pts = intrinsics.deproject(cols, rows, depth[rows, cols]).astype(np.float64)
-        columns = np.ascontiguousarray(pts.T)  # min and max along contiguous rows: far faster than along axis 0
+        # (3, N) float64: min, max and mean along contiguous rows are far faster than along axis 0 of (N, 3)
+        columns = np.ascontiguousarray(intrinsics.deproject(cols, rows, depth[rows, cols]).T, dtype=np.float64)
         extent = float(np.max(columns.max(axis=1) - columns.min(axis=1)))
         if not p.min_extent_m <= extent <= p.max_extent_m:
             continue
@@ -489,7 +490,7 @@ def crops_from_labels(
                 depth=np.where(m, depth[y0:y1, x0:x1], np.float32(np.nan)).astype(np.float32),
                 pixels=int(count),
                 extent_m=extent,
-                centroid_m=pts.mean(axis=0),
+                centroid_m=columns.mean(axis=1),
             )
         )
     crops.sort(key=lambda c: (c.box[1], c.box[0], c.box[3], c.box[2]))
