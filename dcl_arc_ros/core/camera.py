@@ -1,4 +1,4 @@
-"""Pinhole intrinsics: (de)projection and crop/resize that keep K consistent with the pixels.
+"""Pinhole intrinsics: (de)projection and crop/subsample/resize that keep K consistent with the pixels.
 
 Pixel convention (ROS ``CameraInfo`` and OpenCV): integer pixel coordinates ``(u, v)`` are the CENTRE of column ``u``
 and row ``v``; the image spans ``[-0.5, width - 0.5]`` horizontally.
@@ -96,6 +96,20 @@ class Intrinsics:
             )
         return Intrinsics(
             fx=self.fx, fy=self.fy, cx=self.cx - x0, cy=self.cy - y0, width=int(width), height=int(height)
+        )
+
+    def subsample(self, step: int) -> Intrinsics:
+        """Intrinsics of ``image[::step, ::step]``: every ``step``-th pixel, starting with the first, so pixel ``u'``
+        of the result is pixel ``step * u'`` of the original (unlike :meth:`resize`, which averages)."""
+        if step < 1:
+            raise CameraError(f"subsample step must be >= 1, got {step}")
+        return Intrinsics(
+            fx=self.fx / step,
+            fy=self.fy / step,
+            cx=self.cx / step,
+            cy=self.cy / step,
+            width=-(-self.width // step),
+            height=-(-self.height // step),
         )
 
     def resize(self, width: int, height: int) -> Intrinsics:

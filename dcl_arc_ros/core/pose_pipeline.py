@@ -27,7 +27,7 @@ to a virtual camera looking straight at the object's centre. :func:`ray_rotation
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Final, Protocol
 
 import cv2
@@ -35,7 +35,7 @@ import numpy as np
 
 from dcl_arc_ros.core.camera import Intrinsics
 from dcl_arc_ros.core.errors import PipelineError
-from dcl_arc_ros.core.proposals import ObjectCrop, ProposalParams, propose_objects
+from dcl_arc_ros.core.proposals import ObjectCrop, ProposalParams, checked_depth, propose_objects
 from dcl_arc_ros.core.sidecar import ModelSidecar
 
 #: Output semantics a ``pose`` sidecar must declare (matched by semantic, then by name).
@@ -240,6 +240,16 @@ def translation_from_depth(
 # --------------------------------------------------------------------------------------------------------------------
 
 
+#: Frames wider than this are posed on every n-th pixel (see :class:`PosePipeline`); the proposals were tuned at 640.
+DEFAULT_WORKING_WIDTH: Final = 640
+
+
+def _full_image_box(box: tuple[int, int, int, int], step: int, full: Intrinsics) -> tuple[int, int, int, int]:
+    """A box on the ``step``-subsampled image in full-image pixels: its sampled pixels and the ones between them."""
+    x0, y0, x1, y1 = box
+    return x0 * step, y0 * step, min(x1 * step, full.width), min(y1 * step, full.height)
+
+
 class PoseModel(Protocol):
     """The part of :class:`dcl_arc_ros.inference.backends.Model` this pipeline uses."""
 
@@ -287,6 +297,10 @@ class PosePipeline:
 
     The crop preparation and the rotation convention come from the sidecar (``extra.crop``, ``extra.rotation``) when
     the exporter recorded them; ``crop`` and ``allocentric`` are the fallbacks for models without them.
+
+    Frames wider than ``working_width`` are segmented and posed on every n-th pixel (n = width // working_width), so
+    that the proposals' pixel-valued parameters, tuned at 640x480, mean the same on a 1280x720 camera and the frame
+    time stays flat; boxes come back in full-image pixels. ``working_width=0`` always uses the full frame.
     """
 
     def __init__(
@@ -298,7 +312,11 @@ class PosePipeline:
         max_objects: int = 5,
         allocentric: bool = True,
         depth_offset_m: float = 0.0,
+        working_width: int = DEFAULT_WORKING_WIDTH,
     ) -> None:
+        if working_width < 0:
+            raise PipelineError(f"working_width must be >= 0 (0 = full resolution), got {working_width}")
+        self.working_width = int(working_width)
         sc = model.sidecar
         if sc.task != "pose":
             raise PipelineError(f"model {sc.name!r} has task {sc.task!r}; the pose pipeline needs 'pose'")
@@ -331,9 +349,18 @@ class PosePipeline:
                 f"model {sc.name!r} has {classes} class logits but its sidecar lists {len(self.class_ids)} class_ids"
             )
 
+    def working_step(self, width: int) -> int:
+        """The subsampling step for frames ``width`` pixels wide (1 = full resolution)."""
+        return max(1, width // self.working_width) if self.working_width else 1
+
     def __call__(self, depth_m: np.ndarray, intrinsics: Intrinsics) -> list[ObjectPose]:
-        crops = propose_objects(depth_m, intrinsics, self.proposals)
-        return self.poses_for_crops(crops, intrinsics)
+        step = self.working_step(intrinsics.width)
+        if step == 1:
+            return self.poses_for_crops(propose_objects(depth_m, intrinsics, self.proposals), intrinsics)
+        working = intrinsics.subsample(step)
+        depth = checked_depth(depth_m, intrinsics)
+        poses = self.poses_for_crops(propose_objects(depth[::step, ::step], working, self.proposals), working)
+        return [replace(p, box=_full_image_box(p.box, step, intrinsics)) for p in poses]
 
     def poses_for_crops(self, crops: list[ObjectCrop], intrinsics: Intrinsics) -> list[ObjectPose]:
         """Poses of given crops (proposals or ground-truth masks), the ``max_objects`` largest first."""

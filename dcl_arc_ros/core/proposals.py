@@ -195,7 +195,7 @@ def segment_above_plane(
     whose top stays under ``min_top_height_m`` are dropped.
     """
     p = params or ProposalParams()
-    depth = _check_depth(depth_m, intrinsics)
+    depth = checked_depth(depth_m, intrinsics)
     points = intrinsics.points_from_depth(depth)
     plane = fit_support_plane(points, p)
     height = plane.signed_height(points)
@@ -458,7 +458,7 @@ def crops_from_labels(
     Only each object's valid-depth pixels count towards its size and extent.
     """
     p = params or ProposalParams()
-    depth = _check_depth(depth_m, intrinsics)
+    depth = checked_depth(depth_m, intrinsics)
     lab = np.asarray(labels)
     if lab.shape != depth.shape:
         raise PipelineError(f"label image shape {lab.shape} does not match depth shape {depth.shape}")
@@ -509,7 +509,8 @@ def propose_objects(
     return crops_from_labels(labels, depth_m, intrinsics, params)
 
 
-def _check_depth(depth_m: np.ndarray, intrinsics: Intrinsics) -> np.ndarray:
+def checked_depth(depth_m: np.ndarray, intrinsics: Intrinsics) -> np.ndarray:
+    """``depth_m`` as float32, or a DepthError when its shape is not the intrinsics' image size."""
     depth = np.asarray(depth_m, dtype=np.float32)
     if depth.shape != (intrinsics.height, intrinsics.width):
         raise DepthError(

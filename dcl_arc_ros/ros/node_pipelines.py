@@ -43,6 +43,7 @@ def pose_pipeline(model: Model, params: Mapping[str, Any]) -> PosePipeline:
         proposals=dataclass_from_params(ProposalParams, params),
         max_objects=params["max_objects"],
         depth_offset_m=params["depth_offset_m"],
+        working_width=params["working_width"],
     )
 
 

@@ -381,6 +381,14 @@ POSE_ESTIMATOR = NodeSchema(
             "Added to each object's median surface depth along the optical axis (e.g. half an object's depth)",
             range=(-1.0, 1.0),
         ),
+        ParamSpec(
+            "working_width",
+            int,
+            640,  # core.pose_pipeline.DEFAULT_WORKING_WIDTH
+            "Frames wider than this are segmented and posed on every n-th pixel (n = width // working_width), so "
+            "that the pixel-valued parameters below, tuned at 640x480, mean the same at 1280x720; 0 = full resolution",
+            range=(0, 100_000),
+        ),
         ParamSpec("ransac_iterations", int, 200, "Support-plane RANSAC hypotheses per frame", range=(1, 100_000)),
         ParamSpec(
             "ransac_inlier_m",

@@ -84,6 +84,22 @@ def test_crop_reprojection() -> None:
     assert (cropped.width, cropped.height) == (300, 200)
 
 
+@pytest.mark.parametrize("step", [1, 2, 3])
+def test_subsample_describes_every_nth_pixel(step: int) -> None:
+    depth = np.random.default_rng(2).uniform(0.5, 2.0, (K.height, K.width)).astype(np.float32)
+    sub = K.subsample(step)
+    assert (sub.height, sub.width) == depth[::step, ::step].shape
+    np.testing.assert_allclose(
+        sub.points_from_depth(depth[::step, ::step]), K.points_from_depth(depth)[::step, ::step], rtol=1e-5, atol=1e-6
+    )
+    u, v, _ = K.project(random_points())
+    su, sv, _ = sub.project(random_points())
+    np.testing.assert_allclose(su, u / step, atol=1e-9)
+    np.testing.assert_allclose(sv, v / step, atol=1e-9)
+    with pytest.raises(CameraError, match="step"):
+        K.subsample(0)
+
+
 def test_crop_outside_the_image_is_rejected() -> None:
     with pytest.raises(CameraError, match="does not fit"):
         K.crop(600, 0, 100, 100)

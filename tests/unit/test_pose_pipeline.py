@@ -217,3 +217,37 @@ def test_pose_pipeline_refuses_class_ids_that_do_not_match_the_logits() -> None:
     model.sidecar = dataclasses.replace(model.sidecar, extra={"class_ids": [7, 31], "rotation": "egocentric_6d"})
     with pytest.raises(PipelineError, match="3 class logits but its sidecar lists 2 class_ids"):
         PosePipeline(model)
+
+
+def _tabletop(k: Intrinsics) -> np.ndarray:
+    """A fronto-parallel table 0.7 m away with three square blocks (side, centre and height in metres) on it, seen by
+    ``k``: the same scene at any resolution. The largest block covers about 31,000 pixels at 640x480."""
+    v, u = np.mgrid[0 : k.height, 0 : k.width]
+    x, y = (u - k.cx) / k.fx * 0.7, (v - k.cy) / k.fy * 0.7
+    depth = np.full((k.height, k.width), 0.7, np.float32)
+    blocks = ((-0.15, -0.06, 0.05, 0.04), (-0.05, 0.09, 0.08, 0.05), (0.12, -0.04, 0.2, 0.06))
+    for cx_m, cy_m, side_m, height_m in blocks:
+        depth[(np.abs(x - cx_m) <= side_m / 2) & (np.abs(y - cy_m) <= side_m / 2)] -= np.float32(height_m)
+    return depth
+
+
+def test_a_wide_frame_is_posed_on_every_nth_pixel_with_boxes_in_full_image_pixels() -> None:
+    low = Intrinsics(fx=615.0, fy=615.0, cx=319.5, cy=239.5, width=640, height=480)
+    high = Intrinsics(fx=1230.0, fy=1230.0, cx=639.0, cy=479.0, width=1280, height=960)
+    assert high.subsample(2) == low
+    model = _FakePoseModel(_rot_z(0.4))
+    depth = _tabletop(high)
+
+    poses = PosePipeline(model)(depth, high)  # default working width 640: every 2nd pixel
+    reference = PosePipeline(model, working_width=0)(depth[::2, ::2], low)
+    assert len(poses) == len(reference) == 3
+    for pose, ref in zip(poses, reference, strict=True):
+        np.testing.assert_array_equal(pose.translation, ref.translation)
+        assert pose.box == tuple(2 * c for c in ref.box)
+        x0, y0, x1, y1 = pose.box
+        assert depth[(y0 + y1) // 2, (x0 + x1) // 2] < 0.7  # the full-image box is on the block
+
+    # At full resolution the pixel-valued size filter (max_pixels 80,000, tuned at 640x480) drops the largest block.
+    assert len(PosePipeline(model, working_width=0)(depth, high)) == 2
+    with pytest.raises(PipelineError, match="working_width"):
+        PosePipeline(model, working_width=-1)
