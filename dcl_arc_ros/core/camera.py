@@ -14,6 +14,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Final
 
 import numpy as np
 
@@ -146,6 +147,16 @@ class Intrinsics:
         np.multiply(depth, ray_y, out=planes[1], casting="same_kind")
         planes[2] = depth
         return np.moveaxis(planes, 0, -1)
+
+
+#: The image width the pixel-valued parameters of the grasp and pose pipelines are tuned for (640x480 cameras).
+DEFAULT_WORKING_WIDTH: Final = 640
+
+
+def working_step(width: int, working_width: int) -> int:
+    """The integer step n that brings an image ``width`` pixels wide down to about ``working_width`` pixels
+    (``width // working_width``, at least 1); ``working_width=0`` means full resolution (1)."""
+    return max(1, width // working_width) if working_width else 1
 
 
 def points_from_depth(depth_m: np.ndarray, intrinsics: Intrinsics) -> np.ndarray:

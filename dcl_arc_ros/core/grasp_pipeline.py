@@ -2,7 +2,8 @@
 
 Steps, in the order the original GG-CNN ROS node runs them, with our own faster pieces:
 
-1. centre-crop a square of ``min(crop_size, H, W)`` pixels (the intrinsics are cropped with it);
+1. centre-crop a square of ``min(crop_size * n, H, W)`` pixels, where n = width // ``working_width`` (at least 1), so
+   that the network sees the same field of view from a 1280x720 camera as from a 640x480 one;
 2. fill invalid depth (NaN or <= 0) with :func:`dcl_arc_ros.core.depth.fill_holes`;
 3. resize to the network's deploy resolution (from the sidecar), then depth minus its mean, clipped to [-1, 1];
 4. run the model, decode the four maps (:func:`dcl_arc_ros.core.grasps.decode_grasp_maps`) and pick peaks;
@@ -25,7 +26,7 @@ import cv2
 import numpy as np
 
 from dcl_arc_ros.core import depth as depth_ops
-from dcl_arc_ros.core.camera import Intrinsics
+from dcl_arc_ros.core.camera import DEFAULT_WORKING_WIDTH, Intrinsics, working_step
 from dcl_arc_ros.core.errors import DepthError, PipelineError
 from dcl_arc_ros.core.grasps import (
     GGCNN_WIDTH_SCALE_PX,
@@ -111,7 +112,9 @@ class GraspDetection:
 class GraspPipeline:
     """GG-CNN grasps for one depth frame.
 
-    Parameters: ``crop_size`` is the side of the centre crop in full-image pixels (GG-CNN uses 300); ``decode`` holds
+    Parameters: ``crop_size`` is the side of the centre crop in pixels of a ``working_width``-wide image (GG-CNN uses
+    300 of 640; a wider image's crop grows by the integer step ``width // working_width``, and 0 turns that off,
+    making ``crop_size`` full-image pixels); ``decode`` holds
     the smoothing and peak parameters, in *network* pixels (sigmas, ``min_distance``; the same as image pixels when
     the deploy resolution equals the crop); ``depth_half_window`` sets the window of the robust grasp depth;
     ``fill_method`` is the hole filling of :func:`dcl_arc_ros.core.depth.fill_holes` (``"nearest"`` or ``"inpaint"``).
@@ -125,7 +128,11 @@ class GraspPipeline:
         decode: GraspDecodeParams | None = None,
         depth_half_window: int = 2,
         fill_method: depth_ops.FillMethod = "nearest",
+        working_width: int = DEFAULT_WORKING_WIDTH,
     ) -> None:
+        if working_width < 0:
+            raise PipelineError(f"working_width must be >= 0 (0 = full resolution), got {working_width}")
+        self.working_width = int(working_width)
         self.model = model
         self.fill_method: depth_ops.FillMethod = fill_method
         self.crop_size = int(crop_size)
@@ -162,7 +169,8 @@ class GraspPipeline:
             raise DepthError(
                 f"depth of shape {depth.shape} does not match the intrinsics ({intrinsics.height}x{intrinsics.width})"
             )
-        window = centre_crop_window(depth.shape[0], depth.shape[1], self.crop_size, self.net_hw)
+        side = self.crop_size * working_step(depth.shape[1], self.working_width)
+        window = centre_crop_window(depth.shape[0], depth.shape[1], side, self.net_hw)
         crop = depth[window.y0 : window.y0 + window.side, window.x0 : window.x0 + window.side]
         net_input = prepare_ggcnn_input(crop, self.net_hw, fill_method=self.fill_method)
         if net_input is None:

@@ -33,7 +33,7 @@ from typing import Any, Final, Protocol
 import cv2
 import numpy as np
 
-from dcl_arc_ros.core.camera import Intrinsics
+from dcl_arc_ros.core.camera import DEFAULT_WORKING_WIDTH, Intrinsics, working_step
 from dcl_arc_ros.core.errors import PipelineError
 from dcl_arc_ros.core.proposals import ObjectCrop, ProposalParams, checked_depth, propose_objects
 from dcl_arc_ros.core.sidecar import ModelSidecar
@@ -240,10 +240,6 @@ def translation_from_depth(
 # --------------------------------------------------------------------------------------------------------------------
 
 
-#: Frames wider than this are posed on every n-th pixel (see :class:`PosePipeline`); the proposals were tuned at 640.
-DEFAULT_WORKING_WIDTH: Final = 640
-
-
 def _full_image_box(box: tuple[int, int, int, int], step: int, full: Intrinsics) -> tuple[int, int, int, int]:
     """A box on the ``step``-subsampled image in full-image pixels: its sampled pixels and the ones between them."""
     x0, y0, x1, y1 = box
@@ -349,12 +345,8 @@ class PosePipeline:
                 f"model {sc.name!r} has {classes} class logits but its sidecar lists {len(self.class_ids)} class_ids"
             )
 
-    def working_step(self, width: int) -> int:
-        """The subsampling step for frames ``width`` pixels wide (1 = full resolution)."""
-        return max(1, width // self.working_width) if self.working_width else 1
-
     def __call__(self, depth_m: np.ndarray, intrinsics: Intrinsics) -> list[ObjectPose]:
-        step = self.working_step(intrinsics.width)
+        step = working_step(intrinsics.width, self.working_width)
         if step == 1:
             return self.poses_for_crops(propose_objects(depth_m, intrinsics, self.proposals), intrinsics)
         working = intrinsics.subsample(step)

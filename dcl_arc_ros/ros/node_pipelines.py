@@ -33,6 +33,7 @@ def grasp_pipeline(model: Model, params: Mapping[str, Any]) -> GraspPipeline:
         decode=dataclass_from_params(GraspDecodeParams, params),
         depth_half_window=params["depth_half_window"],
         fill_method=params["fill_method"],
+        working_width=params["working_width"],
     )
 
 

@@ -290,8 +290,17 @@ GRASP_DETECTOR = NodeSchema(
             "crop_size",
             int,
             300,
-            "Side (image pixels) of the centre square the network sees; smaller images use their shorter side",
+            "Side of the centre square the network sees, in pixels of a working_width-wide image (grown by the step "
+            "width // working_width on wider images); smaller images use their shorter side",
             range=(16, 4096),
+        ),
+        ParamSpec(
+            "working_width",
+            int,
+            640,  # core.camera.DEFAULT_WORKING_WIDTH
+            "Image width crop_size is meant for: a 1280-wide image gets a 600-pixel crop, so the network sees the "
+            "same field of view as at 640x480; 0 = crop_size is in full-image pixels",
+            range=(0, 100_000),
         ),
         ParamSpec(
             "threshold",
@@ -384,7 +393,7 @@ POSE_ESTIMATOR = NodeSchema(
         ParamSpec(
             "working_width",
             int,
-            640,  # core.pose_pipeline.DEFAULT_WORKING_WIDTH
+            640,  # core.camera.DEFAULT_WORKING_WIDTH
             "Frames wider than this are segmented and posed on every n-th pixel (n = width // working_width), so "
             "that the pixel-valued parameters below, tuned at 640x480, mean the same at 1280x720; 0 = full resolution",
             range=(0, 100_000),

@@ -22,7 +22,7 @@ from sensor_msgs.msg import CameraInfo, Image
 from std_msgs.msg import Float32MultiArray, Header
 from visualization_msgs.msg import Marker, MarkerArray
 
-from dcl_arc_ros.core.pose_pipeline import DEFAULT_WORKING_WIDTH, PosePipeline
+from dcl_arc_ros.core.pose_pipeline import PosePipeline
 from dcl_arc_ros.core.proposals import ProposalParams
 from dcl_arc_ros.inference.backends import load_model
 from dcl_arc_ros.learning.checkpoint import save_checkpoint
@@ -33,7 +33,6 @@ from dcl_arc_ros.learning.pose.trainer import PoseDataConfig, PoseTask, PoseTrai
 from dcl_arc_ros.ros.conversions import camera_info_from_intrinsics, depth_from_msg, depth_to_msg
 from dcl_arc_ros.ros.errors import NodeStartupError
 from dcl_arc_ros.ros.markers import POSE_AXES_NAMESPACE, POSE_BOX_NAMESPACE, POSE_LABEL_NAMESPACE, table_from_info
-from dcl_arc_ros.ros.params import POSE_ESTIMATOR
 from dcl_arc_ros.ros.pose_estimator import PoseEstimatorNode
 
 torch.set_num_threads(1)
@@ -220,7 +219,3 @@ def test_without_camera_info_nothing_is_published_and_the_silent_topic_is_report
 def test_inconsistent_size_filters_stop_the_start_with_the_values(context: Context, pose_model: Path) -> None:
     with pytest.raises(NodeStartupError, match=r"min_pixels <= max_pixels, got 500, 100"):
         make_node(context, pose_model, "-p", "min_pixels:=500", "-p", "max_pixels:=100")
-
-
-def test_the_working_width_parameter_defaults_to_the_pipelines() -> None:
-    assert POSE_ESTIMATOR.defaults()["working_width"] == DEFAULT_WORKING_WIDTH

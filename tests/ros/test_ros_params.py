@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import pytest
 
+from dcl_arc_ros.core.camera import DEFAULT_WORKING_WIDTH
 from dcl_arc_ros.ros.errors import ParameterError
 from dcl_arc_ros.ros.params import (
     DEPTH_CLEANER,
+    GRASP_DETECTOR,
     NODE_SCHEMAS,
+    POSE_ESTIMATOR,
     NodeSchema,
     ParamSpec,
     backend_options,
@@ -78,3 +81,8 @@ def test_threads_reach_only_backends_that_understand_them() -> None:
     assert backend_options({"backend": "onnxruntime", "threads": 1}) == {"intra_op_num_threads": 1}
     assert backend_options({"backend": "onnxruntime", "threads": 0}) == {}
     assert backend_options({"backend": "tensorrt", "threads": 4}) == {}
+
+
+def test_the_working_width_parameters_default_to_the_core_constant() -> None:
+    assert GRASP_DETECTOR.defaults()["working_width"] == DEFAULT_WORKING_WIDTH
+    assert POSE_ESTIMATOR.defaults()["working_width"] == DEFAULT_WORKING_WIDTH

@@ -92,6 +92,24 @@ def test_pipeline_maps_grasps_back_to_full_image() -> None:
     assert pipe(_depth(), K)[0].quality == pytest.approx(best.quality)
 
 
+def test_a_wider_image_gets_a_crop_with_the_same_field_of_view() -> None:
+    # The scene of _depth() at twice the resolution: same camera, every pixel doubled.
+    wide = Intrinsics(fx=400.0, fy=400.0, cx=159.5, cy=119.5, width=320, height=240)
+    depth = np.repeat(np.repeat(_depth(), 2, axis=0), 2, axis=1)
+    decode = GraspDecodeParams(min_distance=5, threshold=0.2)
+    narrow = GraspPipeline(_FakeGraspModel(), crop_size=100, decode=decode, working_width=160).detect(_depth(), K)
+    det = GraspPipeline(_FakeGraspModel(), crop_size=100, decode=decode, working_width=160).detect(depth, wide)
+    assert det.window.side == 200 and (det.window.x0, det.window.y0) == (60, 20)
+    assert len(det.grasps) == len(narrow.grasps) == 2
+    for g, n in zip(det.grasps, narrow.grasps, strict=True):
+        assert (g.rect.cx, g.rect.cy) == pytest.approx((2 * n.rect.cx + 0.5, 2 * n.rect.cy + 0.5))
+        assert g.width_m == pytest.approx(n.width_m, rel=1e-4)  # the same grasp in metres
+    full = GraspPipeline(_FakeGraspModel(), crop_size=100, decode=decode, working_width=0).detect(depth, wide)
+    assert full.window.side == 100
+    with pytest.raises(PipelineError, match="working_width"):
+        GraspPipeline(_FakeGraspModel(), working_width=-1)
+
+
 def test_all_invalid_depth_gives_no_grasps() -> None:
     model = _FakeGraspModel()
     det = GraspPipeline(model).detect(np.full((120, 160), np.nan, np.float32), K)
