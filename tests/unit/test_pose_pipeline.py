@@ -220,7 +220,7 @@ def test_pose_pipeline_refuses_class_ids_that_do_not_match_the_logits() -> None:
 
 
 def _tabletop(k: Intrinsics) -> np.ndarray:
-    """A fronto-parallel table 0.7 m away with three square blocks (side, centre and height in metres) on it, seen by
+    """A fronto-parallel table 0.7 m away with three square blocks (centre, side and height in metres) on it, seen by
     ``k``: the same scene at any resolution. The largest block covers about 31,000 pixels at 640x480."""
     v, u = np.mgrid[0 : k.height, 0 : k.width]
     x, y = (u - k.cx) / k.fx * 0.7, (v - k.cy) / k.fy * 0.7
