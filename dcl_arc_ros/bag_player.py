@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final
 
-from dcl_arc_ros import bags
+from dcl_arc_ros.data import bags
 from dcl_arc_ros.data.errors import BagError, DataError
 
 _STAMP: Final = struct.Struct("<iI")

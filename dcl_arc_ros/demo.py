@@ -28,9 +28,9 @@ from typing import Any
 import numpy as np
 
 from dcl_arc_ros.bag_player import BagPlayer
-from dcl_arc_ros.bags import bag_topics
 from dcl_arc_ros.core.camera import Intrinsics
 from dcl_arc_ros.core.metrics import monocular_depth_metrics
+from dcl_arc_ros.data.bags import bag_topics
 from dcl_arc_ros.dds import apply_dds_profile, dds_environment
 from dcl_arc_ros.graph import select_nodes
 from dcl_arc_ros.paths import config_file

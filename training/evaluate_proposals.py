@@ -28,10 +28,10 @@ from typing import Any
 import numpy as np
 from tqdm import tqdm
 
-from dcl_arc_ros import bags
 from dcl_arc_ros.core.errors import DepthError
 from dcl_arc_ros.core.pose_pipeline import largest_crops
 from dcl_arc_ros.core.proposals import ObjectCrop, ProposalParams, match_to_instances, propose_objects
+from dcl_arc_ros.data import bags
 from dcl_arc_ros.data.bag_index import BagIndex
 from dcl_arc_ros.data.errors import DataError
 

@@ -67,7 +67,7 @@ def geometric_box_errors(frames: Any, cfg: Any) -> list[float]:
 def run(args: argparse.Namespace) -> dict[str, Any]:
     import torch
 
-    from dcl_arc_ros import bags
+    from dcl_arc_ros.data import bags
     from dcl_arc_ros.learning.config import OptimConfig, from_dict, load_yaml
     from dcl_arc_ros.learning.errors import DatasetError
     from dcl_arc_ros.learning.experiments.pose import PoseExperimentConfig, evaluate_samples, summarise

@@ -2,7 +2,7 @@
 
 Pure numpy + OpenCV: no torch, no rclpy.
 
-Conventions (the same as :class:`dcl_arc_ros.sim.frame.GraspLabels`):
+Conventions (the same as :class:`dcl_arc_ros.data.frame.GraspLabels`):
 
 - Image coordinates are ``(u, v)`` = (column, row), pixel centres at integer coordinates.
 - A grasp angle is the jaw-closing direction in the image, measured from +u towards +v, defined modulo pi and reported

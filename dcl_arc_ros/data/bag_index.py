@@ -1,7 +1,7 @@
 """Random access to the frames of one or many rosbag2 bags, through an index built once and cached next to each bag.
 
 A sample is one message of the *anchor* topic (the sensor depth image by default). Every other topic contributes
-the message whose stamp (see :func:`dcl_arc_ros.bags.message_key`) is nearest to the anchor's, if it lies within
+the message whose stamp (see :func:`dcl_arc_ros.data.bags.message_key`) is nearest to the anchor's, if it lies within
 ``max_offset_s``; generated bags share stamps exactly, recordings of a real camera pair by nearest stamp.
 
 The index records, per sample and topic, the record (log) time of the matching message, so a sample is fetched by
@@ -25,7 +25,7 @@ from typing import Any, Final
 import numpy as np
 from rosbags.rosbag2 import Reader
 
-from dcl_arc_ros import bags
+from dcl_arc_ros.data import bags
 from dcl_arc_ros.data.errors import BagError, BagIndexError
 
 INDEX_VERSION: Final = 1
@@ -173,7 +173,7 @@ def load_or_build_index(
 
 
 class BagIndex:
-    """A random-access sequence of :class:`dcl_arc_ros.bags.FrameRecord` over one or many bags.
+    """A random-access sequence of :class:`dcl_arc_ros.data.bags.FrameRecord` over one or many bags.
 
     Safe to use from DataLoader worker processes: open readers are not pickled, each process opens its own.
     """
@@ -188,7 +188,7 @@ class BagIndex:
         cache: bool = True,
         remap: Mapping[str, str] | None = None,
     ) -> None:
-        """``topics`` and ``anchor_topic`` use the canonical names of :data:`dcl_arc_ros.bags.TOPICS`; ``remap``
+        """``topics`` and ``anchor_topic`` use the canonical names of :data:`dcl_arc_ros.data.bags.TOPICS`; ``remap``
         maps a recording's own names onto them, e.g. ``{"/camera/camera/depth/image_rect_raw": bags.DEPTH_IMAGE}``
         for realsense-ros 4.x, or ``{"/camera/aligned_depth_to_color/image_raw": bags.DEPTH_IMAGE}``."""
         self.remap = dict(remap or {})

@@ -22,9 +22,9 @@ from typing import Final
 import cv2
 import numpy as np
 
-from dcl_arc_ros.bags import FrameRecord
 from dcl_arc_ros.core.camera import Intrinsics
 from dcl_arc_ros.core.errors import CameraError
+from dcl_arc_ros.data.bags import FrameRecord
 from dcl_arc_ros.data.errors import DatasetError
 
 CAMERA_FILE: Final = "camera.json"

@@ -28,8 +28,8 @@ from typing import Any, Final
 
 import numpy as np
 
-from dcl_arc_ros.bags import FrameRecord
 from dcl_arc_ros.core.camera import Intrinsics
+from dcl_arc_ros.data.bags import FrameRecord
 from dcl_arc_ros.data.errors import DatasetError
 from dcl_arc_ros.data.folder import read_depth_png, read_rgb, write_depth_png, write_rgb
 

@@ -23,9 +23,9 @@ from typing import Final
 import cv2
 import numpy as np
 
-from dcl_arc_ros.bags import FrameRecord
 from dcl_arc_ros.core.camera import Intrinsics
 from dcl_arc_ros.core.errors import CameraError
+from dcl_arc_ros.data.bags import FrameRecord
 from dcl_arc_ros.data.errors import DatasetError, RealDataMissingError
 
 VISP_IMAGES_ROOT: Final = Path("/usr/share/visp-images-data/ViSP-images")

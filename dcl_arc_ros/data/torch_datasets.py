@@ -32,9 +32,9 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from dcl_arc_ros import bags
-from dcl_arc_ros.bags import FrameRecord
+from dcl_arc_ros.data import bags
 from dcl_arc_ros.data.bag_index import BagIndex
+from dcl_arc_ros.data.bags import FrameRecord
 from dcl_arc_ros.data.errors import DatasetError
 from dcl_arc_ros.data.folder import FolderFrames
 from dcl_arc_ros.data.nyuv2 import NYUv2Frames

@@ -21,10 +21,10 @@ from typing import Any
 
 import numpy as np
 
-from dcl_arc_ros import bags
 from dcl_arc_ros.core.depth import fill_holes
 from dcl_arc_ros.core.depth_cleaning import DepthCleaningPipeline
 from dcl_arc_ros.core.metrics import depth_enhancement_metrics, mean_metrics
+from dcl_arc_ros.data import bags
 from dcl_arc_ros.data.bag_index import BagIndex
 from dcl_arc_ros.inference.backends import load_model
 

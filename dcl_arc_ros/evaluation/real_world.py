@@ -29,7 +29,6 @@ from typing import Any
 import cv2
 import numpy as np
 
-from dcl_arc_ros.bags import FrameRecord
 from dcl_arc_ros.core.arc_pipeline import ARCDepthPipeline
 from dcl_arc_ros.core.depth_cleaning import DepthCleaningPipeline
 from dcl_arc_ros.core.errors import DepthError
@@ -37,6 +36,7 @@ from dcl_arc_ros.core.grasp_pipeline import GraspPipeline
 from dcl_arc_ros.core.metrics import monocular_depth_metrics
 from dcl_arc_ros.core.pose_pipeline import PosePipeline
 from dcl_arc_ros.core.proposals import Plane, ProposalParams, crops_from_labels, segment_above_plane
+from dcl_arc_ros.data.bags import FrameRecord
 from dcl_arc_ros.graph import read_config
 from dcl_arc_ros.inference.backends import Model
 from dcl_arc_ros.paths import config_file

@@ -19,8 +19,9 @@ shrinks every frame after synthesis (a cheaper network on a CPU budget; labels a
 synthesizer always runs at the frames' own resolution, the one its sensor model or generator was made for.
 
 Both trainers use the same two entry points: :func:`open_frame_records` (a sequence of
-:class:`~dcl_arc_ros.bags.FrameRecord` whose ``depth`` is the network's input depth, for record-based pipelines such
-as the pose crops) and :func:`open_frame_dataset` (the same frames as torch samples, ``sample["depth"]`` = input depth).
+:class:`~dcl_arc_ros.data.bags.FrameRecord` whose ``depth`` is the network's input depth, for record-based pipelines
+such as the pose crops) and :func:`open_frame_dataset` (the same frames as torch samples, ``sample["depth"]`` = input
+depth).
 """
 
 from __future__ import annotations
@@ -36,7 +37,7 @@ import torch
 from dcl_arc_ros.learning.errors import ConfigError, DatasetError
 
 if TYPE_CHECKING:
-    from dcl_arc_ros.bags import FrameRecord
+    from dcl_arc_ros.data.bags import FrameRecord
     from dcl_arc_ros.data.torch_datasets import FrameDataset, FrameSequence, SampleTransform
     from dcl_arc_ros.learning.trainers.dcl import Synthesizer
 

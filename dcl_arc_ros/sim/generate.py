@@ -28,11 +28,11 @@ from typing import Final, Protocol
 import numpy as np
 from tqdm import tqdm
 
-from dcl_arc_ros.bags import COMPRESSIONS, STORAGES, BagStats, write_bag
+from dcl_arc_ros.data.bags import COMPRESSIONS, STORAGES, BagStats, write_bag
 from dcl_arc_ros.data.errors import DataError, GenerateError
+from dcl_arc_ros.data.frame import Frame, GraspLabels, ObjectLabel
 from dcl_arc_ros.sim.cameras import camera_preset
 from dcl_arc_ros.sim.errors import SimError
-from dcl_arc_ros.sim.frame import Frame, GraspLabels, ObjectLabel
 from dcl_arc_ros.sim.manifest import (
     BagPlan,
     GenerateConfig,

@@ -6,7 +6,7 @@ Shard ``i`` of ``n`` owns the contiguous bag range ``[i * B // n, (i + 1) * B //
 contiguous range of scene indices and seeds; every scene's seed derives from ``(base seed, scene index)`` only.
 
 State lives in the file system, not in a database: a bag under its final name is complete (the writer renames it
-into place only when it is closed, see :func:`dcl_arc_ros.bags.write_bag`), a bag under ``.partial/`` is an
+into place only when it is closed, see :func:`dcl_arc_ros.data.bags.write_bag`), a bag under ``.partial/`` is an
 interrupted one, anything else is pending. ``manifest.json`` is a readable summary of that state, rewritten
 atomically by every run; when several machines share an output folder the last writer wins, and because each writer
 derives the state from the folder, the file is at worst slightly behind it.
@@ -26,8 +26,8 @@ from typing import Any, Final
 
 import numpy as np
 
-from dcl_arc_ros.bags import partial_path, read_bag_stats
 from dcl_arc_ros.core.files import atomic_write_bytes
+from dcl_arc_ros.data.bags import partial_path, read_bag_stats
 from dcl_arc_ros.data.errors import BagError, ManifestError
 
 MANIFEST_NAME: Final = "manifest.json"

@@ -15,8 +15,8 @@ import cv2
 import numpy as np
 from tqdm import tqdm
 
+from dcl_arc_ros.data.frame import Frame, GraspLabels
 from dcl_arc_ros.sim.cameras import camera_preset, sample_camera_pose
-from dcl_arc_ros.sim.frame import Frame, GraspLabels
 from dcl_arc_ros.sim.pipeline import render_frame
 from dcl_arc_ros.sim.scenes import build_scene
 from dcl_arc_ros.sim.sensors import SENSORS

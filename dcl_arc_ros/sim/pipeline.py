@@ -13,9 +13,9 @@ import numpy as np
 import pybullet as pb
 
 from dcl_arc_ros.core.camera import Intrinsics
+from dcl_arc_ros.data.frame import Frame
 from dcl_arc_ros.sim.cameras import camera_preset, sample_camera_pose
 from dcl_arc_ros.sim.errors import SceneError
-from dcl_arc_ros.sim.frame import Frame
 from dcl_arc_ros.sim.grasp_labels import GripperParams, grasp_labels
 from dcl_arc_ros.sim.labels import instance_map, object_labels, object_silhouettes, surface_normals
 from dcl_arc_ros.sim.render import RenderOutput, camera_effects, render

@@ -243,7 +243,7 @@ def test_dcl_windows_change_the_depth(bags_and_generator: tuple[Path, Path, Path
     train, _, done = bags_and_generator
     ckpt = Path(str(done).format(seed=0)).read_text(encoding="utf-8").strip()
     base = PoseDataConfig(paths=(str(train),), crop_size=32, min_pixels=20, min_visible_fraction=0.0, in_memory=True)
-    from dcl_arc_ros import bags
+    from dcl_arc_ros.data import bags
 
     frames = open_pose_frames(base, extra_topics=[bags.GT_DEPTH])
     clean = build_pose_samples(frames, dataclasses.replace(base, depth_from="clean"), progress=False)

@@ -11,8 +11,8 @@ from types import ModuleType
 import numpy as np
 import pytest
 
-from dcl_arc_ros.bags import FrameRecord
 from dcl_arc_ros.core.camera import Intrinsics
+from dcl_arc_ros.data.bags import FrameRecord
 from dcl_arc_ros.data.real import castel_available, castel_dir
 from dcl_arc_ros.evaluation.real_world import NODES, NodeModels, check_frame, node_parameters, summarise
 from dcl_arc_ros.graph import GraphError

@@ -12,9 +12,9 @@ import pytest
 from mcap.reader import make_reader
 from mcap_ros2.decoder import DecoderFactory
 
-from dcl_arc_ros import bags
+from dcl_arc_ros.data import bags
 from dcl_arc_ros.data.errors import BagError, BagFormatError
-from dcl_arc_ros.sim.frame import Frame
+from dcl_arc_ros.data.frame import Frame
 from dcl_arc_ros.sim.generate import EPOCH_NS, SceneRequest, toy_frames
 
 PERIOD_NS = 33_333_333

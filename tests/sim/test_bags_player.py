@@ -18,8 +18,8 @@ from rclpy.executors import SingleThreadedExecutor
 from rclpy.qos import QoSProfile, ReliabilityPolicy
 from sensor_msgs.msg import CameraInfo, Image
 
-from dcl_arc_ros import bags
 from dcl_arc_ros.bag_player import BagPlayer, restamp_cdr
+from dcl_arc_ros.data import bags
 from dcl_arc_ros.sim.generate import EPOCH_NS, SceneRequest, toy_frames
 
 TIMEOUT_S = 20.0

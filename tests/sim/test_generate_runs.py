@@ -11,10 +11,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from dcl_arc_ros import bags
+from dcl_arc_ros.data import bags
 from dcl_arc_ros.data.errors import GenerateError, ManifestError
+from dcl_arc_ros.data.frame import Frame
 from dcl_arc_ros.sim import generate as gen
-from dcl_arc_ros.sim.frame import Frame
 from dcl_arc_ros.sim.manifest import GenerateConfig, parse_shard, plan_shards, read_manifest, scene_seed
 
 SMALL = {

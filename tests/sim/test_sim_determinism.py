@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from dcl_arc_ros.sim.frame import Frame
+from dcl_arc_ros.data.frame import Frame
 from dcl_arc_ros.sim.pipeline import render_scene_frames
 
 ARRAYS = ("rgb", "depth_clean", "depth_sensor", "instances", "normals", "world_T_cam")

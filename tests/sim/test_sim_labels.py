@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 
 from dcl_arc_ros.core.camera import Intrinsics
+from dcl_arc_ros.data.frame import Frame
 from dcl_arc_ros.sim.cameras import camera_preset, look_at, sample_camera_pose
-from dcl_arc_ros.sim.frame import Frame
 from dcl_arc_ros.sim.grasp_labels import GripperParams, grasp_labels
 from dcl_arc_ros.sim.pipeline import render_frame
 from dcl_arc_ros.sim.scenes import Scene, build_scene

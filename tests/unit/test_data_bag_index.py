@@ -11,8 +11,7 @@ import numpy as np
 import pytest
 from rosbags.rosbag2 import StoragePlugin, Writer
 
-from dcl_arc_ros import bags
-from dcl_arc_ros.data import bag_index
+from dcl_arc_ros.data import bag_index, bags
 from dcl_arc_ros.data.bag_index import BagIndex, index_path_for
 from dcl_arc_ros.data.errors import BagIndexError
 from dcl_arc_ros.sim.generate import EPOCH_NS, SceneRequest, toy_frames

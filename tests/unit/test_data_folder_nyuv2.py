@@ -8,8 +8,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from dcl_arc_ros.bags import FrameRecord
 from dcl_arc_ros.core.camera import Intrinsics
+from dcl_arc_ros.data.bags import FrameRecord
 from dcl_arc_ros.data.errors import DatasetError
 from dcl_arc_ros.data.folder import FolderFrames, write_folder_sample
 from dcl_arc_ros.data.nyuv2 import (

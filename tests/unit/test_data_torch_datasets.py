@@ -10,7 +10,7 @@ import pytest
 import torch
 from torch.utils.data import DataLoader
 
-from dcl_arc_ros import bags
+from dcl_arc_ros.data import bags
 from dcl_arc_ros.data.errors import DatasetError
 from dcl_arc_ros.data.torch_datasets import (
     CenterCrop,
@@ -152,7 +152,7 @@ def test_sources_take_several_paths_and_concatenate_them(bag_dir: Path, tmp_path
 
 
 def test_keys_select_topics_and_in_memory_reads_each_record_once() -> None:
-    from dcl_arc_ros import bags
+    from dcl_arc_ros.data import bags
     from dcl_arc_ros.data.torch_datasets import InMemoryFrames, topics_for_keys
 
     topics = topics_for_keys(["depth_clean", "intrinsics"])

@@ -196,7 +196,7 @@ class GraspTrial:
 
 
 def _test_topics() -> list[str]:
-    from dcl_arc_ros import bags
+    from dcl_arc_ros.data import bags
 
     return [
         bags.DEPTH_IMAGE,

@@ -405,7 +405,7 @@ def _method_data(
 
 def run_pose_experiment(cfg: PoseExperimentConfig, *, write: bool = True) -> dict[str, Any]:
     """Run every method over every seed; returns (and with ``write`` saves) the results dictionary."""
-    from dcl_arc_ros import bags
+    from dcl_arc_ros.data import bags
     from dcl_arc_ros.learning.checkpoint import load_checkpoint
 
     torch.set_num_threads(1)

@@ -35,8 +35,8 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from dcl_arc_ros import bags
 from dcl_arc_ros.core.camera import Intrinsics
+from dcl_arc_ros.data import bags
 from dcl_arc_ros.data.bag_index import BagIndex
 from dcl_arc_ros.data.errors import RealDataMissingError
 from dcl_arc_ros.data.real import CastelFrames, castel_available, castel_dir

@@ -3,7 +3,7 @@
 Each frame shows two elongated objects lying on a table seen from above. The class sets the object's length and the
 yaw its orientation in the image; a slope along the object's axis makes its direction visible in depth. Frames carry
 the fields :func:`dcl_arc_ros.learning.pose.trainer.pose_samples_from_record` reads (``depth``, ``instances``,
-``intrinsics``, ``object_poses``, ``object_info``), like ``dcl_arc_ros.bags.FrameRecord``.
+``intrinsics``, ``object_poses``, ``object_info``), like ``dcl_arc_ros.data.bags.FrameRecord``.
 """
 
 from __future__ import annotations

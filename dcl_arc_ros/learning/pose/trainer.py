@@ -152,7 +152,7 @@ class PoseTrainConfig:
 
 
 class _ObjectLike(Protocol):
-    """The fields of ``dcl_arc_ros.sim.frame.ObjectLabel`` the pose samples need (read-only)."""
+    """The fields of ``dcl_arc_ros.data.frame.ObjectLabel`` the pose samples need (read-only)."""
 
     @property
     def instance_id(self) -> int: ...
@@ -192,7 +192,7 @@ def pose_samples_from_frame(
     frame: int = -1,
     label_depth: np.ndarray | None = None,
 ) -> list[PoseSample]:
-    """One sample per sufficiently visible object of one frame (``sim.frame.Frame`` fields).
+    """One sample per sufficiently visible object of one frame (``data.frame.Frame`` fields).
 
     Objects whose class is not in ``cfg.class_ids`` are skipped, or kept with ``class_id = unknown_class`` when that
     is given (evaluation: their rotation is still scored). ``offset`` is the (x, y) of ``depth_m`` in the full frame
@@ -281,7 +281,7 @@ class _RecordObject:
 
 
 class FrameRecordLike(Protocol):
-    """The fields of ``dcl_arc_ros.bags.FrameRecord`` the pose samples need."""
+    """The fields of ``dcl_arc_ros.data.bags.FrameRecord`` the pose samples need."""
 
     depth: np.ndarray | None
     depth_clean: np.ndarray | None
@@ -487,8 +487,7 @@ def open_pose_frames(cfg: PoseDataConfig, *, seed: int = 0, extra_topics: Sequen
     ``seed``), ``frame_scale`` resize, ``in_memory`` cache, then whole-frame synthesis (``synthesis_region: frame``);
     per-object synthesis happens later, in :func:`build_pose_samples`.
     """
-    from dcl_arc_ros import bags
-    from dcl_arc_ros.data import torch_datasets
+    from dcl_arc_ros.data import bags, torch_datasets
 
     if cfg.source == "toy":
         from dcl_arc_ros.learning.pose.toy_data import ToyPoseFrames

@@ -31,7 +31,7 @@ import cv2
 import numpy as np
 
 from dcl_arc_ros.core.camera import Intrinsics
-from dcl_arc_ros.sim.frame import GraspLabels
+from dcl_arc_ros.data.frame import GraspLabels
 
 
 @dataclass(frozen=True)

@@ -20,8 +20,8 @@ import numpy as np
 from scipy.spatial import cKDTree
 
 from dcl_arc_ros.core.camera import Intrinsics
+from dcl_arc_ros.data.frame import ObjectLabel
 from dcl_arc_ros.sim.errors import LabelError
-from dcl_arc_ros.sim.frame import ObjectLabel
 from dcl_arc_ros.sim.objects import TriMesh
 from dcl_arc_ros.sim.scenes import Scene, SceneBody
 

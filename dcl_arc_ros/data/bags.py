@@ -46,7 +46,7 @@ from dcl_arc_ros.core.image_codec import (
 )
 from dcl_arc_ros.core.pose_pipeline import quaternion_to_matrix
 from dcl_arc_ros.data.errors import BagError, BagFormatError
-from dcl_arc_ros.sim.frame import Frame
+from dcl_arc_ros.data.frame import Frame
 
 # ----------------------------------------------------------------------------------------------------------- layout
 
@@ -503,7 +503,7 @@ def read_bag_stats(path: str | Path) -> BagStats | None:
 class FrameRecord:
     """The decoded contents of one frame of a bag (or of another data source). Missing topics are None.
 
-    Arrays follow the :class:`dcl_arc_ros.sim.frame.Frame` conventions: depths are float32 metres with NaN where
+    Arrays follow the :class:`dcl_arc_ros.data.frame.Frame` conventions: depths are float32 metres with NaN where
     there is no value, normals are (H, W, 3) float32 in the camera optical frame, instances are int32.
     """
 
