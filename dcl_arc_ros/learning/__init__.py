@@ -1,1 +1,1 @@
-"""learning."""
+"""Training, torch only: networks, losses, trainers, checkpoints that carry their config, export and the experiments."""
