@@ -17,7 +17,7 @@ all threads of the process) is what it costs and is much less sensitive to the o
 average before and after the run is recorded with the numbers.
 
     python -m benchmarks.grasp_node --out benchmarks/results [--frames 200] [--encoding 16UC1] [--threads N]
-        [--input-size 224 --result-name grasp_node_224.json]
+        [--input-size 224 --result-name grasp_node_224.json] [--scale 2]
 """
 
 from __future__ import annotations
@@ -46,6 +46,7 @@ from benchmarks._common import (
     time_frames,
     write_result,
 )
+from dcl_arc_ros.core.camera import Intrinsics
 
 RESULT_FILE = "grasp_node.json"
 TARGET_FPS = 20.0
@@ -100,6 +101,25 @@ def export_deploy_ggcnn(folder: Path, input_size: int = 300) -> Path:
     return export_checkpoint(ckpt, folder / "grasp_detector.onnx", height=input_size, width=input_size).onnx_path
 
 
+def camera_intrinsics(scale: int = 1) -> Intrinsics:
+    """The benchmark camera, or the same camera with ``scale`` x ``scale`` pixels for each of its pixels."""
+    offset = (scale - 1) / 2  # the centre of pixel u of the 640x480 image is at scale * u + offset
+    return Intrinsics(
+        fx=FX * scale, fy=FY * scale, cx=CX * scale + offset, cy=CY * scale + offset, width=WIDTH * scale,
+        height=HEIGHT * scale,
+    )  # fmt: skip
+
+
+def scaled_depth(depth: np.ndarray, scale: int = 1) -> np.ndarray:
+    """``depth`` with every pixel repeated ``scale`` x ``scale`` times: the same scene on a finer sensor."""
+    return depth if scale == 1 else np.repeat(np.repeat(depth, scale, axis=0), scale, axis=1)
+
+
+def scaled_result_file(file_name: str, scale: int) -> str:
+    """``file_name``, with ``_x<scale>`` before its extension when the frames are scaled (so 640x480 results stay)."""
+    return file_name if scale == 1 else file_name.replace(".json", f"_x{scale}.json")
+
+
 def measure_node(
     node_factory: Callable[[Any], Any],
     output_topics: Sequence[tuple[type, str]],
@@ -111,12 +131,11 @@ def measure_node(
     """Build the node in a fresh context, feed it ``depths`` round-robin through ``process`` and time each frame.
 
     ``node_factory(context)`` returns the node; ``output_topics`` get one matched subscription each (so publishing
-    serialises); ``args`` are those of :func:`argument_parser` (frames, warm-up, encoding). The node's ``last_count``
-    after the last frame says how many grasps/objects it gave.
+    serialises); ``args`` are those of :func:`argument_parser` (frames, warm-up, encoding, scale). The node's
+    ``last_count`` after the last frame says how many grasps/objects it gave.
     """
     from std_msgs.msg import Header
 
-    from dcl_arc_ros.core.camera import Intrinsics
     from dcl_arc_ros.ros.conversions import camera_info_from_intrinsics, depth_to_msg
 
     with node_session() as session:
@@ -124,8 +143,8 @@ def measure_node(
         timed = session.time_model(node)
         session.listen(node, output_topics)
         header = Header(frame_id="camera_depth_optical_frame")
-        info = camera_info_from_intrinsics(Intrinsics(fx=FX, fy=FY, cx=CX, cy=CY, width=WIDTH, height=HEIGHT), header)
-        msgs = [depth_to_msg(d, header, args.encoding) for d in depths]
+        info = camera_info_from_intrinsics(camera_intrinsics(args.scale), header)
+        msgs = [depth_to_msg(scaled_depth(d, args.scale), header, args.encoding) for d in depths]
         frames = round_robin_frames(msgs, info, DEPTH_TOPICS, key="depth")
         times = time_frames(node, timed, frames, frames=args.frames, warmup=args.warmup, desc=desc)
         return NodeRun(times, node.last_count)
@@ -142,6 +161,12 @@ def argument_parser(doc: str, frames: int) -> argparse.ArgumentParser:
         "--fresh", action="store_true", help="time a fresh untrained deploy-size export, not the shipped"
     )
     parser.add_argument("--threads", type=int, default=None, help="the node's threads parameter (default: its own)")
+    parser.add_argument(
+        "--scale",
+        type=int,
+        default=1,
+        help="repeat each pixel scale x scale times (2: the same scene at 1280x960, to time the node's working width)",
+    )
     return parser
 
 
@@ -150,7 +175,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument(
         "--input-size", type=int, default=300, help="network input side of the exported model (the crop stays 300)"
     )
-    parser.add_argument("--result-name", default=RESULT_FILE, help="file name of the JSON in --out")
+    parser.add_argument(
+        "--result-name", default=None, help="file name of the JSON in --out (default grasp_node.json, or _x<scale>)"
+    )
     args = parser.parse_args(argv)
     from geometry_msgs.msg import PoseArray
     from std_msgs.msg import Float32MultiArray
@@ -176,17 +203,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     fresh = f"GG-CNN deploy preset, {args.input_size}x{args.input_size} input, untrained (quality bias 0.5)"
     model = describe_model(args.model, shipped, fresh)
     parameters = "defaults (crop 300, markers on, quality map off)"
-    settings = node_settings(WIDTH, HEIGHT, args, GRASP_DETECTOR, model=model, node_parameters=parameters)
+    settings = node_settings(
+        WIDTH * args.scale, HEIGHT * args.scale, args, GRASP_DETECTOR, model=model, node_parameters=parameters
+    )
     result = result_record(
         "grasp_node",
-        f">= {TARGET_FPS:g} FPS end to end per {WIDTH}x{HEIGHT} frame (median wall time)",
+        f">= {TARGET_FPS:g} FPS end to end per {WIDTH * args.scale}x{HEIGHT * args.scale} frame (median wall time)",
         settings,
         load_average_before=rounded(load_before),
         load_average_after=rounded(load_average()),
         **summary,
         grasps_on_last_frame=run.outputs_on_last_frame,
     )
-    path = write_result(args.out, args.result_name, result)
+    path = write_result(args.out, args.result_name or scaled_result_file(RESULT_FILE, args.scale), result)
     print(
         f"grasp_detector {args.encoding}: {run.times.describe()}, {run.outputs_on_last_frame} grasps; load "
         f"{load_before[0]:.2f} -> {result['load_average_after'][0]:.2f}; "

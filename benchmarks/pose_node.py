@@ -14,6 +14,7 @@ shipped ``models/pose_estimator.onnx`` (``--fresh``, or no shipped model: a fres
 and CPU time are recorded as in :mod:`benchmarks.grasp_node`, with the load average before and after.
 
     python -m benchmarks.pose_node --out benchmarks/results [--frames 100] [--encoding 16UC1]
+    python -m benchmarks.pose_node --out <folder> --scale 2     # the same scene at 1280x960 (working_width at work)
 """
 
 from __future__ import annotations
@@ -35,7 +36,7 @@ from benchmarks._common import (
     shipped_model,
     write_result,
 )
-from benchmarks.grasp_node import HEIGHT, WIDTH, argument_parser, measure_node, tabletop_depth
+from benchmarks.grasp_node import HEIGHT, WIDTH, argument_parser, measure_node, scaled_result_file, tabletop_depth
 
 RESULT_FILE = "pose_node.json"
 TARGET_FPS = 10.0
@@ -91,18 +92,20 @@ def main(argv: Sequence[str] | None = None) -> int:
     model = describe_model(args.model, shipped, "PoseNet deploy preset, 64x64 crops, untrained")
     parameters = "defaults (max_objects 5, markers on)"
     settings = node_settings(
-        WIDTH, HEIGHT, args, POSE_ESTIMATOR, objects=OBJECTS, model=model, node_parameters=parameters
-    )
+        WIDTH * args.scale, HEIGHT * args.scale, args, POSE_ESTIMATOR, objects=OBJECTS, model=model,
+        node_parameters=parameters,
+    )  # fmt: skip
     result = result_record(
         "pose_node",
-        f">= {TARGET_FPS:g} FPS end to end per {WIDTH}x{HEIGHT} frame with {OBJECTS} objects (median wall time)",
+        f">= {TARGET_FPS:g} FPS end to end per {WIDTH * args.scale}x{HEIGHT * args.scale} frame with {OBJECTS} objects "
+        "(median wall time)",
         settings,
         load_average_before=rounded(load_before),
         load_average_after=rounded(load_average()),
         **summary,
         objects_on_last_frame=run.outputs_on_last_frame,
     )
-    path = write_result(args.out, RESULT_FILE, result)
+    path = write_result(args.out, scaled_result_file(RESULT_FILE, args.scale), result)
     print(
         f"pose_estimator {args.encoding}: {run.times.describe()} for {run.outputs_on_last_frame} objects; load "
         f"{load_before[0]:.2f} -> {result['load_average_after'][0]:.2f}; "
