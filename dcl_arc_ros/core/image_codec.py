@@ -22,7 +22,7 @@ import array
 import math
 from dataclasses import dataclass
 from functools import cached_property
-from typing import Final, Literal
+from typing import Any, Final, Literal
 
 import cv2
 import numpy as np
@@ -77,6 +77,19 @@ class ImageFields:
     is_bigendian: bool
     step: int
     data: bytes | bytearray | memoryview | array.array
+
+    @classmethod
+    def of_message(cls, msg: Any, data: bytes | bytearray | memoryview | array.array) -> ImageFields:
+        """The fields of any ``sensor_msgs/Image``-shaped message (rclpy's or a bag reader's), with ``data`` given:
+        the caller decides whether it is a view of the message buffer or a copy."""
+        return cls(
+            height=int(msg.height),
+            width=int(msg.width),
+            encoding=str(msg.encoding),
+            is_bigendian=bool(msg.is_bigendian),
+            step=int(msg.step),
+            data=data,
+        )
 
 
 def _layout_for(encoding: str, allowed: tuple[str, ...] = SUPPORTED_ENCODINGS) -> _Layout:

@@ -545,14 +545,7 @@ def open_bag(path: str | Path) -> Iterator[Reader]:
 
 
 def _image_fields(msg: Any) -> ImageFields:
-    return ImageFields(
-        height=int(msg.height),
-        width=int(msg.width),
-        encoding=str(msg.encoding),
-        is_bigendian=bool(msg.is_bigendian),
-        step=int(msg.step),
-        data=np.ascontiguousarray(msg.data, dtype=np.uint8).tobytes(),
-    )
+    return ImageFields.of_message(msg, np.ascontiguousarray(msg.data, dtype=np.uint8).tobytes())
 
 
 def _float3_array(fields: ImageFields) -> np.ndarray:

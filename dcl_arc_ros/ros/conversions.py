@@ -42,14 +42,7 @@ def header_stamp_ns(header: Header) -> int:
 
 def fields_from_image_msg(msg: Image) -> ImageFields:
     """The fields of a sensor_msgs/Image; ``data`` is a zero-copy memoryview of the message buffer."""
-    return ImageFields(
-        height=int(msg.height),
-        width=int(msg.width),
-        encoding=str(msg.encoding),
-        is_bigendian=bool(msg.is_bigendian),
-        step=int(msg.step),
-        data=memoryview(msg.data).cast("B"),
-    )
+    return ImageFields.of_message(msg, memoryview(msg.data).cast("B"))
 
 
 def image_msg_from_fields(fields: ImageFields, header: Header) -> Image:
