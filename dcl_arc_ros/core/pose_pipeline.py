@@ -350,8 +350,8 @@ class PosePipeline:
         if step == 1:
             return self.poses_for_crops(propose_objects(depth_m, intrinsics, self.proposals), intrinsics)
         working = intrinsics.subsample(step)
-        depth = checked_depth(depth_m, intrinsics)
-        poses = self.poses_for_crops(propose_objects(depth[::step, ::step], working, self.proposals), working)
+        depth = np.ascontiguousarray(checked_depth(depth_m, intrinsics)[::step, ::step])  # strided views are slower
+        poses = self.poses_for_crops(propose_objects(depth, working, self.proposals), working)
         return [replace(p, box=_full_image_box(p.box, step, intrinsics)) for p in poses]
 
     def poses_for_crops(self, crops: list[ObjectCrop], intrinsics: Intrinsics) -> list[ObjectPose]:
