@@ -3,6 +3,9 @@
     python training/evaluate_cleaner.py --model models/depth_cleaner.onnx --data data/real_like_test \
         --out docs/results/depth_cleaner_default
 
+    python training/evaluate_cleaner.py --model models/depth_cleaner.onnx --data outputs/data/real_test \
+        --aspect 16:9 --out outputs/cleaner_16x9     # a 16:9 camera: the band alone, stretched to the model
+
 Writes <out>.json (means per method and per frame), <out>.table.md (a table) and <out>.png (examples); a
 hand-written <out>.md beside them is left alone. The cleaner runs
 through the same pipeline as the depth_cleaner node; see dcl_arc_ros/evaluation/depth_cleaner.py for the references.
@@ -16,7 +19,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from dcl_arc_ros.evaluation.depth_cleaner import METHODS, evaluate_depth_cleaner, save_examples_png
+from dcl_arc_ros.evaluation.depth_cleaner import FULL_FRAME_METHOD, evaluate_depth_cleaner, save_examples_png
 
 METRICS = ("rmse", "mae", "psnr", "ssim", "coverage")
 
@@ -29,13 +32,23 @@ def markdown_table(summary: dict) -> str:
         "| method | RMSE (mm) | MAE (mm) | PSNR (dB) | SSIM | coverage |",
         "| --- | --- | --- | --- | --- | --- |",
     ]
-    for method in METHODS:
-        m = summary["rows"][method]
+    for method, m in summary["rows"].items():
         lines.append(
             f"| {method} | {m['rmse'] * 1000:.1f} | {m['mae'] * 1000:.1f} | {m['psnr']:.2f} | {m['ssim']:.4f} "
             f"| {m['coverage']:.1%} |"
         )
     return "\n".join(lines) + "\n"
+
+
+def parse_aspect(text: str) -> float:
+    """``"16:9"`` -> 16 / 9; anything else is an argparse error naming the value."""
+    try:
+        width, height = (float(part) for part in text.split(":"))
+        if width <= 0 or height <= 0:
+            raise ValueError
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"--aspect must be W:H with positive numbers, got {text!r}") from None
+    return width / height
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -45,9 +58,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, required=True, help="output path without extension")
     parser.add_argument("--backend", default="onnxruntime")
     parser.add_argument("--max-frames", type=int, default=None)
+    parser.add_argument(
+        "--aspect",
+        type=parse_aspect,
+        default=None,
+        help="W:H, e.g. 16:9: score each frame's centred band of that shape, cleaned on its own (and, as "
+        f"{FULL_FRAME_METHOD}, cut from the cleaned full frame)",
+    )
     args = parser.parse_args(argv)
 
-    evaluation = evaluate_depth_cleaner(args.model, args.data, backend=args.backend, max_frames=args.max_frames)
+    evaluation = evaluate_depth_cleaner(
+        args.model, args.data, backend=args.backend, max_frames=args.max_frames, aspect=args.aspect
+    )
     summary = evaluation.summary()
     args.out.parent.mkdir(parents=True, exist_ok=True)
     payload = {**summary, "per_frame": evaluation.per_frame}

@@ -9,6 +9,11 @@ The cleaner runs exactly as the ``depth_cleaner`` node runs it (:class:`DepthCle
 
 Metrics are the DCL paper's Table I (RMSE, MAE, PSNR with the model's depth range as the peak, SSIM), averaged over
 frames, plus per-frame rows and the cleaner's time per frame.
+
+With ``aspect`` (width / height, e.g. 16 / 9), every frame is cut to its centred band of that aspect ratio, as a
+camera of that shape would see it, and the cleaner gets the band alone: the pipeline stretches it to the model's
+input. A fourth row, ``cleaner_full_frame``, scores on the same band the cleaner's output for the whole frame, which
+the stretch did not touch; the two rows differ by what the stretch costs (and the lost context at the band's edges).
 """
 
 from __future__ import annotations
@@ -29,6 +34,21 @@ from dcl_arc_ros.data.bag_index import BagIndex
 from dcl_arc_ros.inference.backends import load_model
 
 METHODS = ("cleaner", "sensor", "nearest_fill")
+FULL_FRAME_METHOD = "cleaner_full_frame"
+
+
+def centred_band(height: int, width: int, aspect: float) -> tuple[slice, slice]:
+    """Rows and columns of the largest centred window of a ``height`` x ``width`` image with ``width / height`` =
+    ``aspect`` (a band of rows for a wider aspect, of columns for a narrower one)."""
+    if aspect <= 0:
+        raise ValueError(f"aspect (width / height) must be positive, got {aspect}")
+    if width / height < aspect:
+        rows = round(width / aspect)
+        top = (height - rows) // 2
+        return slice(top, top + rows), slice(0, width)
+    cols = round(height * aspect)
+    left = (width - cols) // 2
+    return slice(0, height), slice(left, left + cols)
 
 
 @dataclass
@@ -66,15 +86,18 @@ def evaluate_depth_cleaner(
     max_frames: int | None = None,
     keep_examples: int = 3,
     threads: int = 1,
+    aspect: float | None = None,
 ) -> CleanerEvaluation:
-    """Run the cleaner over every frame of ``data_paths`` (bags with sensor depth and /ground_truth/depth)."""
+    """Run the cleaner over every frame of ``data_paths`` (bags with sensor depth and /ground_truth/depth); with
+    ``aspect``, on each frame's centred band of that aspect ratio (see the module doc)."""
     options: dict[str, Any] = {"intra_op_num_threads": threads} if backend == "onnxruntime" else {}
     model = load_model(model_path, backend, **options)
     pipeline = DepthCleaningPipeline(model)
     max_depth_m = _depth_range_max(model)
     frames = BagIndex([str(p) for p in data_paths], topics=[bags.DEPTH_IMAGE, bags.GT_DEPTH])
     count = len(frames) if max_frames is None else min(len(frames), max_frames)
-    rows: dict[str, list[dict[str, float]]] = {method: [] for method in METHODS}
+    methods = METHODS if aspect is None else (*METHODS, FULL_FRAME_METHOD)
+    rows: dict[str, list[dict[str, float]]] = {method: [] for method in methods}
     per_frame: list[dict[str, Any]] = []
     times: list[float] = []
     examples: list[dict[str, np.ndarray]] = []
@@ -83,18 +106,23 @@ def evaluate_depth_cleaner(
         record = frames[index]
         if record.depth is None or record.depth_clean is None:
             raise ValueError(f"frame {index} of {record.source} lacks sensor depth or ground truth")
+        height, width = record.depth.shape
+        band = (slice(None), slice(None)) if aspect is None else centred_band(height, width, aspect)
+        sensor, truth = np.ascontiguousarray(record.depth[band]), record.depth_clean[band]
         start = time.perf_counter()
-        cleaned = pipeline(record.depth)
+        cleaned = pipeline(sensor)
         times.append(time.perf_counter() - start)
-        outputs = {"cleaner": cleaned, "sensor": record.depth, "nearest_fill": fill_holes(record.depth)}
+        outputs = {"cleaner": cleaned, "sensor": sensor, "nearest_fill": fill_holes(sensor)}
+        if aspect is not None:
+            outputs[FULL_FRAME_METHOD] = pipeline(record.depth)[band]
         frame_row: dict[str, Any] = {"index": index, "source": record.source, "stamp_ns": record.stamp_ns}
         for method, depth in outputs.items():
-            metrics = depth_enhancement_metrics(depth, record.depth_clean, max_depth_m=max_depth_m)
+            metrics = depth_enhancement_metrics(depth, truth, max_depth_m=max_depth_m)
             rows[method].append(metrics)
             frame_row[method] = metrics
         per_frame.append(frame_row)
         if len(examples) < keep_examples and index % step == 0:
-            examples.append({"sensor": record.depth, "cleaned": cleaned, "truth": record.depth_clean})
+            examples.append({"sensor": sensor, "cleaned": cleaned, "truth": truth})
     return CleanerEvaluation(
         model=str(model_path),
         data=[str(p) for p in data_paths],

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import argparse
 import json
+from collections.abc import Callable
 from pathlib import Path
+from types import ModuleType
 
 import numpy as np
 import pytest
 
-from dcl_arc_ros.evaluation.depth_cleaner import evaluate_depth_cleaner
+from dcl_arc_ros.evaluation.depth_cleaner import FULL_FRAME_METHOD, centred_band, evaluate_depth_cleaner
 from dcl_arc_ros.inference.reference_models import write_affine_depth_model
 from dcl_arc_ros.sim.generate import main as generate
 
@@ -66,3 +69,33 @@ def test_a_worse_model_scores_worse(bag_dir: Path, tmp_path: Path) -> None:
     rmse_good = evaluate_depth_cleaner(good, [bag_dir]).means["cleaner"]["rmse"]
     rmse_bad = evaluate_depth_cleaner(bad, [bag_dir]).means["cleaner"]["rmse"]
     assert rmse_bad > rmse_good + 0.02
+
+
+def test_centred_band_keeps_the_largest_window_of_the_aspect() -> None:
+    assert centred_band(480, 640, 16 / 9) == (slice(60, 420), slice(0, 640))
+    assert centred_band(480, 640, 1.0) == (slice(0, 480), slice(80, 560))
+    assert centred_band(480, 640, 4 / 3) == (slice(0, 480), slice(0, 640))
+    with pytest.raises(ValueError, match="aspect"):
+        centred_band(480, 640, 0.0)
+
+
+def test_a_band_is_cleaned_on_its_own_and_also_cut_from_the_full_frame(bag_dir: Path, tmp_path: Path) -> None:
+    model = tmp_path / "identity.onnx"
+    write_affine_depth_model(model, scale=1.0, offset=0.0, height=60, width=80)
+    full = evaluate_depth_cleaner(model, [bag_dir])
+    band = evaluate_depth_cleaner(model, [bag_dir], aspect=16 / 9)
+    assert set(band.means) == {"cleaner", "sensor", "nearest_fill", FULL_FRAME_METHOD}
+    assert FULL_FRAME_METHOD not in full.means
+    assert band.examples[0]["truth"].shape == (45, 80)  # the 16:9 band of an 80x60 frame
+    # The band is a different set of pixels from the full frame, and the stretch to the model's 80x60 input and
+    # back changes the band's own result, while the full frame's output cut to the band does not see it.
+    assert band.means["sensor"]["rmse"] != pytest.approx(full.means["sensor"]["rmse"], rel=1e-9)
+    assert band.means["cleaner"]["rmse"] != pytest.approx(band.means[FULL_FRAME_METHOD]["rmse"], rel=1e-6)
+
+
+def test_the_aspect_option_reads_w_colon_h_and_names_a_bad_value(load_script: Callable[[str], ModuleType]) -> None:
+    script = load_script("training/evaluate_cleaner.py")
+    assert script.parse_aspect("16:9") == pytest.approx(16 / 9)
+    for bad in ("16x9", "0:9", "16:"):
+        with pytest.raises(argparse.ArgumentTypeError, match=repr(bad)):
+            script.parse_aspect(bad)
