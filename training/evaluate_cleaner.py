@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -44,7 +45,7 @@ def parse_aspect(text: str) -> float:
     """``"16:9"`` -> 16 / 9; anything else is an argparse error naming the value."""
     try:
         width, height = (float(part) for part in text.split(":"))
-        if width <= 0 or height <= 0:
+        if not (math.isfinite(width) and math.isfinite(height) and width > 0 and height > 0):
             raise ValueError
     except ValueError:
         raise argparse.ArgumentTypeError(f"--aspect must be W:H with positive numbers, got {text!r}") from None

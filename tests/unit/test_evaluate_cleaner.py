@@ -96,6 +96,6 @@ def test_a_band_is_cleaned_on_its_own_and_also_cut_from_the_full_frame(bag_dir: 
 def test_the_aspect_option_reads_w_colon_h_and_names_a_bad_value(load_script: Callable[[str], ModuleType]) -> None:
     script = load_script("training/evaluate_cleaner.py")
     assert script.parse_aspect("16:9") == pytest.approx(16 / 9)
-    for bad in ("16x9", "0:9", "16:"):
+    for bad in ("16x9", "0:9", "16:", "inf:9", "nan:1"):
         with pytest.raises(argparse.ArgumentTypeError, match=repr(bad)):
             script.parse_aspect(bad)
